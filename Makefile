@@ -1,0 +1,33 @@
+# One entry point per job; every target installs what it needs into .venv first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DATA ?= $(abspath ../shared/datasets/cifar10)
+export EENAS_DATA ?= $(DATA)
+
+.PHONY: install test demo bench lint clean
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: install
+	$(PY) -m pytest -q
+
+demo: install
+	$(VENV)/bin/eenas search --dataset cifar10 --budget quick --out runs/demo --force
+
+bench: install
+	$(PY) benchmarks/run.py
+
+lint: install
+	$(VENV)/bin/ruff check eenas tests benchmarks
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

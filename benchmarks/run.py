@@ -1,0 +1,37 @@
+"""Run every ``benchmarks/bench_*.py`` and print one table (``make bench``).
+
+Each benchmark module exposes ``run() -> pandas.DataFrame`` with the columns
+``benchmark, metric, value, unit, target``; this script only collects and prints them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+
+def _load(path: Path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def main(argv: list[str]) -> None:
+    here = Path(__file__).parent
+    selected = set(argv)
+    frames = []
+    for path in sorted(here.glob("bench_*.py")):
+        if selected and path.stem.removeprefix("bench_") not in selected:
+            continue
+        print(f"running {path.stem} ...", file=sys.stderr, flush=True)
+        frames.append(_load(path).run())
+    table = pd.concat(frames, ignore_index=True)
+    print(table.to_markdown(index=False, floatfmt=".4g"))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

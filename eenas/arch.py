@@ -1,0 +1,189 @@
+"""The arch file (``arch.json``): one early-exit network, versioned and validated.
+
+Every error names the offending field (``exits[1].after_block``) so a user can fix a
+hand-written file, and the search writes the same format, so ``eenas evaluate`` takes
+its Pareto archs as they are.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from eenas.errors import EenasError
+from eenas.io import write_json
+from eenas.models.spec import HEADS, NUM_BLOCKS
+
+ARCH_VERSION = 1
+BITWIDTHS = (32, 8, 4, 2)  # 32 means float (no quantization)
+DATASET_CLASSES = {"cifar10": 10, "cifar100": 100, "synthetic": 10}
+BACKBONES = ("mobilenet_v2",)
+MOUNT_POINTS = tuple(range(1, NUM_BLOCKS + 1))
+
+
+@dataclass(frozen=True)
+class Precision:
+    weights: int = 8
+    activations: int = 8
+
+    @property
+    def tag(self) -> str:
+        return f"w{self.weights}a{self.activations}"
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    backbone: Precision = field(default_factory=Precision)
+    exits: Precision = field(default_factory=Precision)
+
+
+@dataclass(frozen=True)
+class BackboneConfig:
+    name: str = "mobilenet_v2"
+    width_mult: float = 1.0
+
+
+@dataclass(frozen=True)
+class ExitConfig:
+    """An early exit mounted after inverted-residual block ``after_block`` (1..17).
+
+    ``core`` pins the head to a compute core (None: the cost model's default mapping) and
+    ``overlap`` lets the next backbone block start on another core while the head runs.
+    """
+
+    after_block: int
+    head: str
+    threshold: float
+    core: int | None = None
+    overlap: bool = False
+
+
+@dataclass(frozen=True)
+class Arch:
+    dataset: str
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    exits: tuple[ExitConfig, ...] = ()
+    quant: QuantConfig = field(default_factory=QuantConfig)
+    hardware: str = "edge_tpu_quad"
+
+    @property
+    def num_classes(self) -> int:
+        return DATASET_CLASSES[self.dataset]
+
+    def static(self) -> Arch:
+        """The same backbone and precision without early exits (the ET-ratio baseline)."""
+        return replace(self, exits=())
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["exits"] = [
+            {k: v for k, v in e.items() if not (k == "core" and v is None) and not (k == "overlap" and not v)}
+            for e in data["exits"]
+        ]
+        return {"eenas_version": ARCH_VERSION, **data}
+
+
+def _require(cond: bool, where: str, message: str) -> None:
+    if not cond:
+        raise EenasError(f"{where}: {message}")
+
+
+def _get(obj: dict, key: str, where: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
+    if key not in obj:
+        _require(default is not ..., where, f"missing field '{key}'")
+        return default
+    value = obj[key]
+    ok = isinstance(value, kind) and not (isinstance(value, bool) and bool not in _as_tuple(kind))
+    names = "/".join(t.__name__ for t in _as_tuple(kind))
+    _require(ok, f"{where}.{key}" if where else key, f"expected {names}, got {json.dumps(value)}")
+    return value
+
+
+def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def _no_unknown(obj: dict, allowed: set[str], where: str) -> None:
+    unknown = sorted(set(obj) - allowed)
+    _require(not unknown, where or "arch", f"unknown field '{unknown[0]}'" if unknown else "")
+
+
+def _precision(obj: Any, where: str) -> Precision:
+    _require(isinstance(obj, dict), where, "expected an object with 'weights' and 'activations'")
+    _no_unknown(obj, {"weights", "activations"}, where)
+    bits = {}
+    for key in ("weights", "activations"):
+        value = _get(obj, key, where, int)
+        _require(value in BITWIDTHS, f"{where}.{key}", f"{value} is not one of {list(BITWIDTHS)}")
+        bits[key] = value
+    return Precision(**bits)
+
+
+def arch_from_dict(data: Any) -> Arch:
+    """Validate a parsed arch file; raise :class:`EenasError` naming the bad field."""
+    _require(isinstance(data, dict), "arch", "expected a JSON object")
+    _no_unknown(data, {"eenas_version", "dataset", "backbone", "exits", "quant", "hardware"}, "arch")
+    version = _get(data, "eenas_version", "", int)
+    _require(version == ARCH_VERSION, "eenas_version", f"{version} is not supported (expected {ARCH_VERSION})")
+
+    dataset = _get(data, "dataset", "", str)
+    _require(dataset in DATASET_CLASSES, "dataset", f"unknown dataset '{dataset}' (known: {', '.join(DATASET_CLASSES)})")
+
+    bb = _get(data, "backbone", "", dict, {})
+    _no_unknown(bb, {"name", "width_mult"}, "backbone")
+    name = _get(bb, "name", "backbone", str, "mobilenet_v2")
+    _require(name in BACKBONES, "backbone.name", f"unknown backbone '{name}' (known: {', '.join(BACKBONES)})")
+    width = float(_get(bb, "width_mult", "backbone", (int, float), 1.0))
+    _require(0.1 <= width <= 2.0, "backbone.width_mult", f"{width} is outside 0.1..2.0")
+
+    raw_exits = _get(data, "exits", "", list, [])
+    exits = []
+    for i, raw in enumerate(raw_exits):
+        where = f"exits[{i}]"
+        _require(isinstance(raw, dict), where, "expected an object")
+        _no_unknown(raw, {"after_block", "head", "threshold", "core", "overlap"}, where)
+        block = _get(raw, "after_block", where, int)
+        _require(block in MOUNT_POINTS, f"{where}.after_block", f"{block} is out of range 1..{NUM_BLOCKS}")
+        head = _get(raw, "head", where, str)
+        _require(head in HEADS, f"{where}.head", f"unknown head '{head}' (known: {', '.join(HEADS)})")
+        threshold = float(_get(raw, "threshold", where, (int, float)))
+        _require(0.0 < threshold <= 1.0, f"{where}.threshold", f"{threshold} is outside (0, 1]")
+        core = _get(raw, "core", where, (int, type(None)), None)
+        _require(core is None or core >= 0, f"{where}.core", f"{core} is negative")
+        overlap = _get(raw, "overlap", where, bool, False)
+        exits.append(ExitConfig(block, head, threshold, core, overlap))
+    blocks = [e.after_block for e in exits]
+    dup = next((b for b in blocks if blocks.count(b) > 1), None)
+    _require(dup is None, "exits", f"duplicate mount point after_block={dup}")
+    exits.sort(key=lambda e: e.after_block)
+
+    quant = _get(data, "quant", "", dict, {})
+    _no_unknown(quant, {"backbone", "exits"}, "quant")
+    qb = _precision(quant.get("backbone", {"weights": 8, "activations": 8}), "quant.backbone")
+    qe = _precision(quant.get("exits", {"weights": 8, "activations": 8}), "quant.exits")
+
+    hardware = _get(data, "hardware", "", str, "edge_tpu_quad")
+    return Arch(dataset, BackboneConfig(name, width), tuple(exits), QuantConfig(qb, qe), hardware)
+
+
+def load_arch(path: str | os.PathLike) -> Arch:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise EenasError(f"cannot read arch file {path}: {exc.strerror}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise EenasError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    try:
+        return arch_from_dict(data)
+    except EenasError as exc:
+        raise EenasError(f"{path}: {exc}") from None
+
+
+def save_arch(arch: Arch, path: str | os.PathLike) -> None:
+    write_json(path, arch.to_dict())

@@ -1,0 +1,40 @@
+"""The ``eenas`` command line.
+
+Each command parses options, calls one library function and prints its tables; user errors
+(:class:`~eenas.errors.EenasError`) become one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from eenas import __version__
+from eenas.errors import EenasError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="eenas")
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+def cli(verbose: int) -> None:
+    """Hardware-aware NAS of early-exit networks for multi-core edge accelerators."""
+    level = logging.WARNING - 10 * min(verbose, 2) if verbose else logging.INFO
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except EenasError as exc:
+        click.echo(f"eenas: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
