@@ -9,19 +9,111 @@ from __future__ import annotations
 import logging
 import sys
 
+from pathlib import Path
+
 import click
 
 from eenas import __version__
+from eenas.arch import DATASET_CLASSES, Precision
 from eenas.errors import EenasError
+from eenas.train.budget import BUDGETS
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="eenas")
-@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+@click.option("-v", "--verbose", count=True, help="Debug log output.")
 def cli(verbose: int) -> None:
     """Hardware-aware NAS of early-exit networks for multi-core edge accelerators."""
-    level = logging.WARNING - 10 * min(verbose, 2) if verbose else logging.INFO
+    level = logging.DEBUG if verbose else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+def training_options(func):
+    """Options every command that trains or reads the training caches takes."""
+    options = [
+        click.option("--budget", type=click.Choice(list(BUDGETS)), default="quick", show_default=True,
+                     help="Training budget: tiny (tests), quick (CPU), standard (GPU)."),
+        click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+                     help="Folder holding the dataset (default: $EENAS_DATA, then ~/.cache/eenas/data)."),
+        click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+                     help="Where trained weights and logits are cached (default: ~/.cache/eenas)."),
+        click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N]."),
+        click.option("--seed", type=int, default=0, show_default=True, help="Seed for splits, init and order."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _pipeline(dataset: str, budget: str, width_mult: float | None, data_dir, cache_dir, device, seed):
+    from eenas.train import Pipeline, TrainConfig, get_budget
+
+    b = get_budget(budget)
+    cfg = TrainConfig(dataset, b, width_mult or b.width_mult, seed, data_dir, cache_dir, device)
+    return Pipeline(cfg)
+
+
+def _parse_precisions(text: str) -> list[Precision]:
+    out = []
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        try:
+            w, a = (int(v) for v in item.lower().removeprefix("w").split("a"))
+        except ValueError:
+            raise EenasError(f"--precisions: '{item}' is not like w8a8") from None
+        out.append(Precision(w, a))
+    return out
+
+
+@cli.command()
+@click.option("--dataset", type=click.Choice(list(DATASET_CLASSES)), default="cifar10", show_default=True)
+@click.option("--width-mult", type=float, default=None, help="Backbone width (default: the budget's).")
+@click.option("--precisions", default="w8a8", show_default=True,
+              help="Comma-separated backbone precisions to QAT fine-tune as well, e.g. w8a8,w4a4 ('' for none).")
+@training_options
+def pretrain(dataset, width_mult, precisions, budget, data_dir, cache_dir, device, seed) -> None:
+    """Pretrain the float backbone (cached) and QAT fine-tune it at the given precisions."""
+    import pandas as pd
+
+    from eenas.scoring import top1
+    from eenas.train.pipeline import FLOAT
+
+    pipe = _pipeline(dataset, budget, width_mult, data_dir, cache_dir, device, seed)
+    rows = []
+    for p in [FLOAT, *_parse_precisions(precisions)]:
+        logits, labels = pipe.final_logits(p), pipe.labels()
+        rows.append({"backbone": p.tag, "val_accuracy": top1(logits.val, labels.val),
+                     "test_accuracy": top1(logits.test, labels.test),
+                     "cache_key": pipe.backbone_key(p)})
+    click.echo(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".4f"))
+    click.echo(f"trained: {', '.join(pipe.trained) or 'nothing (all cached)'}")
+
+
+@cli.command()
+@click.option("--arch", "arch_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Arch file (arch.json) to train and evaluate.")
+@click.option("--finetune", type=click.Choice(["none", "joint"]), default="none", show_default=True,
+              help="joint: fine-tune the backbone with all exits together (weighted sum of exit losses).")
+@click.option("--hardware", default=None, help="Accelerator preset or YAML file (default: the arch's).")
+@click.option("--json", "write_stats", is_flag=True, help="Also write the results as stats.json beside the arch.")
+@training_options
+def evaluate(arch_path, finetune, hardware, write_stats, budget, data_dir, cache_dir, device, seed) -> None:
+    """Train (or load from cache) what an arch needs and report it on the test split."""
+    from eenas.arch import load_arch
+    from eenas.evaluate import evaluate_arch, save_evaluation, stats_path
+
+    arch = load_arch(arch_path)
+    pipe = _pipeline(arch.dataset, budget, arch.backbone.width_mult, data_dir, cache_dir, device, seed)
+    result = evaluate_arch(arch, pipe, joint=finetune == "joint", hardware=hardware)
+    click.echo(result.exits.to_markdown(index=False, floatfmt=".4g"))
+    click.echo(
+        f"\naccuracy {result.accuracy:.4f} (validation {result.val_accuracy:.4f}; "
+        f"static backbone {result.static_accuracy:.4f})\n"
+        f"average ET {result.average_et:.4g} pJ*cycles (product of averages {result.product_of_averages_et:.4g}); "
+        f"static ET {result.static_et:.4g}; ET ratio {result.et_ratio:.3f}\n"
+        f"trained: {', '.join(result.trained) or 'nothing (all cached)'}"
+    )
+    if write_stats:
+        click.echo(f"wrote {save_evaluation(result, stats_path(arch_path))}")
 
 
 def main() -> None:

@@ -1,0 +1,22 @@
+"""A backbone with exit heads mounted after some of its blocks."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from eenas.models.backbone import Backbone
+
+
+class EarlyExitNet(nn.Module):
+    """Returns the logits of every exit, earliest first, the backbone's classifier last."""
+
+    def __init__(self, backbone: Backbone, heads: dict[int, nn.Module]) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.mounts = sorted(heads)
+        self.heads = nn.ModuleDict({str(b): heads[b] for b in self.mounts})
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        taps, final = self.backbone.taps(x, self.mounts)
+        return [self.heads[str(b)](taps[b]) for b in self.mounts] + [final]

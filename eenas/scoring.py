@@ -1,0 +1,61 @@
+"""Exit routing arithmetic: which sample leaves where, and how accurate the network is.
+
+A sample leaves at the first exit whose max-softmax confidence reaches that exit's
+threshold; the final classifier takes the rest.  With each exit's logits cached, any
+combination of exits and thresholds is scored exactly, in microseconds, without a model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class ExitStats:
+    """Per exit (final classifier last) and sample: max-softmax confidence and correctness."""
+
+    confidence: np.ndarray  # [exits, samples] float
+    correct: np.ndarray  # [exits, samples] bool
+
+    @classmethod
+    def from_logits(cls, logits: Sequence[torch.Tensor], labels: torch.Tensor) -> ExitStats:
+        stacked = torch.stack([lg.float() for lg in logits])  # [E, N, C]
+        conf, pred = stacked.softmax(-1).max(-1)
+        return cls(conf.numpy(), (pred == labels.view(1, -1)).numpy())
+
+    def select(self, exits: Sequence[int]) -> ExitStats:
+        """Rows ``exits`` (indices into this table) followed by the final classifier."""
+        rows = [*exits, len(self.confidence) - 1]
+        return ExitStats(self.confidence[rows], self.correct[rows])
+
+
+@dataclass(frozen=True)
+class ExitOutcome:
+    exit_ratios: np.ndarray  # fraction of samples leaving at each exit; sums to 1
+    exit_accuracy: np.ndarray  # accuracy among the samples leaving there (NaN if none)
+    standalone_accuracy: np.ndarray  # accuracy of each exit on every sample
+    accuracy: float  # accuracy of the early-exit network
+
+
+def route(stats: ExitStats, thresholds: Sequence[float]) -> ExitOutcome:
+    """Send each sample out at the first exit whose confidence reaches its threshold."""
+    n_exits, n = stats.confidence.shape
+    if len(thresholds) != n_exits - 1:
+        raise ValueError(f"{len(thresholds)} thresholds for {n_exits - 1} early exits")
+    take = np.ones((n_exits, n), dtype=bool)
+    take[:-1] = stats.confidence[:-1] >= np.asarray(thresholds, dtype=np.float64)[:, None]
+    leave = take.argmax(axis=0)
+    hit = stats.correct[leave, np.arange(n)]
+    counts = np.bincount(leave, minlength=n_exits)
+    hits = np.bincount(leave, weights=hit, minlength=n_exits)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        exit_acc = np.where(counts > 0, hits / np.maximum(counts, 1), np.nan)
+    return ExitOutcome(counts / n, exit_acc, stats.correct.mean(axis=1), float(hit.mean()))
+
+
+def top1(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    return float((logits.argmax(1) == labels).float().mean())

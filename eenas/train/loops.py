@@ -1,0 +1,112 @@
+"""Training and inference loops shared by every stage of the pipeline."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable, Iterator, Sized
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+log = logging.getLogger(__name__)
+
+Outputs = torch.Tensor | list[torch.Tensor]
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the search records such a candidate as failed."""
+
+
+class TensorBatches:
+    """Mini-batches of pre-computed tensors (cached features) with seeded shuffling."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, device: torch.device,
+                 shuffle: bool = False, seed: int = 0) -> None:
+        self.x, self.y, self.batch_size, self.device, self.shuffle = x, y, batch_size, device, shuffle
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return (len(self.y) + self.batch_size - 1) // self.batch_size
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = len(self.y)
+        order = torch.randperm(n, generator=self.gen) if self.shuffle else torch.arange(n)
+        for start in range(0, n, self.batch_size):
+            idx = order[start : start + self.batch_size]
+            yield self.x[idx].to(self.device).float(), self.y[idx].to(self.device)
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Decay conv/linear weights only: not BN affine parameters, biases or quantizer steps."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (decay if p.dim() > 1 and not name.endswith("step") else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _exit_losses(outputs: Outputs, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sum of cross-entropies over exits (a plain model has one), and the last exit's logits."""
+    outs = outputs if isinstance(outputs, list) else [outputs]
+    loss = sum(nn.functional.cross_entropy(o, y) for o in outs)
+    return loss, outs[-1]
+
+
+def fit(
+    model: nn.Module,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]] | Sized,
+    epochs: int,
+    lr: float,
+    weight_decay: float = 5e-4,
+    one_cycle: bool = False,
+    desc: str = "train",
+    forward: Callable[[torch.Tensor], Outputs] | None = None,
+) -> float:
+    """SGD with Nesterov momentum; one-cycle for training from scratch, cosine for fine-tunes.
+
+    Returns the last epoch's training accuracy.  Raises :class:`TrainingDiverged` on NaN.
+    """
+    forward = forward or model
+    params = _param_groups(model, weight_decay)
+    opt = torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True)
+    total = max(1, epochs * len(batches))
+    if one_cycle:
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total, pct_start=0.25)
+    else:
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+    model.train()
+    acc = 0.0
+    for epoch in range(epochs):
+        seen = correct = 0
+        running = 0.0
+        bar = tqdm(batches, desc=f"{desc} {epoch + 1}/{epochs}", leave=False, dynamic_ncols=True)
+        for x, y in bar:
+            loss, logits = _exit_losses(forward(x), y)
+            if not math.isfinite(loss.item()):
+                raise TrainingDiverged(f"{desc}: loss is {loss.item()} in epoch {epoch + 1}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            seen += len(y)
+            correct += (logits.argmax(1) == y).sum().item()
+            running = 0.9 * running + 0.1 * loss.item() if seen > len(y) else loss.item()
+            bar.set_postfix(loss=f"{running:.3f}", acc=f"{correct / seen:.3f}")
+        acc = correct / max(1, seen)
+        log.debug("%s epoch %d/%d: loss %.4f, train acc %.4f", desc, epoch + 1, epochs, running, acc)
+    model.eval()
+    return acc
+
+
+@torch.no_grad()
+def predict(forward: Callable[[torch.Tensor], Outputs], batches: Iterable, desc: str = "predict") -> list[torch.Tensor]:
+    """Logits of every exit over all batches, on the CPU as float32 (one tensor per exit)."""
+    chunks: list[list[torch.Tensor]] = []
+    for x, _ in tqdm(batches, desc=desc, leave=False, dynamic_ncols=True):
+        outs = forward(x)
+        outs = outs if isinstance(outs, list) else [outs]
+        chunks.append([o.float().cpu() for o in outs])
+    return [torch.cat(parts) for parts in zip(*chunks)]

@@ -1,0 +1,279 @@
+"""The training pipeline, every stage cached under ``--cache-dir``.
+
+1. ``float_backbone``: the float MobileNetV2 is pretrained once per config (``eenas pretrain``).
+2. ``backbone(precision)``: a QAT fine-tune per backbone precision.
+3. ``FeatureBank``: one pass of the frozen quantized backbone stores every block's output,
+   so exit heads train without re-running the backbone each epoch.
+4. ``exit_logits``: a head at (mount, head type, exit precision) depends on nothing else, so
+   its validation and test logits are cached; any set of exits and thresholds then scores
+   exactly without training.
+5. ``joint_logits``: optional fine-tune of the backbone with all exits of one arch together.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from eenas import __version__
+from eenas.arch import Arch, Precision
+from eenas.data import Batches, Splits, load_splits
+from eenas.errors import EenasError
+from eenas.models.backbone import Backbone
+from eenas.models.early_exit import EarlyExitNet
+from eenas.models.heads import build_head
+from eenas.models.spec import NUM_BLOCKS, mobilenet_v2_spec
+from eenas.quant import calibrate, quantize_backbone, quantize_head
+from eenas.train.budget import Budget
+from eenas.train.cache import Cache, config_hash
+from eenas.train.loops import TensorBatches, fit, predict
+
+log = logging.getLogger(__name__)
+
+FLOAT = Precision(32, 32)
+VAL_FRACTION = 0.1
+# Fine-tunes with frozen (folded) BN diverge at pretraining rates: we measured a tiny W8A8
+# backbone fall from 72% to 62% at lr 0.01 but rise to 91% at 0.001.  They use lr / 50.
+FINETUNE_LR_FACTOR = 1 / 50
+HEAD_LR = 0.05
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise EenasError(f"--device {name}: CUDA is not available on this machine (use --device cpu or auto)")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise EenasError(f"--device {name}: not a device (use auto, cpu or cuda[:N])") from None
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines trained weights, plus where they live."""
+
+    dataset: str
+    budget: Budget
+    width_mult: float
+    seed: int = 0
+    data_dir: str | None = None
+    cache_dir: str | Path | None = None
+    device: str = "auto"
+
+    def identity(self) -> dict:
+        return {"dataset": self.dataset, "width": self.width_mult, "seed": self.seed,
+                "recipe": self.budget.recipe(), "val_fraction": VAL_FRACTION, "eenas": __version__.split(".")[0]}
+
+
+@dataclass(frozen=True)
+class ExitLogits:
+    """Logits of one exit on the validation and test splits."""
+
+    val: torch.Tensor
+    test: torch.Tensor
+
+
+@dataclass(frozen=True)
+class FeatureBank:
+    """Every block's output (float16, CPU) on the three splits, and the final logits."""
+
+    train: dict[int, torch.Tensor]
+    val: dict[int, torch.Tensor]
+    test: dict[int, torch.Tensor]
+    final: ExitLogits
+
+
+def _seed_from(key: str) -> int:
+    """Each job seeds itself from its cache key, so results do not depend on job order."""
+    return int(key[:8], 16)
+
+
+class Pipeline:
+    """Trains, caches and serves the backbones and exit heads one dataset/budget needs."""
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        self.cfg = cfg
+        self.cache = Cache(cfg.cache_dir)
+        self.device = resolve_device(cfg.device)
+        self.spec = mobilenet_v2_spec(cfg.width_mult)
+        self._splits: Splits | None = None
+        self._backbones: dict[Precision, Backbone] = {}
+        self._banks: dict[Precision, FeatureBank] = {}
+        self.trained: list[str] = []  # what this pipeline trained (rather than loaded)
+
+    # ----------------------------------------------------------------------------- data
+    @property
+    def splits(self) -> Splits:
+        if self._splits is None:
+            b = self.cfg.budget
+            s = load_splits(self.cfg.dataset, self.cfg.data_dir, VAL_FRACTION, self.cfg.seed, b.synthetic_size)
+            self._splits = Splits(s.dataset, s.train.subset(b.train_limit), s.val.subset(b.eval_limit),
+                                  s.test.subset(b.eval_limit))
+        return self._splits
+
+    def labels(self) -> ExitLogits:
+        return ExitLogits(self.splits.val.labels, self.splits.test.labels)
+
+    def _batches(self, split: str, train: bool = False) -> Batches:
+        data = getattr(self.splits, split)
+        return Batches(data, self.cfg.dataset, self.cfg.budget.batch_size, self.device,
+                       shuffle=train, augment=train, seed=self.cfg.seed)
+
+    def _new_backbone(self) -> Backbone:
+        return Backbone(self.splits.num_classes, self.cfg.width_mult)
+
+    def _to_device(self, model: nn.Module) -> nn.Module:
+        return model.to(self.device, memory_format=torch.channels_last)
+
+    # -------------------------------------------------------------------------- keys
+    def float_key(self) -> str:
+        return config_hash({"stage": "float", **self.cfg.identity()})
+
+    def backbone_key(self, p: Precision) -> str:
+        if p == FLOAT:
+            return self.float_key()
+        return config_hash({"stage": "qat", "float": self.float_key(), "precision": p.tag})
+
+    def head_key(self, p_backbone: Precision, mount: int, head: str, p_exit: Precision) -> str:
+        return config_hash({"stage": "head", "backbone": self.backbone_key(p_backbone), "mount": mount,
+                            "head": head, "precision": p_exit.tag})
+
+    # --------------------------------------------------------------------- backbones
+    def float_backbone(self) -> Backbone:
+        return self.backbone(FLOAT)
+
+    def backbone(self, p: Precision) -> Backbone:
+        """The backbone at precision ``p`` (float pretrained, or QAT fine-tuned from it)."""
+        if p not in self._backbones:
+            key = self.backbone_key(p)
+            model = quantize_backbone(self._new_backbone(), p)
+            entry = self.cache.get_or_build(
+                "backbone", key, lambda: self._train_backbone(p, key),
+                check=lambda d: model.load_state_dict(d["state_dict"]),
+            )
+            model.load_state_dict(entry["state_dict"])
+            self._backbones[p] = self._to_device(model).eval()
+        return self._backbones[p]
+
+    def _train_backbone(self, p: Precision, key: str) -> dict:
+        torch.manual_seed(_seed_from(key))
+        b = self.cfg.budget
+        if p == FLOAT:
+            log.info("pretraining the float backbone (width %.2f, %d epochs)", self.cfg.width_mult, b.pretrain_epochs)
+            model = self._to_device(self._new_backbone())
+            fit(model, self._batches("train", train=True), b.pretrain_epochs, b.lr, one_cycle=True, desc="pretrain")
+        else:
+            log.info("QAT fine-tuning the backbone at %s (%d epochs)", p.tag, b.qat_epochs)
+            model = self._to_device(quantize_backbone(copy.deepcopy(self.float_backbone()), p))
+            calibrate(model, next(iter(self._batches("train")))[0])
+            fit(model, self._batches("train", train=True), b.qat_epochs, b.lr * FINETUNE_LR_FACTOR, desc=f"QAT {p.tag}")
+        self.trained.append(f"backbone {p.tag}")
+        return {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}
+
+    # --------------------------------------------------------------------- features
+    def feature_bank(self, p: Precision) -> FeatureBank:
+        if p not in self._banks:
+            model = self.backbone(p)
+            train, _ = self._extract(model, "train")
+            val, val_final = self._extract(model, "val")
+            test, test_final = self._extract(model, "test")
+            self._banks[p] = FeatureBank(train, val, test, ExitLogits(val_final, test_final))
+        return self._banks[p]
+
+    @torch.no_grad()
+    def _extract(self, model: Backbone, split: str) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
+        """Every block's output (float16 on the CPU) and the final logits over one split."""
+        mounts = range(1, NUM_BLOCKS + 1)
+        taps: dict[int, list[torch.Tensor]] = {m: [] for m in mounts}
+        finals = []
+        for x, _ in self._batches(split):
+            out, final = model.taps(x, mounts)
+            for m in mounts:
+                taps[m].append(out[m].half().cpu())
+            finals.append(final.float().cpu())
+        return {m: torch.cat(v) for m, v in taps.items()}, torch.cat(finals)
+
+    def final_logits(self, p: Precision) -> ExitLogits:
+        """The backbone classifier's logits (the last exit, and the static network)."""
+        key = self.backbone_key(p)
+        entry = self.cache.get_or_build("final", key, lambda: self._final_entry(p))
+        return ExitLogits(entry["val"], entry["test"])
+
+    def _final_entry(self, p: Precision) -> dict:
+        final = self.feature_bank(p).final
+        return {"val": final.val, "test": final.test}
+
+    # ---------------------------------------------------------------------- heads
+    def exit_logits(self, p_backbone: Precision, mount: int, head: str, p_exit: Precision) -> ExitLogits:
+        key = self.head_key(p_backbone, mount, head, p_exit)
+        entry = self.cache.get_or_build("head", key, lambda: self._train_head(p_backbone, mount, head, p_exit, key))
+        return ExitLogits(entry["val"], entry["test"])
+
+    def new_head(self, mount: int, head: str) -> nn.Module:
+        block = self.spec.block(mount)
+        return build_head(head, block.out_channels, block.out_size, self.splits.num_classes)
+
+    def _train_head(self, p_backbone: Precision, mount: int, head: str, p_exit: Precision, key: str) -> dict:
+        """Float training on cached features, then (below 32 bits) a short QAT fine-tune."""
+        torch.manual_seed(_seed_from(key))
+        bank, b = self.feature_bank(p_backbone), self.cfg.budget
+        train = TensorBatches(bank.train[mount], self.splits.train.labels, b.batch_size, self.device,
+                              shuffle=True, seed=_seed_from(key))
+        model = self.new_head(mount, head).to(self.device)
+        desc = f"head {head}@{mount}"
+        fit(model, train, b.head_epochs, HEAD_LR, desc=desc)
+        if p_exit != FLOAT:
+            model = quantize_head(model, p_exit).to(self.device)
+            calibrate(model, next(iter(train))[0])
+            fit(model, train, max(1, b.head_epochs // 3), HEAD_LR / 10, desc=f"{desc} QAT {p_exit.tag}")
+        logits = {}
+        for split in ("val", "test"):
+            feats = getattr(bank, split)[mount]
+            batches = TensorBatches(feats, torch.zeros(len(feats), dtype=torch.long), 1024, self.device)
+            logits[split] = predict(model, batches)[0]
+        self.trained.append(f"head {head}@{mount} {p_exit.tag}")
+        return {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, **logits}
+
+    def load_head(self, p_backbone: Precision, mount: int, head: str, p_exit: Precision) -> nn.Module:
+        """The trained head module (trains it first if needed)."""
+        key = self.head_key(p_backbone, mount, head, p_exit)
+        self.exit_logits(p_backbone, mount, head, p_exit)
+        model = self.new_head(mount, head)
+        if p_exit != FLOAT:
+            model = quantize_head(model, p_exit)
+        model.load_state_dict(self.cache.load("head", key)["state_dict"])
+        return model
+
+    # ------------------------------------------------------------------------ arch
+    def arch_logits(self, arch: Arch, joint: bool = False) -> list[ExitLogits]:
+        """Logits of every exit of ``arch`` (final classifier last)."""
+        q = arch.quant
+        if joint and arch.exits:
+            return self._joint_logits(arch)
+        outs = [self.exit_logits(q.backbone, e.after_block, e.head, q.exits) for e in arch.exits]
+        return outs + [self.final_logits(q.backbone)]
+
+    def _joint_logits(self, arch: Arch) -> list[ExitLogits]:
+        q = arch.quant
+        heads = [(e.after_block, e.head) for e in arch.exits]
+        key = config_hash({"stage": "joint", "backbone": self.backbone_key(q.backbone),
+                           "heads": [self.head_key(q.backbone, m, h, q.exits) for m, h in heads]})
+
+        def build() -> dict:
+            torch.manual_seed(_seed_from(key))
+            modules = {m: self.load_head(q.backbone, m, h, q.exits) for m, h in heads}
+            net = self._to_device(EarlyExitNet(copy.deepcopy(self.backbone(q.backbone)), modules))
+            b = self.cfg.budget
+            fit(net, self._batches("train", train=True), b.joint_epochs, b.lr * FINETUNE_LR_FACTOR, desc="joint")
+            self.trained.append("joint fine-tune")
+            split_logits = {s: predict(net, self._batches(s), desc=f"joint {s}") for s in ("val", "test")}
+            return {"val": split_logits["val"], "test": split_logits["test"]}
+
+        entry = self.cache.get_or_build("joint", key, build)
+        return [ExitLogits(v, t) for v, t in zip(entry["val"], entry["test"])]

@@ -1,0 +1,50 @@
+"""Shared fixtures: a tiny synthetic pipeline whose caches every test in a session reuses."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from eenas.train import Pipeline, TrainConfig, get_budget
+
+SHARED_CIFAR = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "cifar10"
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("eenas-cache")
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(cache_dir) -> Pipeline:
+    return Pipeline(TrainConfig("synthetic", get_budget("tiny"), 0.25, cache_dir=cache_dir, device="cpu"))
+
+
+def arch_dict(**overrides) -> dict:
+    data = {
+        "eenas_version": 1,
+        "dataset": "synthetic",
+        "backbone": {"name": "mobilenet_v2", "width_mult": 0.25},
+        "exits": [{"after_block": 3, "head": "pool_fc", "threshold": 0.9},
+                  {"after_block": 7, "head": "conv_pool_fc", "threshold": 0.85}],
+        "quant": {"backbone": {"weights": 8, "activations": 8}, "exits": {"weights": 8, "activations": 8}},
+        "hardware": "edge_tpu_quad",
+    }
+    data.update(overrides)
+    return data
+
+
+def write_arch(path: Path, **overrides) -> Path:
+    path.write_text(json.dumps(arch_dict(**overrides)))
+    return path
+
+
+@pytest.fixture
+def cifar_dir() -> Path:
+    path = Path(os.environ.get("EENAS_DATA", SHARED_CIFAR))
+    if not (path / "cifar-10-batches-py").exists():
+        pytest.skip(f"real CIFAR-10 not found at {path}")
+    return path
