@@ -1,0 +1,401 @@
+"""Accelerator descriptions: frozen dataclasses, loaded and validated from YAML.
+
+Units follow ZigZag and Stream so their numbers can be copied as they are: sizes in bits,
+bandwidths in bits per cycle, energies in pJ per access of a port's full width.  Every
+error names the file and the field (``hw.yaml: cores[2].mac_array.energy_per_mac_pj: ...``)
+because these files are written by hand.  The format is documented in docs/hardware.md.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+import os
+from dataclasses import dataclass, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from eenas.errors import EenasError
+
+PRESETS = ("edge_tpu_quad", "edge_tpu_single")
+DEFAULT_HARDWARE = "edge_tpu_quad"
+
+
+def _hash_once(self: Any) -> int:
+    """Hash of a nested frozen dataclass, computed once: cost caches hash it on every look-up."""
+    try:
+        return self.__dict__["_hash"]
+    except KeyError:
+        value = hash(tuple(getattr(self, f.name) for f in fields(self)))
+        self.__dict__["_hash"] = value
+        return value
+
+
+@dataclass(frozen=True)
+class Memory:
+    """An SRAM or DRAM with one read and one write port (DRAM: one shared port).
+
+    ``size_bits`` is None for off-chip DRAM, which never runs out.
+    """
+
+    size_bits: int | None
+    read_bw_bits: int
+    write_bw_bits: int
+    min_bw_bits: int
+    read_energy_pj: float
+    write_energy_pj: float
+
+    def _accesses(self, bits: int, bw: int) -> float:
+        """ZigZag's partial-access rule: ceil(bits / bw_min) * bw_min / bw_max full accesses."""
+        return math.ceil(bits / self.min_bw_bits) * self.min_bw_bits / bw
+
+    def read_energy(self, bits: int, events: int = 1) -> float:
+        return events * self._accesses(bits, self.read_bw_bits) * self.read_energy_pj if bits else 0.0
+
+    def write_energy(self, bits: int, events: int = 1) -> float:
+        return events * self._accesses(bits, self.write_bw_bits) * self.write_energy_pj if bits else 0.0
+
+    def read_cycles(self, bits: int, events: int = 1) -> int:
+        return events * math.ceil(bits / self.read_bw_bits)
+
+    def write_cycles(self, bits: int, events: int = 1) -> int:
+        return events * math.ceil(bits / self.write_bw_bits)
+
+
+@dataclass(frozen=True)
+class Register:
+    """A register file instance in the MAC array; wider operands take several accesses."""
+
+    bits: int
+    read_energy_pj: float
+    write_energy_pj: float
+
+    def read_energy(self, bits: int, count: int) -> float:
+        return count * math.ceil(bits / self.bits) * self.read_energy_pj
+
+    def write_energy(self, bits: int, count: int) -> float:
+        return count * math.ceil(bits / self.bits) * self.write_energy_pj
+
+
+@dataclass(frozen=True)
+class MacArray:
+    """A 4-D MAC array unrolling (D1, D2, D3, D4) = (K, C, OX, OY)."""
+
+    sizes: tuple[int, int, int, int]
+    energy_per_mac_pj: float
+    psum_bits: int
+    native_bits: int
+    packs_low_precision: bool
+    depthwise_groups_on_d1: bool
+
+    @property
+    def macs_per_cycle(self) -> int:
+        return math.prod(self.sizes)
+
+    def pack_factor(self, weight_bits: int, act_bits: int) -> int:
+        """How many low-precision MACs one multiplier does per cycle (1 unless packing)."""
+        widest = max(weight_bits, act_bits)
+        if not self.packs_low_precision or widest >= self.native_bits:
+            return 1
+        return self.native_bits // widest
+
+
+@dataclass(frozen=True)
+class CoreDesign:
+    """What a compute core is made of; identical cores share one design and its cached costs."""
+
+    mac_array: MacArray
+    weight_rf: Register
+    output_rf: Register
+    weight_sram: Memory
+    act_sram: Memory
+
+    __hash__ = _hash_once
+
+
+@dataclass(frozen=True)
+class ComputeCore:
+    name: str
+    mesh_position: tuple[int, int]
+    design: CoreDesign
+
+
+@dataclass(frozen=True)
+class PoolingCore:
+    """Pooling units arranged as a window of ``units[0] x units[1]`` over ``units[2]`` channels."""
+
+    units: tuple[int, int, int]
+    energy_per_op_pj: float
+    sram: Memory
+    link_bw_bits: int
+
+
+@dataclass(frozen=True)
+class SimdCore:
+    """Element-wise core for residual additions; its links are free and unlimited."""
+
+    lanes: int
+    energy_per_op_pj: float
+
+
+@dataclass(frozen=True)
+class Mesh:
+    link_bw_bits: int
+    link_energy_pj_per_bit: float
+
+
+@dataclass(frozen=True)
+class Accelerator:
+    """A multi-core accelerator: compute cores on a mesh, a pooling and a SIMD core, DRAM."""
+
+    name: str
+    description: str
+    cores: tuple[ComputeCore, ...]
+    mesh: Mesh
+    pooling_core: PoolingCore
+    simd_core: SimdCore
+    dram: Memory
+
+    __hash__ = _hash_once
+
+    @functools.cached_property
+    def mesh_links(self) -> tuple[tuple[int, int], ...]:
+        """Neighbouring core pairs (Manhattan distance 1), one link resource each."""
+        pos = [c.mesh_position for c in self.cores]
+        return tuple(
+            (a, b)
+            for a in range(len(pos))
+            for b in range(a + 1, len(pos))
+            if abs(pos[a][0] - pos[b][0]) + abs(pos[a][1] - pos[b][1]) == 1
+        )
+
+    @functools.cached_property
+    def routes(self) -> dict[tuple[int, int], tuple[int, ...]]:
+        """Link indices on the XY route (then YX if XY leaves the mesh) between every core pair."""
+        link_index = {pair: i for i, pair in enumerate(self.mesh_links)}
+        at = {c.mesh_position: i for i, c in enumerate(self.cores)}
+        routes: dict[tuple[int, int], tuple[int, ...]] = {}
+        for a, core_a in enumerate(self.cores):
+            for b, core_b in enumerate(self.cores):
+                if a != b:
+                    path = _route(core_a.mesh_position, core_b.mesh_position, at, xy=True)
+                    path = path if path is not None else _route(core_a.mesh_position, core_b.mesh_position, at, xy=False)
+                    if path is None:
+                        raise EenasError(f"{self.name}: cores {a} and {b} are not connected by the mesh")
+                    routes[a, b] = tuple(link_index[min(p, q), max(p, q)] for p, q in itertools.pairwise(path))
+        return routes
+
+
+def _route(src: tuple[int, int], dst: tuple[int, int], at: dict, xy: bool) -> list[int] | None:
+    """Core indices visited going along x then y (or y then x); None if a hop has no core."""
+    (x, y), path = src, [at[src]]
+    axes = (0, 1) if xy else (1, 0)
+    for axis in axes:
+        while (x, y)[axis] != dst[axis]:
+            step = 1 if dst[axis] > (x, y)[axis] else -1
+            x, y = (x + step, y) if axis == 0 else (x, y + step)
+            if (x, y) not in at:
+                return None
+            path.append(at[x, y])
+    return path
+
+
+class _Fields:
+    """Reads one YAML mapping, naming ``where.field`` in every error and rejecting unknown keys."""
+
+    def __init__(self, data: Any, where: str) -> None:
+        if not isinstance(data, dict):
+            raise EenasError(f"{where or 'hardware'}: expected a mapping")
+        self.data, self.where, self.seen = data, where, set()
+
+    def _path(self, key: str) -> str:
+        return f"{self.where}.{key}" if self.where else key
+
+    def _get(self, key: str, default: Any = ...) -> Any:
+        self.seen.add(key)
+        if key not in self.data:
+            if default is ...:
+                raise EenasError(f"{self.where or 'hardware'}: missing field '{key}'")
+            return default
+        return self.data[key]
+
+    def number(self, key: str, positive: bool = True) -> float:
+        value = self._get(key)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if not ok or value < 0 or (positive and value == 0):
+            raise EenasError(f"{self._path(key)}: expected a {'positive' if positive else 'non-negative'} number")
+        return float(value)
+
+    def integer(self, key: str, default: Any = ...) -> int:
+        value = self._get(key, default)
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise EenasError(f"{self._path(key)}: expected a positive integer")
+        return value
+
+    def integers(self, key: str, length: int, minimum: int = 1) -> tuple[int, ...]:
+        value = self._get(key)
+        ok = isinstance(value, list) and len(value) == length
+        ok = ok and all(isinstance(v, int) and not isinstance(v, bool) and v >= minimum for v in value)
+        if not ok:
+            kind = "positive" if minimum > 0 else "non-negative"
+            raise EenasError(f"{self._path(key)}: expected a list of {length} {kind} integers")
+        return tuple(value)
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self._get(key, default)
+        if not isinstance(value, bool):
+            raise EenasError(f"{self._path(key)}: expected true or false")
+        return value
+
+    def text(self, key: str, default: Any = ...) -> str:
+        value = self._get(key, default)
+        if not isinstance(value, str):
+            raise EenasError(f"{self._path(key)}: expected a string")
+        return value
+
+    def section(self, key: str) -> _Fields:
+        return _Fields(self._get(key), self._path(key))
+
+    def items(self, key: str) -> list[_Fields]:
+        value = self._get(key)
+        if not isinstance(value, list) or not value:
+            raise EenasError(f"{self._path(key)}: expected a non-empty list")
+        return [_Fields(item, f"{self._path(key)}[{i}]") for i, item in enumerate(value)]
+
+    def done(self) -> None:
+        unknown = sorted(str(k) for k in set(self.data) - self.seen if self.where or not str(k).startswith("x-"))
+        if unknown:
+            raise EenasError(f"{self.where or 'hardware'}: unknown field '{unknown[0]}'")
+
+
+def _memory(f: _Fields, sized: bool = True) -> Memory:
+    size = f.integer("size_bits") if sized else None
+    if sized:
+        read_bw, write_bw, min_bw = f.integer("read_bw_bits"), f.integer("write_bw_bits"), f.integer("min_bw_bits")
+    else:
+        read_bw = write_bw = min_bw = f.integer("bw_bits")
+    if min_bw > min(read_bw, write_bw):
+        raise EenasError(f"{f.where}.min_bw_bits: {min_bw} exceeds a port's bandwidth")
+    memory = Memory(size, read_bw, write_bw, min_bw, f.number("read_energy_pj", False), f.number("write_energy_pj", False))
+    f.done()
+    return memory
+
+
+def _register(f: _Fields) -> Register:
+    reg = Register(f.integer("bits"), f.number("read_energy_pj", False), f.number("write_energy_pj", False))
+    f.done()
+    return reg
+
+
+def _mac_array(f: _Fields) -> MacArray:
+    array = MacArray(
+        sizes=f.integers("sizes", 4),  # type: ignore[arg-type]
+        energy_per_mac_pj=f.number("energy_per_mac_pj"),
+        psum_bits=f.integer("psum_bits"),
+        native_bits=f.integer("native_bits", 8),
+        packs_low_precision=f.boolean("packs_low_precision", False),
+        depthwise_groups_on_d1=f.boolean("depthwise_groups_on_d1", True),
+    )
+    f.done()
+    return array
+
+
+def _core(f: _Fields) -> ComputeCore:
+    core = ComputeCore(
+        name=f.text("name"),
+        mesh_position=f.integers("mesh_position", 2, minimum=0),  # type: ignore[arg-type]
+        design=CoreDesign(
+            mac_array=_mac_array(f.section("mac_array")),
+            weight_rf=_register(f.section("weight_rf")),
+            output_rf=_register(f.section("output_rf")),
+            weight_sram=_memory(f.section("weight_sram")),
+            act_sram=_memory(f.section("act_sram")),
+        ),
+    )
+    f.done()
+    return core
+
+
+def accelerator_from_dict(data: Any, default_name: str) -> Accelerator:
+    """Validate a parsed hardware description; errors name the field (``cores[2].mac_array...``).
+
+    Top-level keys starting with ``x-`` are ignored, so a file can hold YAML anchor templates.
+    """
+    top = _Fields(data, "")
+    name = top.text("name", default_name)
+    description = top.text("description", "")
+    cores = tuple(_core(f) for f in top.items("cores"))
+    positions = [c.mesh_position for c in cores]
+    for i, pos in enumerate(positions):
+        if positions.index(pos) != i:
+            raise EenasError(f"cores[{i}].mesh_position: {list(pos)} is taken by cores[{positions.index(pos)}]")
+    mesh_f = top.section("mesh")
+    mesh = Mesh(mesh_f.integer("link_bw_bits"), mesh_f.number("link_energy_pj_per_bit", False))
+    mesh_f.done()
+    pool_f = top.section("pooling_core")
+    pooling = PoolingCore(
+        units=pool_f.integers("units", 3),  # type: ignore[arg-type]
+        energy_per_op_pj=pool_f.number("energy_per_op_pj", False),
+        sram=_memory(pool_f.section("sram")),
+        link_bw_bits=pool_f.integer("link_bw_bits"),
+    )
+    pool_f.done()
+    simd_f = top.section("simd_core")
+    simd = SimdCore(simd_f.integer("lanes"), simd_f.number("energy_per_op_pj", False))
+    simd_f.done()
+    dram = _memory(top.section("dram"), sized=False)
+    top.done()
+    acc = Accelerator(name, description, cores, mesh, pooling, simd, dram)
+    acc.routes  # noqa: B018 - fail now, not mid-search, on a disconnected mesh
+    return acc
+
+
+def _parse(text: str, source: str, default_name: str) -> Accelerator:
+    try:
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise EenasError(f"{source}: not valid YAML ({getattr(exc, 'problem', None) or 'parse error'}{where})") from None
+    try:
+        return accelerator_from_dict(data, default_name)
+    except EenasError as exc:
+        raise EenasError(f"{source}: {exc}") from None
+
+
+@functools.cache
+def _preset(name: str) -> Accelerator:
+    text = resources.files("eenas.hardware").joinpath("presets").joinpath(f"{name}.yaml").read_text()
+    return _parse(text, name, name)
+
+
+@functools.lru_cache(maxsize=32)
+def _from_file(path: str, mtime_ns: int, size: int) -> Accelerator:
+    return _parse(Path(path).read_text(), path, Path(path).stem)
+
+
+def load_accelerator(name_or_path: str | os.PathLike | Accelerator = DEFAULT_HARDWARE) -> Accelerator:
+    """A preset by name (``edge_tpu_quad``, ``edge_tpu_single``) or a YAML file by path.
+
+    Results are cached (files by path, modification time and size), so the search can call
+    this for every candidate.
+    """
+    if isinstance(name_or_path, Accelerator):
+        return name_or_path
+    text = os.fspath(name_or_path)
+    if text in PRESETS:
+        return _preset(text)
+    try:
+        stat = os.stat(text)
+    except OSError:
+        raise EenasError(
+            f"unknown hardware '{text}' (presets: {', '.join(PRESETS)}; or a path to a YAML file)"
+        ) from None
+    try:
+        return _from_file(text, stat.st_mtime_ns, stat.st_size)
+    except OSError as exc:
+        raise EenasError(f"cannot read hardware file {text}: {exc.strerror}") from None

@@ -1,0 +1,223 @@
+"""Per-layer cost model: the reference's worked example, hand-derived cases and invariants.
+
+Notation in the derivations: unrolling (D1, D2, D3, D4) = (K, C, OX, OY) = (8, 8, 4, 4),
+T = temporal cycles, "acc" = full-width accesses by the partial-access rule
+ceil(bits / 64) * 64 / bw_max.  Weight SRAM 512 bit/cycle, 22.9 pJ read, 52.01 pJ write;
+activation SRAM 2048 bit/cycle, 416.16 pJ read, 378.4 pJ write; weight RF 0.01 pJ,
+output RF 0.02 pJ per access; MAC 0.04 pJ; DRAM 1000 pJ per 64 bits.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+from importlib import resources
+
+import pytest
+import yaml
+
+from eenas.errors import EenasError
+from eenas.hardware import AddLayer, ConvLayer, PoolLayer, layer_cost, load_accelerator
+
+ACC = load_accelerator("edge_tpu_quad")
+
+
+def close(actual: float, expected: float, rel: float = 1e-9) -> bool:
+    return actual == pytest.approx(expected, rel=rel)
+
+
+def test_worked_example_from_the_reference():
+    c = layer_cost(ConvLayer(in_channels=32, out_channels=16, height=32, width=32, kernel=1, stride=1, groups=1),
+                   ACC, core=0, weight_bits=8, act_bits=8, dram=False)
+    assert c.macs == 524_288
+    assert c.temporal_cycles == 512 and c.utilization == 1.0
+    assert c.latency_cycles == pytest.approx(514, rel=0.01)
+    assert c.latency_cycles == 514  # +1 loading, +1 draining
+    assert c.energy_pj == pytest.approx(167_055, rel=0.01)
+    reference = {"mac": 20_972, "W.rf": 655, "W.sram": 11_725, "I.sram": 106_537, "O.rf": 2_949, "O.sram": 24_218}
+    for term, pj in reference.items():
+        assert c.breakdown[term] == pytest.approx(pj, rel=0.01), term
+    assert sum(c.breakdown.values()) == pytest.approx(c.energy_pj)
+
+
+def test_depthwise_unrolls_channels_on_d1():
+    # 3x3 depthwise, 32 channels at 32x32, stride 1.  Groups on D1: D1=8 groups, D2=1, 4x4 pixels.
+    # T = ceil(32/8)=4 group tiles * 9 kernel taps * 8*8 pixel tiles = 2304; 128 of 1024 MACs busy.
+    # MACs = 32*32*32*9 = 294,912 -> 11,796.48 pJ.
+    # W: 8 weights (64 bit) per cycle: RF 2304*8 writes + 2304*8 reads = 368.64 pJ;
+    #    SRAM 2304 * 64/512 acc * 22.9 = 6,595.2 pJ.
+    # I: 8 channels * 16 pixels = 1024 bit per cycle: 2304 * 0.5 acc * 416.16 = 479,416.32 pJ.
+    # O: 128 psums per cycle read+written: 2304*128*2*0.02 = 11,796.48, drains 32,768*0.02 = 655.36;
+    #    SRAM 256 output tiles * 0.5 acc * 378.4 = 48,435.2 pJ.
+    c = layer_cost(ConvLayer(32, 32, 32, 32, kernel=3, stride=1, groups=32), ACC)
+    assert c.temporal_cycles == 2304 and c.utilization == 0.125
+    assert c.latency_cycles == 2306
+    expected = {"mac": 11_796.48, "W.rf": 368.64, "W.sram": 6_595.2, "I.sram": 479_416.32,
+                "O.rf": 12_451.84, "O.sram": 48_435.2}
+    for term, pj in expected.items():
+        assert close(c.breakdown[term], pj), term
+    assert close(c.energy_pj, 559_063.68)
+
+
+def test_depthwise_on_the_default_unrolling_uses_16_macs():
+    acc = _with_design(mac_array=replace(ACC.cores[0].design.mac_array, depthwise_groups_on_d1=False))
+    c = layer_cost(ConvLayer(32, 32, 32, 32, kernel=3, groups=32), acc)
+    # K = C = 1 per group: 16 of 1024 MACs; T = 32 groups * 9 taps * 64 pixel tiles.
+    assert c.temporal_cycles == 32 * 9 * 64
+    assert c.utilization == pytest.approx(16 / 1024)
+
+
+def test_fully_connected_layer():
+    # FC 1280 -> 10: K tiles 2, C tiles 160, 1x1 pixels: T = 320, 12,800 MACs -> 3.9% utilisation.
+    # W: 64 weights = 512 bit per cycle: RF 2*320*64*0.01 = 409.6; SRAM 320 * 22.9 = 7,328.
+    # I: 8 inputs = 64 bit per cycle: 320 * 64/2048 * 416.16 = 4,161.6.
+    # O: 8 psums: 320*8*2*0.02 = 102.4 + 16 drains * 0.02 = 0.32; SRAM 2 tiles * 64/2048 * 378.4 = 23.65.
+    # Latency 1 (load 512 bit) + 320 + 1 (drain 64 bit).
+    c = layer_cost(ConvLayer(1280, 10, 1, 1), ACC)
+    assert c.temporal_cycles == 320 and c.latency_cycles == 322
+    assert c.utilization == pytest.approx(12_800 / (320 * 1024))
+    assert close(c.energy_pj, 512 + 409.6 + 7_328 + 4_161.6 + 102.72 + 23.65)
+
+
+def test_four_bit_layer_without_packing():
+    # The worked example at w4a4: same 512 + 2 cycles (no packing), half-width SRAM accesses.
+    # W SRAM: 64 * 4 = 256 bit -> 0.5 acc: 512 * 0.5 * 22.9 = 5,862.4.
+    # I SRAM: 128 * 4 = 512 bit -> 0.25 acc: 512 * 0.25 * 416.16 = 53,268.48.
+    # O SRAM: 128 * 4 = 512 bit -> 0.25 acc: 128 * 0.25 * 378.4 = 12,108.8.
+    # Registers: a 4-bit word still takes one access; psums stay 16 bit.
+    c = layer_cost(ConvLayer(32, 16, 32, 32), ACC, weight_bits=4, act_bits=4)
+    assert c.latency_cycles == 514
+    assert close(c.energy_pj, 20_971.52 + 655.36 + 5_862.4 + 53_268.48 + 2_949.12 + 12_108.8)
+
+
+def test_four_bit_layer_with_packing(tmp_path):
+    # packs_low_precision: 8 // 4 = 2 MACs per multiplier, D2 holds 16 input channels.
+    # T = 2 K tiles * 2 C tiles * 64 pixel tiles = 256.  Per cycle: 128 weights * 4 bit = 1 W-SRAM access,
+    # 256 inputs * 4 bit = 0.5 act access, 128 psums.  W SRAM 256 * 22.9 = 5,862.4; W RF 2*256*128*0.01;
+    # I SRAM 256 * 0.5 * 416.16 = 53,268.48; O RF 2*256*128*0.02 + 16,384*0.02; O SRAM 12,108.8.
+    acc = load_accelerator(_preset_file(tmp_path, lambda d: _set_all_cores(d, "packs_low_precision", True)))
+    c = layer_cost(ConvLayer(32, 16, 32, 32), acc, weight_bits=4, act_bits=4)
+    assert c.temporal_cycles == 256 and c.latency_cycles == 258 and c.utilization == 1.0
+    assert close(c.energy_pj, 20_971.52 + 655.36 + 5_862.4 + 53_268.48 + 1_638.4 + 12_108.8)
+    # An 8-bit layer on the same array is unchanged.
+    assert layer_cost(ConvLayer(32, 16, 32, 32), acc).latency_cycles == 514
+
+
+def test_layer_whose_weights_spill_to_dram():
+    # 1x1 320 -> 1280 at 4x4: 409,600 weights * 8 = 3,276,800 bit > 32 KiB (262,144 bit).
+    # K tiles outermost: one tile's weights (20,480 bit) fit, so the kernel streams once:
+    # DRAM 3,276,800 / 64 = 51,200 accesses * 1000 = 51.2 uJ, plus 6,400 W-SRAM writes * 52.01.
+    # On chip: T = 160 K tiles * 40 C tiles = 6,400 (1 pixel tile).  The DRAM port needs 51,200
+    # cycles, so the layer stalls 44,800 cycles; loading = 1 (SRAM->RF) + 8 (512 bit from DRAM).
+    layer = ConvLayer(320, 1280, 4, 4)
+    on_chip = layer_cost(layer, ACC, dram=False)
+    spilled = layer_cost(layer, ACC, dram=True)
+    assert on_chip.latency_cycles == 6_402 and on_chip.dram_bits == 0
+    assert spilled.dram_bits == 3_276_800
+    assert close(spilled.breakdown["W.dram"], 51_200_000)
+    assert close(spilled.breakdown["W.sram"] - on_chip.breakdown["W.sram"], 6_400 * 52.01)
+    assert spilled.stall_cycles == 44_800
+    assert spilled.latency_cycles == 9 + 6_400 + 44_800 + 1
+    assert close(spilled.energy_pj, on_chip.energy_pj + 51_200_000 + 6_400 * 52.01)
+
+
+def test_kernel_streams_again_per_pixel_tile_when_one_tile_does_not_fit():
+    # 1x1 8192 -> 16 at 8x8: 1,048,576 weight bits; a K tile holds 8 * 8192 * 8 = 524,288 bit > 32 KiB,
+    # so the kernel is re-read from DRAM for each of the 2 * 2 pixel tiles: 4,194,304 bit = 65,536 accesses.
+    c = layer_cost(ConvLayer(8192, 16, 8, 8), ACC, dram=True)
+    assert c.dram_bits == 4 * 1_048_576
+    assert close(c.breakdown["W.dram"], 65_536_000)
+
+
+def test_activations_spill_when_input_and_output_exceed_the_act_sram():
+    # Float depthwise 288 ch at 32x32: input = output = 288*1024*32 = 9,437,184 bit; together > 2 MiB.
+    # Both go through DRAM once: 147,456 accesses each way at 1000 pJ.
+    c = layer_cost(ConvLayer(288, 288, 32, 32, kernel=3, groups=288), ACC, weight_bits=32, act_bits=32, dram=True)
+    assert close(c.breakdown["I.dram"], 147_456_000) and close(c.breakdown["O.dram"], 147_456_000)
+    assert c.latency_cycles >= c.dram_bits / 64
+    assert layer_cost(ConvLayer(288, 288, 32, 32, kernel=3, groups=288), ACC, 0, 8, 8, dram=True).dram_bits == 0
+
+
+def test_pooling_and_addition():
+    # Global average pool 1280 x 2x2: 160 channel tiles, one 2x2 window each (4 of 9 window units):
+    # ops 5,120 * 0.1 = 512; reads 160 * 256 bit (4/9 of a 576-bit access) * 60 = 4,266.67;
+    # writes 160 * 64 bit (1/8 of 512) * 75 = 1,500; 1 + 160 + 1 cycles.
+    pool = layer_cost(PoolLayer(1280, 2, 2, kernel=2, mode="avg"), ACC)
+    assert pool.latency_cycles == 162 and pool.macs == 0 and pool.ops == 5_120
+    assert close(pool.energy_pj, 512 + 160 * 60 * 4 / 9 + 1_500)
+    # Residual add of 24 x 16x16 on 64 SIMD lanes: 6,144 ops -> 96 cycles, 614.4 pJ.
+    add = layer_cost(AddLayer(24, 16, 16), ACC)
+    assert add.latency_cycles == 96 and close(add.energy_pj, 614.4)
+
+
+def test_cost_grows_with_channels():
+    for kernel, groups_of in ((1, None), (3, None), (3, "dw")):
+        prev = None
+        for channels in (8, 16, 32, 64, 128, 256):
+            groups = channels if groups_of else 1
+            c = layer_cost(ConvLayer(channels, channels, 16, 16, kernel=kernel, groups=groups), ACC, dram=True)
+            if prev is not None:
+                assert c.energy_pj > prev.energy_pj and c.latency_cycles >= prev.latency_cycles
+            prev = c
+
+
+@pytest.mark.parametrize("packing", [False, True])
+def test_fewer_bits_never_cost_more(tmp_path, packing):
+    acc = load_accelerator(_preset_file(tmp_path, lambda d: _set_all_cores(d, "packs_low_precision", packing)))
+    layers = [ConvLayer(32, 16, 32, 32), ConvLayer(96, 96, 16, 16, 3, 2, 96), ConvLayer(3, 32, 32, 32, 3),
+              ConvLayer(320, 1280, 2, 2), ConvLayer(1280, 10, 1, 1), PoolLayer(128, 8, 8, 2)]
+    order = (2, 4, 8, 32)
+    for layer in layers:
+        for dram in (False, True):
+            for (w1, w2), (a1, a2) in itertools.product(itertools.pairwise(order), repeat=2):
+                fewer = layer_cost(layer, acc, 0, w1, a1, dram)
+                more = layer_cost(layer, acc, 0, w2, a2, dram)
+                assert fewer.energy_pj <= more.energy_pj, (layer, w1, a1, dram)
+                assert fewer.latency_cycles <= more.latency_cycles, (layer, w1, a1, dram)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: ConvLayer(-1, 16, 32, 32),
+    lambda: ConvLayer(32, 16, 0, 32),
+    lambda: ConvLayer(32, 16, 32, 32, stride=-2),
+    lambda: ConvLayer(32, 15, 32, 32, groups=2),
+    lambda: PoolLayer(8, 4, 4, kernel=8),
+    lambda: PoolLayer(8, 4, 4, kernel=2, mode="median"),
+    lambda: AddLayer(8, -4, 4),
+])
+def test_bad_shapes_are_one_line_errors(make):
+    with pytest.raises(EenasError) as err:
+        make()
+    assert "\n" not in str(err.value)
+
+
+def test_bad_arguments_are_one_line_errors():
+    layer = ConvLayer(32, 16, 32, 32)
+    for kwargs, field in (({"core": 4}, "core"), ({"weight_bits": 3}, "weight_bits"), ({"act_bits": 16}, "act_bits")):
+        with pytest.raises(EenasError, match=field):
+            layer_cost(layer, ACC, **kwargs)
+    with pytest.raises(EenasError, match="unknown layer type 'str'"):
+        layer_cost("conv", ACC)  # type: ignore[arg-type]
+
+
+def _preset_dict() -> dict:
+    text = resources.files("eenas.hardware").joinpath("presets").joinpath("edge_tpu_quad.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def _set_all_cores(data: dict, key: str, value: object) -> None:
+    for core in data["cores"]:
+        core["mac_array"] = {**core["mac_array"], key: value}
+
+
+def _preset_file(tmp_path, edit) -> str:
+    data = _preset_dict()
+    edit(data)
+    path = tmp_path / "hw.yaml"
+    path.write_text(yaml.safe_dump({k: v for k, v in data.items() if not k.startswith("x-")}))
+    return str(path)
+
+
+def _with_design(**changes):
+    cores = tuple(replace(c, design=replace(c.design, **changes)) for c in ACC.cores)
+    return replace(ACC, cores=cores)
