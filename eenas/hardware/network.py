@@ -1,0 +1,369 @@
+"""Early-exit networks on a multi-core accelerator: per-exit latency, energy, MACs and ET.
+
+Execution (docs/hardware.md has the details):
+
+* Stage i is the backbone blocks after exit i-1 up to exit i, plus exit head i; the stem
+  belongs to stage 1 and the last stage ends with the last conv, pooling and classifier.
+* Without overlap an exit is a barrier: the next stage (its weight fetches included)
+  starts when the head's decision is known, so a sample leaving at exit i pays exactly
+  for stages 1..i.  With ``ExitConfig.overlap`` the next stage starts speculatively on
+  other cores while the head runs: continuing samples gain latency, and the speculative
+  work done before the decision is counted, prorated, in the exit's energy as waste.
+* The backbone's core mapping is chosen once per (hardware, width, precision) by greedy
+  earliest-finish list scheduling of the static network and reused for every exit
+  configuration; head convolutions go to ``ExitConfig.core`` or the earliest-finishing core.
+
+Speed: a schedule is cut into parts (a backbone segment between two mount points, one
+head), each simulated from a normalized :class:`~eenas.hardware.schedule.State` and cached
+by (part, state).  After a barrier the state only depends on where the activation is,
+so a candidate without overlap is a handful of cache look-ups.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from types import MappingProxyType
+
+from eenas.arch import Arch, Precision
+from eenas.errors import EenasError
+from eenas.hardware.accelerator import (
+    Accelerator,
+    _from_file,
+    _preset,
+    load_accelerator,
+)
+from eenas.hardware.layer_cost import add_cost, conv_cost, pool_cost
+from eenas.hardware.layers import ConvLayer
+from eenas.hardware.schedule import (
+    DRAM,
+    Event,
+    Simulator,
+    State,
+    Tensor,
+    conv_profile,
+    location_name,
+)
+from eenas.hardware.workload import INPUT, TAIL, Block, Node, backbone, exit_head
+from eenas.models.spec import HEADS, INPUT_CHANNELS, INPUT_SIZE, NUM_BLOCKS
+
+RATIO_TOLERANCE = 1e-6
+
+
+@dataclass(frozen=True, eq=False)
+class _Plan:
+    """The backbone of one (hardware, width, precision, classes) and its fixed core mapping."""
+
+    acc: Accelerator
+    blocks: tuple[Block, ...]
+    num_classes: int
+    image: Tensor
+    mapping: Mapping[str, int]
+
+    def first_core(self, block: int) -> int:
+        return next(self.mapping[n.name] for n in self.blocks[block].nodes if n.name in self.mapping)
+
+
+@functools.lru_cache(maxsize=64)
+def _plan(acc: Accelerator, width_mult: float, precision: Precision, num_classes: int) -> _Plan:
+    blocks = backbone(width_mult, precision, num_classes)
+    image = Tensor(INPUT, INPUT_CHANNELS * INPUT_SIZE**2 * precision.activations, ((DRAM, 0),))
+    sim = Simulator(acc, State.initial(acc, image))
+    mapping = {}
+    for block in blocks:
+        for node in block.nodes:
+            location = sim.run(node)
+            if isinstance(node.layer, ConvLayer):
+                mapping[node.name] = location
+    return _Plan(acc, blocks, num_classes, image, MappingProxyType(mapping))
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One simulated part of a schedule, times relative to the barrier of its start state."""
+
+    events: tuple[Event, ...]
+    end_state: State  # the carried activation is the part's input (heads) or output (segments)
+    done: int  # when the part's last layer ends
+    energy_pj: float
+    macs: int
+
+
+def _finish(sim: Simulator, last: str, carried: str) -> _Run:
+    events = tuple(sim.events)
+    return _Run(
+        events,
+        sim.state(carried),
+        max(sim.tensors[last][1].values()),
+        sum(e.energy_pj for e in events),
+        sum(e.cost.macs for e in events if e.cost is not None),
+    )
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _segment(plan: _Plan, first: int, last: int, state: State) -> _Run:
+    """Backbone blocks ``first..last`` from a normalized state, on the plan's mapping."""
+    sim = Simulator(plan.acc, state)
+    for block in plan.blocks[first : last + 1]:
+        for node in block.nodes:
+            sim.run(node, plan.mapping.get(node.name))
+    output = plan.blocks[last].output
+    return _finish(sim, output, output)
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _head_nodes(plan: _Plan, block: int, head: str, precision: Precision) -> tuple[Node, ...]:
+    return exit_head(plan.blocks[block], head, precision, plan.num_classes)
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _head(
+    plan: _Plan, block: int, head: str, core: int | None, precision: Precision, avoid: tuple[int, ...], state: State
+) -> _Run:
+    """Exit head ``head`` on block ``block``'s output from a normalized state."""
+    sim = Simulator(plan.acc, state)
+    nodes = _head_nodes(plan, block, head, precision)
+    for node in nodes:
+        sim.run(node, core, avoid)
+    return _finish(sim, nodes[-1].name, plan.blocks[block].output)
+
+
+def _placed(part: Callable[..., _Run], *args: object, state: State) -> tuple[_Run, int]:
+    """Run (or look up) a part from ``state``; returns it with the offset of its times."""
+    return part(*args, state.normalized()), state.barrier
+
+
+@dataclass(frozen=True)
+class ExitCost:
+    """One exit (the backbone's classifier is the last); cumulative values include stages 1..i."""
+
+    after_block: int | None  # None for the final classifier
+    head: str  # "classifier" for the final exit
+    overlap: bool
+    stage_latency_cycles: int
+    stage_energy_pj: float
+    stage_macs: int
+    cum_latency_cycles: int  # when the exit's decision is known
+    cum_energy_pj: float  # every stage so far, earlier heads and speculative work included
+    cum_macs: int
+    wasted_energy_pj: float  # speculative next-stage energy included in cum_energy_pj
+
+    @property
+    def cum_et(self) -> float:
+        return self.cum_energy_pj * self.cum_latency_cycles
+
+
+@dataclass(frozen=True)
+class ArchCost:
+    """What the search needs of one arch: cumulative costs per exit and the static baseline."""
+
+    exits: tuple[ExitCost, ...]
+    static_latency_cycles: int
+    static_energy_pj: float
+    static_macs: int
+
+    @property
+    def static_et(self) -> float:
+        return self.static_energy_pj * self.static_latency_cycles
+
+    def average_et(self, ratios: Sequence[float]) -> float:
+        """Sum of r_i * E_i * T_i: the average of the products, what a sample pays on average."""
+        ratios = check_exit_ratios(ratios, len(self.exits))
+        return sum(r * e.cum_et for r, e in zip(ratios, self.exits))
+
+    def product_of_averages_et(self, ratios: Sequence[float]) -> float:
+        """(Sum of r_i * E_i) * (sum of r_i * T_i), reported beside :meth:`average_et`."""
+        ratios = check_exit_ratios(ratios, len(self.exits))
+        energy = sum(r * e.cum_energy_pj for r, e in zip(ratios, self.exits))
+        return energy * sum(r * e.cum_latency_cycles for r, e in zip(ratios, self.exits))
+
+    def et_ratio(self, ratios: Sequence[float]) -> float:
+        """Average ET over the static backbone's ET (same backbone and precision, no exits)."""
+        return self.average_et(ratios) / self.static_et
+
+
+def check_exit_ratios(ratios: Iterable[float], count: int) -> tuple[float, ...]:
+    """``count`` non-negative fractions of samples per exit that sum to 1 (within 1e-6)."""
+    values = tuple(float(r) for r in ratios)
+    if len(values) != count:
+        raise EenasError(
+            f"exit ratios: expected {count} values (one per exit and one for the final classifier), got {len(values)}"
+        )
+    if any(not math.isfinite(r) or r < 0 for r in values):
+        raise EenasError(f"exit ratios: {', '.join(map(str, values))}: every value must be a non-negative number")
+    if abs(sum(values) - 1.0) > RATIO_TOLERANCE:
+        raise EenasError(f"exit ratios: they sum to {sum(values):.6g}, not 1")
+    return values
+
+
+def parse_exit_ratios(text: str, count: int) -> tuple[float, ...]:
+    """Parse ``"0.3,0.2,0.5"`` and check it (see :func:`check_exit_ratios`)."""
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise EenasError(f"exit ratios: '{text}' is not a comma-separated list of numbers") from None
+    return check_exit_ratios(values, count)
+
+
+@dataclass(frozen=True)
+class _Schedule:
+    """A whole arch's schedule: parts per stage with their offsets, and decision times."""
+
+    plan: _Plan
+    stages: tuple[tuple[tuple[_Run, int], ...], ...]
+    decisions: tuple[int, ...]
+
+
+def _validate(arch: Arch, acc: Accelerator) -> None:
+    seen = set()
+    for i, ex in enumerate(arch.exits):
+        where = f"exits[{i}]"
+        if not 1 <= ex.after_block <= NUM_BLOCKS:
+            raise EenasError(f"{where}.after_block: {ex.after_block} is out of range 1..{NUM_BLOCKS}")
+        if ex.after_block in seen or (i and ex.after_block < arch.exits[i - 1].after_block):
+            raise EenasError(f"{where}.after_block: exits must have distinct mount points in increasing order")
+        seen.add(ex.after_block)
+        if ex.head not in HEADS:
+            raise EenasError(f"{where}.head: unknown head '{ex.head}' (known: {', '.join(HEADS)})")
+        if ex.core is not None and not 0 <= ex.core < len(acc.cores):
+            raise EenasError(f"{where}.core: {ex.core} is not a compute core of {acc.name} (0..{len(acc.cores) - 1})")
+
+
+def _schedule(arch: Arch, acc: Accelerator) -> _Schedule:
+    _validate(arch, acc)
+    plan = _plan(acc, arch.backbone.width_mult, arch.quant.backbone, arch.num_classes)
+    state = State.initial(acc, plan.image)
+    stages, decisions, first, decided = [], [], 0, 0
+    for ex in arch.exits:
+        segment, seg_offset = _placed(_segment, plan, first, ex.after_block, state=state)
+        state = segment.end_state.shifted(seg_offset)
+        avoid = (plan.first_core(ex.after_block + 1),) if ex.overlap else ()
+        head, head_offset = _placed(_head, plan, ex.after_block, ex.head, ex.core, arch.quant.exits, avoid, state=state)
+        # A sample reaches this decision only after every earlier one said "continue".
+        decided = max(decided, head.done + head_offset)
+        state = head.end_state.shifted(head_offset)
+        state = state if ex.overlap else state.with_barrier(decided)
+        stages.append(((segment, seg_offset), (head, head_offset)))
+        decisions.append(decided)
+        first = ex.after_block + 1
+    segment, seg_offset = _placed(_segment, plan, first, TAIL, state=state)
+    stages.append(((segment, seg_offset),))
+    decisions.append(max(decided, segment.done + seg_offset))
+    return _Schedule(plan, tuple(stages), tuple(decisions))
+
+
+def _wasted(schedule: _Schedule, stage: int) -> float:
+    """Energy of later stages' work done before ``stage``'s decision, prorated by time."""
+    t = schedule.decisions[stage]
+    wasted = 0.0
+    for parts in schedule.stages[stage + 1 :]:
+        for run, offset in parts:
+            for e in run.events:
+                start, end = e.start + offset, e.end + offset
+                if start < t:
+                    wasted += e.energy_pj * (1.0 if end <= t else (t - start) / (end - start))
+    return wasted
+
+
+def _costs(arch: Arch, schedule: _Schedule) -> ArchCost:
+    static, _ = _placed(_segment, schedule.plan, 0, TAIL, state=State.initial(schedule.plan.acc, schedule.plan.image))
+    exits, work, macs, prev_t, prev_e = [], 0.0, 0, 0, 0.0
+    configs = [*arch.exits, None]
+    for i, (parts, t) in enumerate(zip(schedule.stages, schedule.decisions)):
+        ex = configs[i]
+        overlap = bool(ex and ex.overlap)
+        work += sum(run.energy_pj for run, _ in parts)
+        stage_macs = sum(run.macs for run, _ in parts)
+        macs += stage_macs
+        wasted = _wasted(schedule, i) if overlap else 0.0
+        energy = work + wasted
+        exits.append(ExitCost(
+            ex.after_block if ex else None, ex.head if ex else "classifier", overlap,
+            t - prev_t, energy - prev_e, stage_macs, t, energy, macs, wasted,
+        ))
+        prev_t, prev_e = t, energy
+    return ArchCost(tuple(exits), static.done, static.energy_pj, static.macs)
+
+
+def cost_arch(arch: Arch, hardware: str | os.PathLike | Accelerator | None = None) -> ArchCost:
+    """Per-exit cumulative latency, energy and MACs of ``arch``, plus its static baseline.
+
+    The search's scoring function: cached per part, so a warm call takes well under a
+    millisecond.  ``hardware`` (a preset name, YAML path or Accelerator) overrides
+    ``arch.hardware``.
+    """
+    acc = load_accelerator(arch.hardware if hardware is None else hardware)
+    return _costs(arch, _schedule(arch, acc))
+
+
+@dataclass(frozen=True)
+class LayerRecord:
+    """One scheduled layer, for the per-layer table."""
+
+    name: str
+    stage: int  # 1-based
+    kind: str  # conv, depthwise, pointwise, fc, pool or add
+    location: str  # core name, "pool" or "simd"
+    macs: int
+    utilization: float
+    cycles: int  # the layer's own latency
+    start: int
+    end: int
+    energy_pj: float  # the layer's own energy
+    transfer_pj: float  # moving its inputs and fetching its weights
+
+
+@dataclass(frozen=True)
+class NetworkCost:
+    """The full report of one arch on one accelerator (what ``eenas cost`` prints)."""
+
+    hardware: str
+    layers: tuple[LayerRecord, ...]
+    cost: ArchCost
+    exit_ratios: tuple[float, ...] | None
+    overlap_saved_cycles: int  # final-exit latency saved by overlap against no overlap
+
+
+def _records(schedule: _Schedule) -> tuple[LayerRecord, ...]:
+    acc = schedule.plan.acc
+    records = []
+    for stage, parts in enumerate(schedule.stages, start=1):
+        for run, offset in parts:
+            moved: dict[str, float] = {}
+            for e in run.events:
+                if e.kind != "compute":
+                    moved[e.node.name] = moved.get(e.node.name, 0.0) + e.energy_pj
+            for e in run.events:
+                if e.kind == "compute" and e.cost is not None:
+                    records.append(LayerRecord(
+                        e.node.name, stage, e.node.layer.kind, location_name(acc, e.location), e.cost.macs,
+                        e.cost.utilization, e.cost.latency_cycles, e.start + offset, e.end + offset,
+                        e.energy_pj, moved.get(e.node.name, 0.0),
+                    ))
+    return tuple(records)
+
+
+def network_cost(
+    arch: Arch,
+    hardware: str | os.PathLike | Accelerator | None = None,
+    exit_ratios: Sequence[float] | None = None,
+) -> NetworkCost:
+    """Per-layer schedule, per-exit costs and (with ratios) average ET of ``arch``."""
+    acc = load_accelerator(arch.hardware if hardware is None else hardware)
+    ratios = None if exit_ratios is None else check_exit_ratios(exit_ratios, len(arch.exits) + 1)
+    schedule = _schedule(arch, acc)
+    cost = _costs(arch, schedule)
+    saved = 0
+    if any(ex.overlap for ex in arch.exits):
+        plain = replace(arch, exits=tuple(replace(ex, overlap=False) for ex in arch.exits))
+        saved = _schedule(plain, acc).decisions[-1] - schedule.decisions[-1]
+    return NetworkCost(acc.name, _records(schedule), cost, ratios, saved)
+
+
+def clear_caches() -> None:
+    """Forget every cached accelerator, plan, part and layer cost (for cold-start benchmarks)."""
+    for cached in (_preset, _from_file, _plan, _segment, _head_nodes, _head, conv_profile, conv_cost, pool_cost, add_cost):
+        cached.cache_clear()

@@ -1,0 +1,285 @@
+"""Layer-by-layer list scheduling on a multi-core accelerator, the way Stream schedules.
+
+Layers are scheduled one at a time in graph order.  A layer starts when its inputs have
+arrived on its core, its weights are there and the core is free.  Resources keep a
+busy-until time, so transfers queue on the mesh links and on the one shared DRAM port:
+
+* Weights start in DRAM.  A layer whose weights fit the core's weight SRAM has them
+  fetched over the DRAM port before it starts (DRAM read + SRAM write); the fetch may run
+  ahead while the core still works on its previous layer if both layers' weights fit
+  together, else it waits for that layer to end.  Larger kernels stream from DRAM while
+  the layer runs (:func:`~eenas.hardware.layer_cost.conv_cost` with DRAM), holding the port.
+* Activations stay in the act SRAM of the core that produced them.  A consumer on another
+  core receives them over the XY route of the mesh (every link on the route is held for
+  ``bits / link bandwidth`` cycles); pooling layers receive theirs over the pooling core's
+  link of the sending core.  A transfer costs the sender's read and the receiver's write.
+* Residual additions read both operands where they are and write the sum to the core of
+  the first operand (the projection's); the SIMD core's links are free.
+* Convolutions without a given core go to the core that finishes them first (ties: less
+  energy, then the lowest index): greedy earliest-finish-time list scheduling.
+
+A :class:`State` captures everything a later part of the schedule depends on, so parts
+(backbone segments, exit heads) can be simulated separately and cached.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import NamedTuple
+
+from eenas.hardware.accelerator import Accelerator, CoreDesign, Memory
+from eenas.hardware.layer_cost import LayerCost, add_cost, conv_cost, pool_cost
+from eenas.hardware.layers import AddLayer, ConvLayer
+from eenas.hardware.workload import Node
+
+DRAM, POOL, SIMD = -1, -2, -3  # locations besides the compute cores 0..n-1
+
+
+def location_name(acc: Accelerator, loc: int) -> str:
+    return {DRAM: "dram", POOL: "pool", SIMD: "simd"}.get(loc) or acc.cores[loc].name
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """An activation and where copies of it are ready: ((location, cycle), ...)."""
+
+    name: str
+    bits: int
+    copies: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True)
+class State:
+    """Busy-until times of every resource between two parts of a schedule, in cycles."""
+
+    barrier: int  # nothing starts earlier (an exit's decision)
+    core_free: tuple[int, ...]
+    core_start: tuple[int, ...]  # start of each core's last layer
+    core_wbits: tuple[int, ...]  # weight SRAM bits that layer holds
+    dram_free: int
+    link_free: tuple[int, ...]  # mesh links, then each core's link to the pooling core
+    pool_free: int
+    simd_free: int
+    tensor: Tensor  # the activation the next part reads
+
+    @classmethod
+    def initial(cls, acc: Accelerator, tensor: Tensor) -> State:
+        n = len(acc.cores)
+        zeros = (0,) * n
+        return cls(0, zeros, zeros, zeros, 0, (0,) * (len(acc.mesh_links) + n), 0, 0, tensor)
+
+    def normalized(self) -> State:
+        """Relative to the barrier; earlier times are the barrier (nothing may start before it).
+
+        Idle cores forget their weights: a fetch into them cannot start before the barrier anyway.
+        """
+        b, t = self.barrier, self.tensor
+        return State(
+            0,
+            tuple(x - b if x > b else 0 for x in self.core_free),
+            tuple(x - b if x > b else 0 for x in self.core_start),
+            tuple(w if f > b else 0 for w, f in zip(self.core_wbits, self.core_free)),
+            self.dram_free - b if self.dram_free > b else 0,
+            tuple(x - b if x > b else 0 for x in self.link_free),
+            self.pool_free - b if self.pool_free > b else 0,
+            self.simd_free - b if self.simd_free > b else 0,
+            Tensor(t.name, t.bits, tuple((loc, r - b if r > b else 0) for loc, r in t.copies)),
+        )
+
+    def shifted(self, dt: int) -> State:
+        if dt == 0:
+            return self
+        t = self.tensor
+        return State(
+            self.barrier + dt, tuple(x + dt for x in self.core_free), tuple(x + dt for x in self.core_start),
+            self.core_wbits, self.dram_free + dt, tuple(x + dt for x in self.link_free), self.pool_free + dt,
+            self.simd_free + dt, Tensor(t.name, t.bits, tuple((loc, r + dt) for loc, r in t.copies)),
+        )
+
+    def with_barrier(self, t: int) -> State:
+        return replace(self, barrier=max(t, self.barrier))
+
+
+class Event(NamedTuple):
+    """Something that takes time on a resource: a layer, a weight fetch or a transfer."""
+
+    node: Node
+    kind: str  # "compute", "weights" or "transfer"
+    location: int  # where the layer runs (a core, POOL or SIMD)
+    start: int
+    end: int
+    energy_pj: float
+    cost: LayerCost | None  # the layer's own cost, for "compute" events
+
+
+@dataclass
+class _Step:
+    """A layer placed on a location, before it is committed to the schedule."""
+
+    node: Node
+    location: int
+    cost: LayerCost
+    start: int
+    end: int
+    events: list[Event]
+    links: dict[int, int]
+    dram_free: int
+    arrived: dict[str, int]  # input copies that now exist at ``location``
+    home: int  # where the output lands
+
+    @property
+    def energy(self) -> float:
+        return sum(e.energy_pj for e in self.events)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def conv_profile(node: Node, design: CoreDesign, dram: Memory) -> tuple[LayerCost, int, float, int]:
+    """A convolution's cost with DRAM streaming, its weight fetch (cycles, pJ) and the weight SRAM size."""
+    weights = node.weight_total_bits
+    cost = conv_cost(node.layer, design, node.weight_bits, node.act_bits, dram)  # type: ignore[arg-type]
+    energy = dram.read_energy(weights) + design.weight_sram.write_energy(weights)
+    return cost, dram.read_cycles(weights), energy, design.weight_sram.size_bits
+
+
+class Simulator:
+    """Schedules nodes one by one from a :class:`State`; see the module docstring."""
+
+    def __init__(self, acc: Accelerator, state: State) -> None:
+        self.acc = acc
+        self.barrier = state.barrier
+        self.core_free, self.core_start = list(state.core_free), list(state.core_start)
+        self.core_wbits = list(state.core_wbits)
+        self.dram_free, self.link_free = state.dram_free, list(state.link_free)
+        self.pool_free, self.simd_free = state.pool_free, state.simd_free
+        self.tensors: dict[str, tuple[int, dict[int, int]]] = {state.tensor.name: (state.tensor.bits, dict(state.tensor.copies))}
+        self.events: list[Event] = []
+
+    def run(self, node: Node, core: int | None = None, avoid: Iterable[int] = ()) -> int:
+        """Schedule ``node``; a convolution goes to ``core`` or, if None, the earliest-finishing core."""
+        layer = node.layer
+        if isinstance(layer, ConvLayer):
+            if core is not None:
+                candidates: Iterable[int] = (core,)
+            else:
+                candidates = [c for c in range(len(self.acc.cores)) if c not in avoid] or range(len(self.acc.cores))
+            steps = [self._conv_step(node, c) for c in candidates]
+            step = steps[0] if len(steps) == 1 else min(steps, key=lambda s: (s.end, s.energy, s.location))
+        elif isinstance(layer, AddLayer):
+            step = self._add_step(node)
+        else:
+            step = self._pool_step(node)
+        self._commit(step)
+        return step.location
+
+    def state(self, output: str) -> State:
+        bits, copies = self.tensors[output]
+        tensor = Tensor(output, bits, tuple(sorted(copies.items())))
+        return State(
+            self.barrier, tuple(self.core_free), tuple(self.core_start), tuple(self.core_wbits), self.dram_free,
+            tuple(self.link_free), self.pool_free, self.simd_free, tensor,
+        )
+
+    # -- placing one layer -------------------------------------------------------------
+
+    def _route(self, src: int, dst: int, bits: int) -> tuple[tuple[int, ...], int, float]:
+        """Links held, bandwidth and energy (both ends) of moving ``bits`` from ``src`` to ``dst``."""
+        acc = self.acc
+        n_mesh = len(acc.mesh_links)
+        if src == DRAM:
+            return (), acc.dram.read_bw_bits, acc.dram.read_energy(bits) + acc.cores[dst].design.act_sram.write_energy(bits)
+        if src == POOL:
+            sram = acc.pooling_core.sram
+            return (n_mesh + dst,), acc.pooling_core.link_bw_bits, sram.read_energy(bits) + acc.cores[dst].design.act_sram.write_energy(bits)
+        read = acc.cores[src].design.act_sram.read_energy(bits)
+        if dst == POOL:
+            return (n_mesh + src,), acc.pooling_core.link_bw_bits, read + acc.pooling_core.sram.write_energy(bits)
+        links = acc.routes[src, dst]
+        energy = read + acc.cores[dst].design.act_sram.write_energy(bits) + acc.mesh.link_energy_pj_per_bit * bits * len(links)
+        return links, acc.mesh.link_bw_bits, energy
+
+    def _arrival(self, node: Node, name: str, dst: int, step: _Step) -> int:
+        """Bring tensor ``name`` to ``dst`` from its best copy; record the transfer in ``step``."""
+        bits, copies = self.tensors[name]
+        if dst in copies:
+            return copies[dst]
+        best = None
+        for src, ready in copies.items():
+            links, bw, energy = self._route(src, dst, bits)
+            start = max([ready, self.barrier, *(step.links.get(i, self.link_free[i]) for i in links)]
+                        + ([step.dram_free] if src == DRAM else []))
+            end = start + math.ceil(bits / bw)
+            if best is None or (end, energy) < (best[1], best[2]):
+                best = (start, end, energy, links, src)
+        start, end, energy, links, src = best  # type: ignore[misc]
+        for i in links:
+            step.links[i] = end
+        if src == DRAM:
+            step.dram_free = end
+        step.events.append(Event(node, "transfer", dst, start, end, energy, None))
+        step.arrived[name] = end
+        return end
+
+    def _new_step(self, node: Node, location: int, cost: LayerCost) -> _Step:
+        return _Step(node, location, cost, 0, 0, [], {}, self.dram_free, {}, location)
+
+    def _conv_step(self, node: Node, c: int) -> _Step:
+        cost, fetch_cycles, fetch_energy, wsram_bits = conv_profile(node, self.acc.cores[c].design, self.acc.dram)
+        step = self._new_step(node, c, cost)
+        ready = self._arrival(node, node.inputs[0], c, step)
+        streams = cost.dram_bits > 0
+        if not streams:
+            fits_beside = self.core_wbits[c] + node.weight_total_bits <= wsram_bits
+            fetch_start = max(step.dram_free, self.core_start[c] if fits_beside else self.core_free[c], self.barrier)
+            step.dram_free = fetch_start + fetch_cycles
+            step.events.append(Event(node, "weights", c, fetch_start, step.dram_free, fetch_energy, None))
+            ready = max(ready, step.dram_free)
+        step.start = max(ready, self.core_free[c], self.barrier, step.dram_free if streams else 0)
+        step.end = step.start + cost.latency_cycles
+        if streams:
+            step.dram_free = step.end
+        step.events.append(Event(node, "compute", c, step.start, step.end, cost.energy_pj, cost))
+        return step
+
+    def _pool_step(self, node: Node) -> _Step:
+        step = self._new_step(node, POOL, pool_cost(node.layer, self.acc.pooling_core, node.act_bits))  # type: ignore[arg-type]
+        ready = self._arrival(node, node.inputs[0], POOL, step)
+        step.start = max(ready, self.pool_free, self.barrier)
+        step.end = step.start + step.cost.latency_cycles
+        step.events.append(Event(node, "compute", POOL, step.start, step.end, step.cost.energy_pj, step.cost))
+        return step
+
+    def _add_step(self, node: Node) -> _Step:
+        """The SIMD core reads both operands where they are and writes the sum beside the first."""
+        step = self._new_step(node, SIMD, add_cost(node.layer, self.acc.simd_core))  # type: ignore[arg-type]
+        bits = node.output_bits
+        sources = [min(self.tensors[name][1].items(), key=lambda kv: kv[1]) for name in node.inputs]
+        traffic = sum(self.acc.cores[loc].design.act_sram.read_energy(bits) for loc, _ in sources)
+        traffic += self.acc.cores[sources[0][0]].design.act_sram.write_energy(bits)
+        step.start = max([ready for _, ready in sources] + [self.simd_free, self.barrier])
+        step.end = step.start + step.cost.latency_cycles
+        step.events.append(Event(node, "transfer", SIMD, step.start, step.end, traffic, None))
+        step.events.append(Event(node, "compute", SIMD, step.start, step.end, step.cost.energy_pj, step.cost))
+        step.home = sources[0][0]
+        return step
+
+    def _commit(self, step: _Step) -> None:
+        node, loc = step.node, step.location
+        for i, t in step.links.items():
+            self.link_free[i] = t
+        self.dram_free = step.dram_free
+        if loc == POOL:
+            self.pool_free = step.end
+        elif loc == SIMD:
+            self.simd_free = step.end
+        else:
+            self.core_free[loc], self.core_start[loc] = step.end, step.start
+            weights = node.weight_total_bits
+            size = self.acc.cores[loc].design.weight_sram.size_bits
+            self.core_wbits[loc] = size if step.cost.dram_bits else weights
+        for name, t in step.arrived.items():
+            self.tensors[name][1][loc] = t
+        self.tensors[node.name] = (node.output_bits, {step.home: step.end})
+        self.events.extend(step.events)

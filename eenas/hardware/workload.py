@@ -1,0 +1,117 @@
+"""The early-exit MobileNetV2 as a graph of costable layers, read from :mod:`eenas.models.spec`.
+
+Mirrors the torch network layer for layer (BN and ReLU6 are folded into the convolutions,
+as on an Edge TPU): stem 3x3 conv; per inverted-residual block an optional 1x1 expansion,
+a 3x3 depthwise conv, a 1x1 projection and a residual addition; then the last 1x1 conv,
+global average pooling and the classifier.  Exit heads follow their :class:`HeadSpec`.
+Adaptive pooling that keeps the map's size is the identity and is left out.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+from eenas.arch import Precision
+from eenas.hardware.layers import AddLayer, ConvLayer, Layer, PoolLayer
+from eenas.models.spec import (
+    HEADS,
+    INPUT_CHANNELS,
+    INPUT_SIZE,
+    NUM_BLOCKS,
+    STEM_STRIDE,
+    mobilenet_v2_spec,
+)
+
+INPUT = "image"  # the tensor the stem reads; it starts in DRAM
+TAIL = NUM_BLOCKS + 1  # index of the final stage's own layers (last conv, pool, classifier)
+
+
+@dataclass(frozen=True)
+class Node:
+    """One layer of the graph: its shape, the tensors it reads and its precision."""
+
+    name: str
+    layer: Layer
+    inputs: tuple[str, ...]
+    weight_bits: int
+    act_bits: int
+
+    @functools.cached_property
+    def output_bits(self) -> int:
+        return self.layer.output_count * self.act_bits
+
+    @functools.cached_property
+    def weight_total_bits(self) -> int:
+        return self.layer.weight_count * self.weight_bits if isinstance(self.layer, ConvLayer) else 0
+
+
+@dataclass(frozen=True)
+class Block:
+    """A unit between mount points: 0 is the stem, 1..17 the blocks, 18 the final layers."""
+
+    index: int
+    nodes: tuple[Node, ...]
+    channels: int  # of the output
+    size: int  # output height == width
+
+    @property
+    def output(self) -> str:
+        return self.nodes[-1].name
+
+
+def _pool_then_fc(
+    prefix: str, source: str, channels: int, size: int, pooled: int, mode: str, num_classes: int, p: Precision
+) -> tuple[Node, ...]:
+    """Adaptive pooling from ``size`` to ``pooled`` (skipped if equal), flatten, FC."""
+    nodes: list[Node] = []
+    if pooled < size:
+        kernel = size // pooled
+        nodes.append(Node(f"{prefix}.pool", PoolLayer(channels, size, size, kernel, kernel, mode), (source,),
+                          p.weights, p.activations))
+        source = nodes[-1].name
+    fc = ConvLayer(channels * pooled * pooled, num_classes, 1, 1)
+    nodes.append(Node(f"{prefix}.fc", fc, (source,), p.weights, p.activations))
+    return tuple(nodes)
+
+
+def backbone(width_mult: float, precision: Precision, num_classes: int) -> tuple[Block, ...]:
+    """Blocks 0 (stem) .. 18 (last conv, global average pool, classifier) of the backbone."""
+    spec = mobilenet_v2_spec(width_mult)
+    wb, ab = precision.weights, precision.activations
+    stem = ConvLayer(INPUT_CHANNELS, spec.stem_channels, INPUT_SIZE, INPUT_SIZE, 3, STEM_STRIDE)
+    blocks = [Block(0, (Node("stem", stem, (INPUT,), wb, ab),), spec.stem_channels, stem.out_height)]
+    for b in spec.blocks:
+        source, nodes, size = blocks[-1].output, [], b.in_size
+        if b.expand_ratio != 1:
+            nodes.append(Node(f"b{b.index}.expand", ConvLayer(b.in_channels, b.hidden_channels, size, size), (source,), wb, ab))
+        dw = ConvLayer(b.hidden_channels, b.hidden_channels, size, size, 3, b.stride, b.hidden_channels)
+        nodes.append(Node(f"b{b.index}.dw", dw, (nodes[-1].name if nodes else source,), wb, ab))
+        project = ConvLayer(b.hidden_channels, b.out_channels, b.out_size, b.out_size)
+        nodes.append(Node(f"b{b.index}.project", project, (nodes[-1].name,), wb, ab))
+        if b.residual:
+            add = AddLayer(b.out_channels, b.out_size, b.out_size)
+            nodes.append(Node(f"b{b.index}.add", add, (nodes[-1].name, source), wb, ab))
+        blocks.append(Block(b.index, tuple(nodes), b.out_channels, b.out_size))
+    last, size = blocks[-1], blocks[-1].size
+    conv = Node("final.conv", ConvLayer(last.channels, spec.last_channels, size, size), (last.output,), wb, ab)
+    tail = _pool_then_fc("final", conv.name, spec.last_channels, size, 1, "avg", num_classes, precision)
+    blocks.append(Block(TAIL, (conv, *tail), num_classes, 1))
+    return tuple(blocks)
+
+
+def exit_head(block: Block, head: str, precision: Precision, num_classes: int) -> tuple[Node, ...]:
+    """The layers of exit head ``head`` mounted on ``block``'s output (see HeadSpec)."""
+    spec = HEADS[head]
+    wb, ab = precision.weights, precision.activations
+    prefix, source = f"b{block.index}.exit", block.output
+    channels, size, nodes = block.channels, block.size, []
+    if spec.depthwise:
+        dw = ConvLayer(channels, channels, size, size, 3, 1, channels)
+        nodes.append(Node(f"{prefix}.dw", dw, (source,), wb, ab))
+        source = nodes[-1].name
+    if spec.conv_channels:
+        nodes.append(Node(f"{prefix}.pw", ConvLayer(channels, spec.conv_channels, size, size), (source,), wb, ab))
+        source, channels = nodes[-1].name, spec.conv_channels
+    pooled = spec.pooled_size(size)
+    return (*nodes, *_pool_then_fc(prefix, source, channels, size, pooled, spec.pool, num_classes, precision))

@@ -1,0 +1,213 @@
+"""Whole-network schedule and early-exit accounting."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from eenas.arch import Arch, BackboneConfig, ExitConfig, Precision, QuantConfig
+from eenas.errors import EenasError
+from eenas.hardware import ConvLayer, PoolLayer, cost_arch, network_cost
+from eenas.hardware.workload import TAIL, backbone, exit_head
+from eenas.models.spec import HEADS, NUM_BLOCKS, mobilenet_v2_spec
+
+W8 = Precision(8, 8)
+EXITS = (
+    ExitConfig(2, "pool_fc", 0.9),
+    ExitConfig(5, "conv_pool_fc", 0.9),
+    ExitConfig(9, "dsconv_pool_fc", 0.9),
+    ExitConfig(13, "gap_fc", 0.9),
+)
+
+
+def arch(exits=EXITS, width=1.0, backbone_bits=W8, exit_bits=W8, hardware="edge_tpu_quad") -> Arch:
+    return Arch("cifar10", BackboneConfig("mobilenet_v2", width), tuple(exits), QuantConfig(backbone_bits, exit_bits),
+                hardware)
+
+
+def test_workload_follows_the_spec():
+    spec = mobilenet_v2_spec(1.0)
+    blocks = backbone(1.0, W8, 10)
+    assert len(blocks) == NUM_BLOCKS + 2 and blocks[TAIL].index == TAIL
+    for b in spec.blocks:
+        names = [n.name.split(".")[1] for n in blocks[b.index].nodes]
+        expected = (["expand"] if b.expand_ratio != 1 else []) + ["dw", "project"] + (["add"] if b.residual else [])
+        assert names == expected
+        dw = blocks[b.index].nodes[-3 if b.residual else -2].layer
+        assert dw.kind == "depthwise" and dw.stride == b.stride and dw.height == b.in_size
+        assert (blocks[b.index].channels, blocks[b.index].size) == (b.out_channels, b.out_size)
+    tail = [n.layer for n in blocks[TAIL].nodes]
+    assert tail[0] == ConvLayer(320, 1280, 2, 2) and tail[1] == PoolLayer(1280, 2, 2, 2, 2, "avg")
+    assert tail[2] == ConvLayer(1280, 10, 1, 1)
+
+
+@pytest.mark.parametrize("head", sorted(HEADS))
+def test_heads_follow_their_spec(head):
+    spec, block = HEADS[head], backbone(1.0, W8, 100)[4]  # 32 channels at 8x8
+    nodes = exit_head(block, head, Precision(4, 4), 100)
+    kinds = [n.layer.kind for n in nodes]
+    expected = (["depthwise"] if spec.depthwise else []) + (["pointwise"] if spec.conv_channels else [])
+    assert kinds == expected + ["pool", "fc"]
+    fc = nodes[-1].layer
+    assert fc.in_channels == spec.fc_in_features(block.channels, block.size) and fc.out_channels == 100
+    assert all((n.weight_bits, n.act_bits) == (4, 4) for n in nodes)
+
+
+def test_identity_pooling_is_left_out():
+    last = backbone(1.0, W8, 10)[NUM_BLOCKS]  # 2x2 map: pool_fc's max-pool to 4x4 keeps it 2x2
+    assert [n.layer.kind for n in exit_head(last, "pool_fc", W8, 10)] == ["fc"]
+
+
+def test_workload_matches_the_torch_network():
+    torch = pytest.importorskip("torch")
+    from eenas.models.backbone import Backbone
+    from eenas.models.heads import build_head
+
+    def shapes(module, x):
+        seen = []
+        hooks = [m.register_forward_hook(lambda m, i, o: seen.append((m, i[0].shape))) for m in module.modules()
+                 if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+        with torch.no_grad():
+            module.eval()(x)
+        for h in hooks:
+            h.remove()
+        return [(m.in_channels, m.out_channels, m.kernel_size[0], m.stride[0], m.groups, s[-1])
+                if isinstance(m, torch.nn.Conv2d) else (m.in_features, m.out_features, 1, 1, 1, 1) for m, s in seen]
+
+    def ours(nodes):
+        return [(n.layer.in_channels, n.layer.out_channels, n.layer.kernel, n.layer.stride, n.layer.groups,
+                 n.layer.height) for n in nodes if isinstance(n.layer, ConvLayer)]
+
+    width = 0.5
+    net, blocks = Backbone(10, width), backbone(width, W8, 10)
+    assert shapes(net, torch.zeros(1, 3, 32, 32)) == ours([n for b in blocks for n in b.nodes])
+    for head, b in zip(sorted(HEADS), (1, 4, 9, 17)):
+        block = blocks[b]
+        module = build_head(head, block.channels, block.size, 10)
+        x = torch.zeros(1, block.channels, block.size, block.size)
+        assert shapes(module, x) == ours(exit_head(block, head, W8, 10)), head
+
+
+def test_without_exits_the_final_exit_is_the_static_network():
+    cost = cost_arch(arch(exits=()))
+    (final,) = cost.exits
+    assert final.head == "classifier" and final.after_block is None
+    assert final.cum_latency_cycles == cost.static_latency_cycles
+    assert final.cum_energy_pj == cost.static_energy_pj and final.cum_macs == cost.static_macs
+    assert cost.et_ratio([1.0]) == pytest.approx(1.0)
+
+
+def test_cumulative_costs_are_sums_of_stages_and_of_layers():
+    nc = network_cost(arch())
+    exits = nc.cost.exits
+    assert len(exits) == len(EXITS) + 1
+    for i, e in enumerate(exits):
+        assert e.cum_latency_cycles == sum(x.stage_latency_cycles for x in exits[: i + 1])
+        assert e.cum_energy_pj == pytest.approx(sum(x.stage_energy_pj for x in exits[: i + 1]))
+        assert e.cum_macs == sum(x.stage_macs for x in exits[: i + 1])
+        layers = [r for r in nc.layers if r.stage == i + 1]
+        assert e.stage_energy_pj == pytest.approx(sum(r.energy_pj + r.transfer_pj for r in layers))
+        assert e.stage_macs == sum(r.macs for r in layers)
+    assert exits[-1].cum_macs == sum(r.macs for r in nc.layers)
+    # Every exit's head is part of its stage, the stem part of stage 1.
+    assert [r.stage for r in nc.layers if r.name == "stem"] == [1]
+    for i, ex in enumerate(EXITS):
+        assert {r.stage for r in nc.layers if r.name.startswith(f"b{ex.after_block}.exit.")} == {i + 1}
+
+
+def test_exits_are_barriers_without_overlap():
+    nc = network_cost(arch())
+    for i, e in enumerate(nc.cost.exits[:-1]):
+        later = [r.start for r in nc.layers if r.stage > i + 1]
+        assert min(later) >= e.cum_latency_cycles
+    final, cost = nc.cost.exits[-1], nc.cost
+    assert final.cum_energy_pj > cost.static_energy_pj and final.cum_latency_cycles > cost.static_latency_cycles
+    assert final.cum_macs > cost.static_macs
+
+
+def test_average_et():
+    cost = cost_arch(arch())
+    first = cost.exits[0]
+    assert cost.average_et([1, 0, 0, 0, 0]) == pytest.approx(first.cum_energy_pj * first.cum_latency_cycles)
+    ratios = [0.3, 0.2, 0.2, 0.1, 0.2]
+    assert cost.average_et(ratios) == pytest.approx(sum(r * e.cum_et for r, e in zip(ratios, cost.exits)))
+    energy = sum(r * e.cum_energy_pj for r, e in zip(ratios, cost.exits))
+    latency = sum(r * e.cum_latency_cycles for r, e in zip(ratios, cost.exits))
+    assert cost.product_of_averages_et(ratios) == pytest.approx(energy * latency)
+    assert cost.et_ratio(ratios) == pytest.approx(cost.average_et(ratios) / cost.static_et)
+    assert 0 < cost.et_ratio(ratios) < 1  # early exits pay off at 8 bits
+
+
+@pytest.mark.parametrize("ratios, message", [
+    ([0.5, 0.5], "expected 5 values"),
+    ([0.5, 0.5, 0.5, -0.5, 0.0], "non-negative"),
+    ([0.2, 0.2, 0.2, 0.2, 0.1], "sum to 0.9"),
+])
+def test_bad_exit_ratios(ratios, message):
+    with pytest.raises(EenasError, match=message):
+        cost_arch(arch()).average_et(ratios)
+
+
+def test_overlap_trades_energy_for_latency():
+    plain = cost_arch(arch())
+    exits = tuple(replace(e, overlap=True) for e in EXITS)
+    overlapped = cost_arch(arch(exits=exits))
+    assert overlapped.exits[-1].cum_latency_cycles < plain.exits[-1].cum_latency_cycles
+    for fast, slow in zip(overlapped.exits[:-1], plain.exits[:-1]):
+        assert fast.wasted_energy_pj > 0 and slow.wasted_energy_pj == 0
+        assert fast.cum_energy_pj >= slow.cum_energy_pj
+    # Decisions come in order: a sample reaches exit i+1 only after exit i said "continue".
+    latencies = [e.cum_latency_cycles for e in overlapped.exits]
+    assert latencies == sorted(latencies)
+    nc = network_cost(arch(exits=exits))
+    assert nc.overlap_saved_cycles == plain.exits[-1].cum_latency_cycles - overlapped.exits[-1].cum_latency_cycles
+
+
+def test_exit_core_pins_the_head():
+    exits = (ExitConfig(3, "dsconv_pool_fc", 0.9, core=2),)
+    nc = network_cost(arch(exits=exits))
+    heads = [r for r in nc.layers if r.name.startswith("b3.exit.")]
+    assert {r.location for r in heads if r.kind != "pool"} == {"tpu2"}
+    assert [r.location for r in heads if r.kind == "pool"] == ["pool"]
+    with pytest.raises(EenasError, match=r"exits\[0\]\.core: 4 is not a compute core"):
+        cost_arch(arch(exits=(ExitConfig(3, "pool_fc", 0.9, core=4),)))
+    with pytest.raises(EenasError, match=r"exits\[0\]\.core: 1 is not a compute core of edge_tpu_single"):
+        cost_arch(arch(exits=(ExitConfig(3, "pool_fc", 0.9, core=1),), hardware="edge_tpu_single"))
+
+
+def test_layers_go_where_the_issue_says():
+    nc = network_cost(arch())
+    for r in nc.layers:
+        expected = {"pool": {"pool"}, "add": {"simd"}}.get(r.kind, {"tpu0", "tpu1", "tpu2", "tpu3"})
+        assert r.location in expected, r
+
+
+def test_precision_and_width_lower_the_cost():
+    def static(**kw):
+        c = cost_arch(arch(exits=(), **kw))
+        return c.static_energy_pj, c.static_latency_cycles
+
+    e8, t8 = static()
+    e4, t4 = static(backbone_bits=Precision(4, 4))
+    ef, tf = static(backbone_bits=Precision(32, 32))
+    assert e4 < e8 < ef and t4 <= t8 <= tf
+    e_half, t_half = static(width=0.5)
+    assert e_half < e8 and t_half < t8
+    heads8 = cost_arch(arch()).exits[0].cum_energy_pj
+    heads2 = cost_arch(arch(exit_bits=Precision(2, 2))).exits[0].cum_energy_pj
+    assert heads2 < heads8
+
+
+def test_hardware_argument_overrides_the_arch():
+    a = arch(exits=())
+    assert cost_arch(a, "edge_tpu_single").static_latency_cycles == cost_arch(
+        arch(exits=(), hardware="edge_tpu_single")).static_latency_cycles
+    assert network_cost(a, "edge_tpu_single").hardware == "edge_tpu_single"
+
+
+def test_bad_exits_are_named():
+    with pytest.raises(EenasError, match=r"exits\[1\]\.after_block"):
+        cost_arch(arch(exits=(ExitConfig(5, "pool_fc", 0.9), ExitConfig(5, "gap_fc", 0.9))))
+    with pytest.raises(EenasError, match=r"exits\[0\]\.head: unknown head 'mlp'"):
+        cost_arch(arch(exits=(ExitConfig(5, "mlp", 0.9),)))
