@@ -116,6 +116,24 @@ def evaluate(arch_path, finetune, hardware, write_stats, budget, data_dir, cache
         click.echo(f"wrote {save_evaluation(result, stats_path(arch_path))}")
 
 
+@cli.command("cost")
+@click.option("--arch", "arch_path", type=click.Path(dir_okay=False), required=True, help="Arch file (arch.json).")
+@click.option("--hardware", default=None, help="Accelerator preset or YAML file (default: the arch's).")
+@click.option("--exit-ratios", default=None,
+              help="Fraction of samples leaving at each exit and the final classifier, e.g. 0.3,0.2,0.5.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option("--frequency-mhz", type=float, default=None, help="Also show time at this clock frequency.")
+def cost(arch_path, hardware, exit_ratios, fmt, frequency_mhz) -> None:
+    """Per-layer and per-exit latency, energy and ET of an arch on an accelerator (no training)."""
+    from eenas.arch import load_arch
+    from eenas.hardware import network_cost, parse_exit_ratios
+    from eenas.hardware.report import render
+
+    arch = load_arch(arch_path)
+    ratios = None if exit_ratios is None else parse_exit_ratios(exit_ratios, len(arch.exits) + 1)
+    click.echo(render(network_cost(arch, hardware, ratios), fmt, frequency_mhz))
+
+
 def main() -> None:
     try:
         cli.main(standalone_mode=False)
