@@ -49,6 +49,8 @@ class Memory:
     read_energy_pj: float
     write_energy_pj: float
 
+    __hash__ = _hash_once
+
     def _accesses(self, bits: int, bw: int) -> float:
         """ZigZag's partial-access rule: ceil(bits / bw_min) * bw_min / bw_max full accesses."""
         return math.ceil(bits / self.min_bw_bits) * self.min_bw_bits / bw

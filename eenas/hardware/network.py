@@ -46,6 +46,7 @@ from eenas.hardware.schedule import (
     Tensor,
     conv_profile,
     location_name,
+    route,
 )
 from eenas.hardware.workload import INPUT, TAIL, Block, Node, backbone, exit_head
 from eenas.models.spec import HEADS, INPUT_CHANNELS, INPUT_SIZE, NUM_BLOCKS
@@ -83,35 +84,46 @@ def _plan(acc: Accelerator, width_mult: float, precision: Precision, num_classes
 
 @dataclass(frozen=True)
 class _Run:
-    """One simulated part of a schedule, times relative to the barrier of its start state."""
+    """One simulated part of a schedule, times relative to its normalized start state.
 
-    events: tuple[Event, ...]
+    Every event's start, end and energy are kept as flat tuples of numbers (cheap for the
+    garbage collector to skip in a large cache); the events themselves only when detailed.
+    """
+
     end_state: State  # the carried activation is the part's input (heads) or output (segments)
     done: int  # when the part's last layer ends
     energy_pj: float
     macs: int
+    starts: tuple[int, ...]
+    ends: tuple[int, ...]
+    energies: tuple[float, ...]
+    events: tuple[Event, ...]  # empty unless detailed
 
 
-def _finish(sim: Simulator, last: str, carried: str) -> _Run:
-    events = tuple(sim.events)
+def _finish(sim: Simulator, last: str, carried: str, detailed: bool) -> _Run:
+    events = sim.events
+    energies = tuple(e.energy_pj for e in events)
     return _Run(
-        events,
         sim.state(carried),
         max(sim.tensors[last][1].values()),
-        sum(e.energy_pj for e in events),
+        sum(energies),
         sum(e.cost.macs for e in events if e.cost is not None),
+        tuple(e.start for e in events),
+        tuple(e.end for e in events),
+        energies,
+        tuple(events) if detailed else (),
     )
 
 
 @functools.lru_cache(maxsize=1 << 14)
-def _segment(plan: _Plan, first: int, last: int, state: State) -> _Run:
+def _segment(plan: _Plan, first: int, last: int, detailed: bool, state: State) -> _Run:
     """Backbone blocks ``first..last`` from a normalized state, on the plan's mapping."""
     sim = Simulator(plan.acc, state)
     for block in plan.blocks[first : last + 1]:
         for node in block.nodes:
             sim.run(node, plan.mapping.get(node.name))
     output = plan.blocks[last].output
-    return _finish(sim, output, output)
+    return _finish(sim, output, output, detailed)
 
 
 @functools.lru_cache(maxsize=1 << 12)
@@ -121,19 +133,21 @@ def _head_nodes(plan: _Plan, block: int, head: str, precision: Precision) -> tup
 
 @functools.lru_cache(maxsize=1 << 14)
 def _head(
-    plan: _Plan, block: int, head: str, core: int | None, precision: Precision, avoid: tuple[int, ...], state: State
+    plan: _Plan, block: int, head: str, core: int | None, precision: Precision, avoid: tuple[int, ...],
+    detailed: bool, state: State,
 ) -> _Run:
     """Exit head ``head`` on block ``block``'s output from a normalized state."""
     sim = Simulator(plan.acc, state)
     nodes = _head_nodes(plan, block, head, precision)
     for node in nodes:
         sim.run(node, core, avoid)
-    return _finish(sim, nodes[-1].name, plan.blocks[block].output)
+    return _finish(sim, nodes[-1].name, plan.blocks[block].output, detailed)
 
 
 def _placed(part: Callable[..., _Run], *args: object, state: State) -> tuple[_Run, int]:
     """Run (or look up) a part from ``state``; returns it with the offset of its times."""
-    return part(*args, state.normalized()), state.barrier
+    offset, normalized = state.normalized()
+    return part(*args, normalized), offset
 
 
 @dataclass(frozen=True)
@@ -232,16 +246,18 @@ def _validate(arch: Arch, acc: Accelerator) -> None:
             raise EenasError(f"{where}.core: {ex.core} is not a compute core of {acc.name} (0..{len(acc.cores) - 1})")
 
 
-def _schedule(arch: Arch, acc: Accelerator) -> _Schedule:
+def _schedule(arch: Arch, acc: Accelerator, detailed: bool = False) -> _Schedule:
     _validate(arch, acc)
     plan = _plan(acc, arch.backbone.width_mult, arch.quant.backbone, arch.num_classes)
     state = State.initial(acc, plan.image)
     stages, decisions, first, decided = [], [], 0, 0
     for ex in arch.exits:
-        segment, seg_offset = _placed(_segment, plan, first, ex.after_block, state=state)
+        segment, seg_offset = _placed(_segment, plan, first, ex.after_block, detailed, state=state)
         state = segment.end_state.shifted(seg_offset)
         avoid = (plan.first_core(ex.after_block + 1),) if ex.overlap else ()
-        head, head_offset = _placed(_head, plan, ex.after_block, ex.head, ex.core, arch.quant.exits, avoid, state=state)
+        head, head_offset = _placed(
+            _head, plan, ex.after_block, ex.head, ex.core, arch.quant.exits, avoid, detailed, state=state
+        )
         # A sample reaches this decision only after every earlier one said "continue".
         decided = max(decided, head.done + head_offset)
         state = head.end_state.shifted(head_offset)
@@ -249,7 +265,7 @@ def _schedule(arch: Arch, acc: Accelerator) -> _Schedule:
         stages.append(((segment, seg_offset), (head, head_offset)))
         decisions.append(decided)
         first = ex.after_block + 1
-    segment, seg_offset = _placed(_segment, plan, first, TAIL, state=state)
+    segment, seg_offset = _placed(_segment, plan, first, TAIL, detailed, state=state)
     stages.append(((segment, seg_offset),))
     decisions.append(max(decided, segment.done + seg_offset))
     return _Schedule(plan, tuple(stages), tuple(decisions))
@@ -261,15 +277,15 @@ def _wasted(schedule: _Schedule, stage: int) -> float:
     wasted = 0.0
     for parts in schedule.stages[stage + 1 :]:
         for run, offset in parts:
-            for e in run.events:
-                start, end = e.start + offset, e.end + offset
+            for start, end, energy in zip(run.starts, run.ends, run.energies):
+                start, end = start + offset, end + offset
                 if start < t:
-                    wasted += e.energy_pj * (1.0 if end <= t else (t - start) / (end - start))
+                    wasted += energy * (1.0 if end <= t else (t - start) / (end - start))
     return wasted
 
 
 def _costs(arch: Arch, schedule: _Schedule) -> ArchCost:
-    static, _ = _placed(_segment, schedule.plan, 0, TAIL, state=State.initial(schedule.plan.acc, schedule.plan.image))
+    static, _ = _placed(_segment, schedule.plan, 0, TAIL, False, state=State.initial(schedule.plan.acc, schedule.plan.image))
     exits, work, macs, prev_t, prev_e = [], 0.0, 0, 0, 0.0
     configs = [*arch.exits, None]
     for i, (parts, t) in enumerate(zip(schedule.stages, schedule.decisions)):
@@ -354,7 +370,7 @@ def network_cost(
     """Per-layer schedule, per-exit costs and (with ratios) average ET of ``arch``."""
     acc = load_accelerator(arch.hardware if hardware is None else hardware)
     ratios = None if exit_ratios is None else check_exit_ratios(exit_ratios, len(arch.exits) + 1)
-    schedule = _schedule(arch, acc)
+    schedule = _schedule(arch, acc, detailed=True)
     cost = _costs(arch, schedule)
     saved = 0
     if any(ex.overlap for ex in arch.exits):
@@ -365,5 +381,5 @@ def network_cost(
 
 def clear_caches() -> None:
     """Forget every cached accelerator, plan, part and layer cost (for cold-start benchmarks)."""
-    for cached in (_preset, _from_file, _plan, _segment, _head_nodes, _head, conv_profile, conv_cost, pool_cost, add_cost):
+    for cached in (_preset, _from_file, _plan, _segment, _head_nodes, _head, conv_profile, route, conv_cost, pool_cost, add_cost):
         cached.cache_clear()

@@ -71,22 +71,28 @@ class State:
         zeros = (0,) * n
         return cls(0, zeros, zeros, zeros, 0, (0,) * (len(acc.mesh_links) + n), 0, 0, tensor)
 
-    def normalized(self) -> State:
-        """Relative to the barrier; earlier times are the barrier (nothing may start before it).
+    def normalized(self) -> tuple[int, State]:
+        """``(t, state)``: the state with times relative to ``t``, the earliest a later event can start.
 
-        Idle cores forget their weights: a fetch into them cannot start before the barrier anyway.
+        Every later event starts after the barrier and either uses the DRAM port (weights) or
+        reads the carried activation (transfers, pooling, additions), so it starts no earlier
+        than ``t = max(barrier, min(dram_free, first copy ready))``.  Times before ``t`` are
+        therefore ``t`` as far as the rest of the schedule is concerned, and idle cores forget
+        their weights.  Equal normalized states schedule identically, which is what lets the
+        network cache parts of schedules.
         """
-        b, t = self.barrier, self.tensor
-        return State(
+        t = max(self.barrier, min(self.dram_free, min(r for _, r in self.tensor.copies)))
+        tensor = self.tensor
+        return t, State(
             0,
-            tuple(x - b if x > b else 0 for x in self.core_free),
-            tuple(x - b if x > b else 0 for x in self.core_start),
-            tuple(w if f > b else 0 for w, f in zip(self.core_wbits, self.core_free)),
-            self.dram_free - b if self.dram_free > b else 0,
-            tuple(x - b if x > b else 0 for x in self.link_free),
-            self.pool_free - b if self.pool_free > b else 0,
-            self.simd_free - b if self.simd_free > b else 0,
-            Tensor(t.name, t.bits, tuple((loc, r - b if r > b else 0) for loc, r in t.copies)),
+            tuple(x - t if x > t else 0 for x in self.core_free),
+            tuple(x - t if x > t else 0 for x in self.core_start),
+            tuple(w if f > t else 0 for w, f in zip(self.core_wbits, self.core_free)),
+            self.dram_free - t if self.dram_free > t else 0,
+            tuple(x - t if x > t else 0 for x in self.link_free),
+            self.pool_free - t if self.pool_free > t else 0,
+            self.simd_free - t if self.simd_free > t else 0,
+            Tensor(tensor.name, tensor.bits, tuple((loc, r - t if r > t else 0) for loc, r in tensor.copies)),
         )
 
     def shifted(self, dt: int) -> State:
@@ -115,7 +121,7 @@ class Event(NamedTuple):
     cost: LayerCost | None  # the layer's own cost, for "compute" events
 
 
-@dataclass
+@dataclass(slots=True)
 class _Step:
     """A layer placed on a location, before it is committed to the schedule."""
 
@@ -124,15 +130,35 @@ class _Step:
     cost: LayerCost
     start: int
     end: int
-    events: list[Event]
-    links: dict[int, int]
     dram_free: int
-    arrived: dict[str, int]  # input copies that now exist at ``location``
     home: int  # where the output lands
+    transfer: tuple[int, int, float, tuple[int, ...]] | None = None  # input moved: start, end, pJ, links
+    fetch: tuple[int, int, float] | None = None  # weights fetched: start, end, pJ
+    traffic: float = 0.0  # an addition's operand reads and result write
 
     @property
     def energy(self) -> float:
-        return sum(e.energy_pj for e in self.events)
+        moved = (self.transfer[2] if self.transfer else 0.0) + (self.fetch[2] if self.fetch else 0.0)
+        return self.cost.energy_pj + moved + self.traffic
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def route(acc: Accelerator, src: int, dst: int, bits: int) -> tuple[tuple[int, ...], int, float]:
+    """Links held, cycles and energy (both ends) of moving ``bits`` from ``src`` to ``dst``."""
+    n_mesh = len(acc.mesh_links)
+    if src == DRAM:
+        dram, sram = acc.dram, acc.cores[dst].design.act_sram
+        return (), math.ceil(bits / dram.read_bw_bits), dram.read_energy(bits) + sram.write_energy(bits)
+    if src == POOL:
+        pool, sram = acc.pooling_core, acc.cores[dst].design.act_sram
+        return (n_mesh + dst,), math.ceil(bits / pool.link_bw_bits), pool.sram.read_energy(bits) + sram.write_energy(bits)
+    read = acc.cores[src].design.act_sram.read_energy(bits)
+    if dst == POOL:
+        pool = acc.pooling_core
+        return (n_mesh + src,), math.ceil(bits / pool.link_bw_bits), read + pool.sram.write_energy(bits)
+    links = acc.routes[src, dst]
+    energy = read + acc.cores[dst].design.act_sram.write_energy(bits) + acc.mesh.link_energy_pj_per_bit * bits * len(links)
+    return links, math.ceil(bits / acc.mesh.link_bw_bits), energy
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -184,91 +210,67 @@ class Simulator:
 
     # -- placing one layer -------------------------------------------------------------
 
-    def _route(self, src: int, dst: int, bits: int) -> tuple[tuple[int, ...], int, float]:
-        """Links held, bandwidth and energy (both ends) of moving ``bits`` from ``src`` to ``dst``."""
-        acc = self.acc
-        n_mesh = len(acc.mesh_links)
-        if src == DRAM:
-            return (), acc.dram.read_bw_bits, acc.dram.read_energy(bits) + acc.cores[dst].design.act_sram.write_energy(bits)
-        if src == POOL:
-            sram = acc.pooling_core.sram
-            return (n_mesh + dst,), acc.pooling_core.link_bw_bits, sram.read_energy(bits) + acc.cores[dst].design.act_sram.write_energy(bits)
-        read = acc.cores[src].design.act_sram.read_energy(bits)
-        if dst == POOL:
-            return (n_mesh + src,), acc.pooling_core.link_bw_bits, read + acc.pooling_core.sram.write_energy(bits)
-        links = acc.routes[src, dst]
-        energy = read + acc.cores[dst].design.act_sram.write_energy(bits) + acc.mesh.link_energy_pj_per_bit * bits * len(links)
-        return links, acc.mesh.link_bw_bits, energy
-
-    def _arrival(self, node: Node, name: str, dst: int, step: _Step) -> int:
-        """Bring tensor ``name`` to ``dst`` from its best copy; record the transfer in ``step``."""
+    def _arrival(self, name: str, dst: int) -> tuple[int, tuple[int, int, float, tuple[int, ...]] | None, int]:
+        """When tensor ``name`` can be at ``dst`` (moved from its best copy), the move, and the DRAM port."""
         bits, copies = self.tensors[name]
-        if dst in copies:
-            return copies[dst]
-        best = None
+        ready = copies.get(dst)
+        if ready is not None:
+            return ready, None, self.dram_free
+        best, best_src = None, None
         for src, ready in copies.items():
-            links, bw, energy = self._route(src, dst, bits)
-            start = max([ready, self.barrier, *(step.links.get(i, self.link_free[i]) for i in links)]
-                        + ([step.dram_free] if src == DRAM else []))
-            end = start + math.ceil(bits / bw)
-            if best is None or (end, energy) < (best[1], best[2]):
-                best = (start, end, energy, links, src)
-        start, end, energy, links, src = best  # type: ignore[misc]
-        for i in links:
-            step.links[i] = end
-        if src == DRAM:
-            step.dram_free = end
-        step.events.append(Event(node, "transfer", dst, start, end, energy, None))
-        step.arrived[name] = end
-        return end
-
-    def _new_step(self, node: Node, location: int, cost: LayerCost) -> _Step:
-        return _Step(node, location, cost, 0, 0, [], {}, self.dram_free, {}, location)
+            links, cycles, energy = route(self.acc, src, dst, bits)
+            start = max(ready, self.barrier, *(self.link_free[i] for i in links), self.dram_free if src == DRAM else 0)
+            if best is None or (start + cycles, energy) < (best[1], best[2]):
+                best, best_src = (start, start + cycles, energy, links), src
+        assert best is not None
+        return best[1], best, best[1] if best_src == DRAM else self.dram_free
 
     def _conv_step(self, node: Node, c: int) -> _Step:
         cost, fetch_cycles, fetch_energy, wsram_bits = conv_profile(node, self.acc.cores[c].design, self.acc.dram)
-        step = self._new_step(node, c, cost)
-        ready = self._arrival(node, node.inputs[0], c, step)
+        ready, transfer, dram_free = self._arrival(node.inputs[0], c)
+        fetch = None
         streams = cost.dram_bits > 0
-        if not streams:
-            fits_beside = self.core_wbits[c] + node.weight_total_bits <= wsram_bits
-            fetch_start = max(step.dram_free, self.core_start[c] if fits_beside else self.core_free[c], self.barrier)
-            step.dram_free = fetch_start + fetch_cycles
-            step.events.append(Event(node, "weights", c, fetch_start, step.dram_free, fetch_energy, None))
-            ready = max(ready, step.dram_free)
-        step.start = max(ready, self.core_free[c], self.barrier, step.dram_free if streams else 0)
-        step.end = step.start + cost.latency_cycles
         if streams:
-            step.dram_free = step.end
-        step.events.append(Event(node, "compute", c, step.start, step.end, cost.energy_pj, cost))
-        return step
+            ready = max(ready, dram_free)
+        else:
+            fits_beside = self.core_wbits[c] + node.weight_total_bits <= wsram_bits
+            fetch_start = max(dram_free, self.core_start[c] if fits_beside else self.core_free[c], self.barrier)
+            dram_free = fetch_start + fetch_cycles
+            fetch = (fetch_start, dram_free, fetch_energy)
+            ready = max(ready, dram_free)
+        start = max(ready, self.core_free[c], self.barrier)
+        end = start + cost.latency_cycles
+        return _Step(node, c, cost, start, end, end if streams else dram_free, c, transfer, fetch)
 
     def _pool_step(self, node: Node) -> _Step:
-        step = self._new_step(node, POOL, pool_cost(node.layer, self.acc.pooling_core, node.act_bits))  # type: ignore[arg-type]
-        ready = self._arrival(node, node.inputs[0], POOL, step)
-        step.start = max(ready, self.pool_free, self.barrier)
-        step.end = step.start + step.cost.latency_cycles
-        step.events.append(Event(node, "compute", POOL, step.start, step.end, step.cost.energy_pj, step.cost))
-        return step
+        cost = pool_cost(node.layer, self.acc.pooling_core, node.act_bits)  # type: ignore[arg-type]
+        ready, transfer, dram_free = self._arrival(node.inputs[0], POOL)
+        start = max(ready, self.pool_free, self.barrier)
+        return _Step(node, POOL, cost, start, start + cost.latency_cycles, dram_free, POOL, transfer)
 
     def _add_step(self, node: Node) -> _Step:
         """The SIMD core reads both operands where they are and writes the sum beside the first."""
-        step = self._new_step(node, SIMD, add_cost(node.layer, self.acc.simd_core))  # type: ignore[arg-type]
-        bits = node.output_bits
+        cost = add_cost(node.layer, self.acc.simd_core)  # type: ignore[arg-type]
+        bits, cores = node.output_bits, self.acc.cores
         sources = [min(self.tensors[name][1].items(), key=lambda kv: kv[1]) for name in node.inputs]
-        traffic = sum(self.acc.cores[loc].design.act_sram.read_energy(bits) for loc, _ in sources)
-        traffic += self.acc.cores[sources[0][0]].design.act_sram.write_energy(bits)
-        step.start = max([ready for _, ready in sources] + [self.simd_free, self.barrier])
-        step.end = step.start + step.cost.latency_cycles
-        step.events.append(Event(node, "transfer", SIMD, step.start, step.end, traffic, None))
-        step.events.append(Event(node, "compute", SIMD, step.start, step.end, step.cost.energy_pj, step.cost))
-        step.home = sources[0][0]
-        return step
+        traffic = sum(cores[loc].design.act_sram.read_energy(bits) for loc, _ in sources)
+        traffic += cores[sources[0][0]].design.act_sram.write_energy(bits)
+        start = max(*(ready for _, ready in sources), self.simd_free, self.barrier)
+        return _Step(node, SIMD, cost, start, start + cost.latency_cycles, self.dram_free, sources[0][0], traffic=traffic)
 
     def _commit(self, step: _Step) -> None:
-        node, loc = step.node, step.location
-        for i, t in step.links.items():
-            self.link_free[i] = t
+        node, loc, events = step.node, step.location, self.events
+        if step.transfer is not None:
+            start, end, energy, links = step.transfer
+            for i in links:
+                self.link_free[i] = end
+            self.tensors[node.inputs[0]][1][loc] = end
+            events.append(Event(node, "transfer", loc, start, end, energy, None))
+        if step.fetch is not None:
+            events.append(Event(node, "weights", loc, *step.fetch, None))
+        if step.traffic:
+            events.append(Event(node, "transfer", loc, step.start, step.end, step.traffic, None))
+        events.append(Event(node, "compute", loc, step.start, step.end, step.cost.energy_pj, step.cost))
         self.dram_free = step.dram_free
         if loc == POOL:
             self.pool_free = step.end
@@ -276,10 +278,6 @@ class Simulator:
             self.simd_free = step.end
         else:
             self.core_free[loc], self.core_start[loc] = step.end, step.start
-            weights = node.weight_total_bits
-            size = self.acc.cores[loc].design.weight_sram.size_bits
-            self.core_wbits[loc] = size if step.cost.dram_bits else weights
-        for name, t in step.arrived.items():
-            self.tensors[name][1][loc] = t
+            sram_bits = self.acc.cores[loc].design.weight_sram.size_bits
+            self.core_wbits[loc] = sram_bits if step.cost.dram_bits else node.weight_total_bits
         self.tensors[node.name] = (node.output_bits, {step.home: step.end})
-        self.events.extend(step.events)

@@ -27,9 +27,13 @@ INPUT = "image"  # the tensor the stem reads; it starts in DRAM
 TAIL = NUM_BLOCKS + 1  # index of the final stage's own layers (last conv, pool, classifier)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Node:
-    """One layer of the graph: its shape, the tensors it reads and its precision."""
+    """One layer of the graph: its shape, the tensors it reads and its precision.
+
+    Compared and hashed by identity: nodes are built once per plan or head and are keys of
+    the per-node cost cache, which then needs no hashing of shapes.
+    """
 
     name: str
     layer: Layer
