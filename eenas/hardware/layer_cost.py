@@ -67,9 +67,14 @@ def _finish(
     ops: int,
     units: int,
     dram_bits: int = 0,
+    dram_edges: int = 0,
 ) -> LayerCost:
-    """Latency = loading + temporal cycles + stall of the busiest port + draining."""
-    stall = max(0, max(ports.values(), default=0) - temporal)
+    """Latency = loading + temporal cycles + stall of the busiest port + draining.
+
+    ``dram_edges`` are the loading and draining cycles spent on the DRAM port; they are
+    part of that port's busy time, so they count towards the stall only once.
+    """
+    stall = max(0, max(ports.values(), default=0) - temporal - dram_edges)
     return LayerCost(
         latency_cycles=onload + temporal + stall + offload,
         energy_pj=sum(terms.values()),
@@ -127,6 +132,7 @@ def conv_cost(layer: ConvLayer, core: CoreDesign, weight_bits: int, act_bits: in
         "act_sram.write": act.write_cycles(o_tile * ab, out_tiles),
     }
     onload, offload = wsram.read_cycles(w_tile * wb), act.write_cycles(o_tile * ab)
+    dram_onload = dram_offload = 0
 
     dram_bits = 0
     if dram is not None:
@@ -139,7 +145,7 @@ def conv_cost(layer: ConvLayer, core: CoreDesign, weight_bits: int, act_bits: in
             terms["W.dram"] = dram.read_energy(streamed)
             terms["W.sram"] += wsram.write_energy(streamed)
             ports["weight_sram.write"] = wsram.write_cycles(streamed)
-            onload += dram.read_cycles(w_tile * wb)
+            dram_onload += dram.read_cycles(w_tile * wb)
             dram_bits += streamed
         in_bits, out_bits = layer.input_count * ab, layer.output_count * ab
         if in_bits + out_bits > act.size_bits:
@@ -149,12 +155,13 @@ def conv_cost(layer: ConvLayer, core: CoreDesign, weight_bits: int, act_bits: in
             terms["O.sram"] += act.read_energy(out_bits)
             ports["act_sram.write"] += act.write_cycles(in_bits)
             ports["act_sram.read"] += act.read_cycles(out_bits)
-            onload += dram.read_cycles(i_tile * ab)
-            offload += dram.write_cycles(o_tile * ab)
+            dram_onload += dram.read_cycles(i_tile * ab)
+            dram_offload += dram.write_cycles(o_tile * ab)
             dram_bits += in_bits + out_bits
         ports["dram"] = dram.read_cycles(dram_bits)
     units = arr.macs_per_cycle * pack
-    return _finish(terms, ports, temporal, onload, offload, layer.macs, layer.macs, units, dram_bits)
+    return _finish(terms, ports, temporal, onload + dram_onload, offload + dram_offload, layer.macs, layer.macs, units,
+                   dram_bits, dram_onload + dram_offload)
 
 
 @functools.lru_cache(maxsize=1 << 12)
@@ -170,7 +177,10 @@ def pool_cost(layer: PoolLayer, pool: PoolingCore, act_bits: int) -> LayerCost:
         "I.sram": pool.sram.read_energy(in_tile, temporal),
         "O.sram": pool.sram.write_energy(out_tile, out_tiles),
     }
-    ports = {"sram.read": pool.sram.read_cycles(in_tile, temporal), "sram.write": pool.sram.write_cycles(out_tile, out_tiles)}
+    ports = {
+        "sram.read": pool.sram.read_cycles(in_tile, temporal),
+        "sram.write": pool.sram.write_cycles(out_tile, out_tiles),
+    }
     onload, offload = pool.sram.read_cycles(in_tile), pool.sram.write_cycles(out_tile)
     return _finish(terms, ports, temporal, onload, offload, 0, layer.ops, uy * ux * uc)
 
