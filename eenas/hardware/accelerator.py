@@ -184,8 +184,8 @@ class Accelerator:
         for a, core_a in enumerate(self.cores):
             for b, core_b in enumerate(self.cores):
                 if a != b:
-                    path = _route(core_a.mesh_position, core_b.mesh_position, at, xy=True)
-                    path = path if path is not None else _route(core_a.mesh_position, core_b.mesh_position, at, xy=False)
+                    src, dst = core_a.mesh_position, core_b.mesh_position
+                    path = _route(src, dst, at, xy=True) or _route(src, dst, at, xy=False)
                     if path is None:
                         raise EenasError(f"{self.name}: cores {a} and {b} are not connected by the mesh")
                     routes[a, b] = tuple(link_index[min(p, q), max(p, q)] for p, q in itertools.pairwise(path))
@@ -282,7 +282,8 @@ def _memory(f: _Fields, sized: bool = True) -> Memory:
         read_bw = write_bw = min_bw = f.integer("bw_bits")
     if min_bw > min(read_bw, write_bw):
         raise EenasError(f"{f.where}.min_bw_bits: {min_bw} exceeds a port's bandwidth")
-    memory = Memory(size, read_bw, write_bw, min_bw, f.number("read_energy_pj", False), f.number("write_energy_pj", False))
+    read_pj, write_pj = f.number("read_energy_pj", False), f.number("write_energy_pj", False)
+    memory = Memory(size, read_bw, write_bw, min_bw, read_pj, write_pj)
     f.done()
     return memory
 
@@ -362,7 +363,8 @@ def _parse(text: str, source: str, default_name: str) -> Accelerator:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise EenasError(f"{source}: not valid YAML ({getattr(exc, 'problem', None) or 'parse error'}{where})") from None
+        problem = getattr(exc, "problem", None) or "parse error"
+        raise EenasError(f"{source}: not valid YAML ({problem}{where})") from None
     try:
         return accelerator_from_dict(data, default_name)
     except EenasError as exc:
@@ -378,6 +380,12 @@ def _preset(name: str) -> Accelerator:
 @functools.lru_cache(maxsize=32)
 def _from_file(path: str, mtime_ns: int, size: int) -> Accelerator:
     return _parse(Path(path).read_text(), path, Path(path).stem)
+
+
+def clear_loaded() -> None:
+    """Forget loaded presets and files (for cold-start benchmarks)."""
+    _preset.cache_clear()
+    _from_file.cache_clear()
 
 
 def load_accelerator(name_or_path: str | os.PathLike | Accelerator = DEFAULT_HARDWARE) -> Accelerator:

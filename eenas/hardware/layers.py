@@ -125,10 +125,6 @@ class PoolLayer:
         return self.channels * self.out_height * self.out_width * self.kernel**2
 
     @property
-    def input_count(self) -> int:
-        return self.channels * self.height * self.width
-
-    @property
     def output_count(self) -> int:
         return self.channels * self.out_height * self.out_width
 

@@ -30,12 +30,7 @@ from types import MappingProxyType
 
 from eenas.arch import Arch, Precision
 from eenas.errors import EenasError
-from eenas.hardware.accelerator import (
-    Accelerator,
-    _from_file,
-    _preset,
-    load_accelerator,
-)
+from eenas.hardware.accelerator import Accelerator, clear_loaded, load_accelerator
 from eenas.hardware.layer_cost import add_cost, conv_cost, pool_cost
 from eenas.hardware.layers import ConvLayer
 from eenas.hardware.schedule import (
@@ -285,7 +280,8 @@ def _wasted(schedule: _Schedule, stage: int) -> float:
 
 
 def _costs(arch: Arch, schedule: _Schedule) -> ArchCost:
-    static, _ = _placed(_segment, schedule.plan, 0, TAIL, False, state=State.initial(schedule.plan.acc, schedule.plan.image))
+    plan = schedule.plan
+    static, _ = _placed(_segment, plan, 0, TAIL, False, state=State.initial(plan.acc, plan.image))
     exits, work, macs, prev_t, prev_e = [], 0.0, 0, 0, 0.0
     configs = [*arch.exits, None]
     for i, (parts, t) in enumerate(zip(schedule.stages, schedule.decisions)):
@@ -381,5 +377,6 @@ def network_cost(
 
 def clear_caches() -> None:
     """Forget every cached accelerator, plan, part and layer cost (for cold-start benchmarks)."""
-    for cached in (_preset, _from_file, _plan, _segment, _head_nodes, _head, conv_profile, route, conv_cost, pool_cost, add_cost):
+    clear_loaded()
+    for cached in (_plan, _segment, _head_nodes, _head, conv_profile, route, conv_cost, pool_cost, add_cost):
         cached.cache_clear()

@@ -113,7 +113,8 @@ def render(nc: NetworkCost, fmt: str = "table", frequency_mhz: float | None = No
     lines = [
         f"Layers on {nc.hardware} (layer-by-layer schedule; cycles are each layer's own latency)",
         _pretty(layers).to_markdown(index=False, disable_numparse=True), "",
-        "Exits (stage = blocks since the previous exit + this exit's head; cumulative columns include every earlier stage)",
+        ("Exits (stage = blocks since the previous exit + this exit's head; "
+         "cumulative columns include every earlier stage)"),
         _pretty(exits).to_markdown(index=False, disable_numparse=True), "",
     ]
     width = max(len(k) for k in summ)

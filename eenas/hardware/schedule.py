@@ -151,13 +151,15 @@ def route(acc: Accelerator, src: int, dst: int, bits: int) -> tuple[tuple[int, .
         return (), math.ceil(bits / dram.read_bw_bits), dram.read_energy(bits) + sram.write_energy(bits)
     if src == POOL:
         pool, sram = acc.pooling_core, acc.cores[dst].design.act_sram
-        return (n_mesh + dst,), math.ceil(bits / pool.link_bw_bits), pool.sram.read_energy(bits) + sram.write_energy(bits)
+        energy = pool.sram.read_energy(bits) + sram.write_energy(bits)
+        return (n_mesh + dst,), math.ceil(bits / pool.link_bw_bits), energy
     read = acc.cores[src].design.act_sram.read_energy(bits)
     if dst == POOL:
         pool = acc.pooling_core
         return (n_mesh + src,), math.ceil(bits / pool.link_bw_bits), read + pool.sram.write_energy(bits)
     links = acc.routes[src, dst]
-    energy = read + acc.cores[dst].design.act_sram.write_energy(bits) + acc.mesh.link_energy_pj_per_bit * bits * len(links)
+    energy = read + acc.cores[dst].design.act_sram.write_energy(bits)
+    energy += acc.mesh.link_energy_pj_per_bit * bits * len(links)
     return links, math.ceil(bits / acc.mesh.link_bw_bits), energy
 
 
@@ -180,7 +182,8 @@ class Simulator:
         self.core_wbits = list(state.core_wbits)
         self.dram_free, self.link_free = state.dram_free, list(state.link_free)
         self.pool_free, self.simd_free = state.pool_free, state.simd_free
-        self.tensors: dict[str, tuple[int, dict[int, int]]] = {state.tensor.name: (state.tensor.bits, dict(state.tensor.copies))}
+        carried = state.tensor
+        self.tensors: dict[str, tuple[int, dict[int, int]]] = {carried.name: (carried.bits, dict(carried.copies))}
         self.events: list[Event] = []
 
     def run(self, node: Node, core: int | None = None, avoid: Iterable[int] = ()) -> int:
@@ -256,7 +259,8 @@ class Simulator:
         traffic = sum(cores[loc].design.act_sram.read_energy(bits) for loc, _ in sources)
         traffic += cores[sources[0][0]].design.act_sram.write_energy(bits)
         start = max(*(ready for _, ready in sources), self.simd_free, self.barrier)
-        return _Step(node, SIMD, cost, start, start + cost.latency_cycles, self.dram_free, sources[0][0], traffic=traffic)
+        end = start + cost.latency_cycles
+        return _Step(node, SIMD, cost, start, end, self.dram_free, sources[0][0], traffic=traffic)
 
     def _commit(self, step: _Step) -> None:
         node, loc, events = step.node, step.location, self.events

@@ -88,7 +88,8 @@ def backbone(width_mult: float, precision: Precision, num_classes: int) -> tuple
     for b in spec.blocks:
         source, nodes, size = blocks[-1].output, [], b.in_size
         if b.expand_ratio != 1:
-            nodes.append(Node(f"b{b.index}.expand", ConvLayer(b.in_channels, b.hidden_channels, size, size), (source,), wb, ab))
+            expand = ConvLayer(b.in_channels, b.hidden_channels, size, size)
+            nodes.append(Node(f"b{b.index}.expand", expand, (source,), wb, ab))
         dw = ConvLayer(b.hidden_channels, b.hidden_channels, size, size, 3, b.stride, b.hidden_channels)
         nodes.append(Node(f"b{b.index}.dw", dw, (nodes[-1].name if nodes else source,), wb, ab))
         project = ConvLayer(b.hidden_channels, b.out_channels, b.out_size, b.out_size)
