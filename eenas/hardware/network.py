@@ -77,7 +77,7 @@ def _plan(acc: Accelerator, width_mult: float, precision: Precision, num_classes
     return _Plan(acc, blocks, num_classes, image, MappingProxyType(mapping))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Run:
     """One simulated part of a schedule, times relative to its normalized start state.
 
@@ -95,30 +95,29 @@ class _Run:
     events: tuple[Event, ...]  # empty unless detailed
 
 
-def _finish(sim: Simulator, last: str, carried: str, detailed: bool) -> _Run:
-    events = sim.events
-    energies = tuple(e.energy_pj for e in events)
+def _finish(sim: Simulator, last: str, carried: str) -> _Run:
+    energies = tuple(sim.energies)
     return _Run(
-        sim.state(carried),
-        max(sim.tensors[last][1].values()),
-        sum(energies),
-        sum(e.cost.macs for e in events if e.cost is not None),
-        tuple(e.start for e in events),
-        tuple(e.end for e in events),
-        energies,
-        tuple(events) if detailed else (),
+        sim.state(carried), max(sim.tensors[last][1].values()), sum(energies), sim.macs,
+        tuple(sim.starts), tuple(sim.ends), energies, tuple(sim.events),
     )
+
+
+@functools.lru_cache(maxsize=64)
+def _static(plan: _Plan) -> _Run:
+    """The backbone without exits: the ET-ratio baseline."""
+    return _placed(_segment, plan, 0, TAIL, False, state=State.initial(plan.acc, plan.image))[0]
 
 
 @functools.lru_cache(maxsize=1 << 14)
 def _segment(plan: _Plan, first: int, last: int, detailed: bool, state: State) -> _Run:
     """Backbone blocks ``first..last`` from a normalized state, on the plan's mapping."""
-    sim = Simulator(plan.acc, state)
+    sim = Simulator(plan.acc, state, detailed)
     for block in plan.blocks[first : last + 1]:
         for node in block.nodes:
             sim.run(node, plan.mapping.get(node.name))
     output = plan.blocks[last].output
-    return _finish(sim, output, output, detailed)
+    return _finish(sim, output, output)
 
 
 @functools.lru_cache(maxsize=1 << 12)
@@ -132,11 +131,11 @@ def _head(
     detailed: bool, state: State,
 ) -> _Run:
     """Exit head ``head`` on block ``block``'s output from a normalized state."""
-    sim = Simulator(plan.acc, state)
+    sim = Simulator(plan.acc, state, detailed)
     nodes = _head_nodes(plan, block, head, precision)
     for node in nodes:
         sim.run(node, core, avoid)
-    return _finish(sim, nodes[-1].name, plan.blocks[block].output, detailed)
+    return _finish(sim, nodes[-1].name, plan.blocks[block].output)
 
 
 def _placed(part: Callable[..., _Run], *args: object, state: State) -> tuple[_Run, int]:
@@ -145,7 +144,7 @@ def _placed(part: Callable[..., _Run], *args: object, state: State) -> tuple[_Ru
     return part(*args, normalized), offset
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ExitCost:
     """One exit (the backbone's classifier is the last); cumulative values include stages 1..i."""
 
@@ -165,7 +164,7 @@ class ExitCost:
         return self.cum_energy_pj * self.cum_latency_cycles
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ArchCost:
     """What the search needs of one arch: cumulative costs per exit and the static baseline."""
 
@@ -280,8 +279,7 @@ def _wasted(schedule: _Schedule, stage: int) -> float:
 
 
 def _costs(arch: Arch, schedule: _Schedule) -> ArchCost:
-    plan = schedule.plan
-    static, _ = _placed(_segment, plan, 0, TAIL, False, state=State.initial(plan.acc, plan.image))
+    static = _static(schedule.plan)
     exits, work, macs, prev_t, prev_e = [], 0.0, 0, 0, 0.0
     configs = [*arch.exits, None]
     for i, (parts, t) in enumerate(zip(schedule.stages, schedule.decisions)):
@@ -378,5 +376,5 @@ def network_cost(
 def clear_caches() -> None:
     """Forget every cached accelerator, plan, part and layer cost (for cold-start benchmarks)."""
     clear_loaded()
-    for cached in (_plan, _segment, _head_nodes, _head, conv_profile, route, conv_cost, pool_cost, add_cost):
+    for cached in (_plan, _static, _segment, _head_nodes, _head, conv_profile, route, conv_cost, pool_cost, add_cost):
         cached.cache_clear()

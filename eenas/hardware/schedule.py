@@ -42,7 +42,7 @@ def location_name(acc: Accelerator, loc: int) -> str:
     return {DRAM: "dram", POOL: "pool", SIMD: "simd"}.get(loc) or acc.cores[loc].name
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Tensor:
     """An activation and where copies of it are ready: ((location, cycle), ...)."""
 
@@ -51,7 +51,7 @@ class Tensor:
     copies: tuple[tuple[int, int], ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class State:
     """Busy-until times of every resource between two parts of a schedule, in cycles."""
 
@@ -175,7 +175,7 @@ def conv_profile(node: Node, design: CoreDesign, dram: Memory) -> tuple[LayerCos
 class Simulator:
     """Schedules nodes one by one from a :class:`State`; see the module docstring."""
 
-    def __init__(self, acc: Accelerator, state: State) -> None:
+    def __init__(self, acc: Accelerator, state: State, detailed: bool = False) -> None:
         self.acc = acc
         self.barrier = state.barrier
         self.core_free, self.core_start = list(state.core_free), list(state.core_start)
@@ -184,6 +184,12 @@ class Simulator:
         self.pool_free, self.simd_free = state.pool_free, state.simd_free
         carried = state.tensor
         self.tensors: dict[str, tuple[int, dict[int, int]]] = {carried.name: (carried.bits, dict(carried.copies))}
+        # Every event's start, end and energy; the Event objects only when detailed.
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+        self.energies: list[float] = []
+        self.macs = 0
+        self.detailed = detailed
         self.events: list[Event] = []
 
     def run(self, node: Node, core: int | None = None, avoid: Iterable[int] = ()) -> int:
@@ -262,19 +268,29 @@ class Simulator:
         end = start + cost.latency_cycles
         return _Step(node, SIMD, cost, start, end, self.dram_free, sources[0][0], traffic=traffic)
 
+    def _record(
+        self, node: Node, kind: str, loc: int, start: int, end: int, energy: float, cost: LayerCost | None = None
+    ) -> None:
+        self.starts.append(start)
+        self.ends.append(end)
+        self.energies.append(energy)
+        if self.detailed:
+            self.events.append(Event(node, kind, loc, start, end, energy, cost))
+
     def _commit(self, step: _Step) -> None:
-        node, loc, events = step.node, step.location, self.events
+        node, loc = step.node, step.location
         if step.transfer is not None:
             start, end, energy, links = step.transfer
             for i in links:
                 self.link_free[i] = end
             self.tensors[node.inputs[0]][1][loc] = end
-            events.append(Event(node, "transfer", loc, start, end, energy, None))
+            self._record(node, "transfer", loc, start, end, energy)
         if step.fetch is not None:
-            events.append(Event(node, "weights", loc, *step.fetch, None))
+            self._record(node, "weights", loc, *step.fetch)
         if step.traffic:
-            events.append(Event(node, "transfer", loc, step.start, step.end, step.traffic, None))
-        events.append(Event(node, "compute", loc, step.start, step.end, step.cost.energy_pj, step.cost))
+            self._record(node, "transfer", loc, step.start, step.end, step.traffic)
+        self._record(node, "compute", loc, step.start, step.end, step.cost.energy_pj, step.cost)
+        self.macs += step.cost.macs
         self.dram_free = step.dram_free
         if loc == POOL:
             self.pool_free = step.end
