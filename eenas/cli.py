@@ -134,6 +134,79 @@ def cost(arch_path, hardware, exit_ratios, fmt, frequency_mhz) -> None:
     click.echo(render(network_cost(arch, hardware, ratios), fmt, frequency_mhz))
 
 
+def enos_options(func):
+    """Options of ``eenas enos`` and ``eenas enos sweep`` (names are checked by eenas.enos)."""
+    options = [
+        click.option("--model", default="shufflenet_v2", show_default=True, help="shufflenet_v2 or squeezenet."),
+        click.option("--dataset", type=click.Choice(list(DATASET_CLASSES)), default="cifar10", show_default=True),
+        click.option("--scheme", default="single", show_default=True,
+                     help="single, bilevel, sequential or variational."),
+        click.option("--energy-table", default="enos_hybrid", show_default=True,
+                     help="Operator energy preset or YAML file (docs/enos.md)."),
+        click.option("--relaxation", default=None, help="softmax or gumbel (default: the budget's)."),
+        click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+                     help="Output folder (default: runs/enos-<timestamp>)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _enos_config(model, dataset, scheme, energy_table, relaxation, energy_weight, budget, data_dir, device, seed):
+    from eenas.enos import EnosConfig
+
+    return EnosConfig(model, dataset, scheme, energy_weight, budget, energy_table, relaxation, seed, data_dir, device)
+
+
+def _enos_out(out: Path | None, kind: str) -> Path:
+    import time
+
+    return out or Path("runs") / time.strftime(f"{kind}-%Y%m%d-%H%M%S")
+
+
+@cli.group(invoke_without_command=True)
+@enos_options
+@click.option("--energy-weight", type=float, default=0.0, show_default=True,
+              help="λ: weight of the expected energy (relative to the dearest network) in the loss.")
+@training_options
+@click.pass_context
+def enos(ctx, model, dataset, scheme, energy_table, relaxation, out, energy_weight, budget, data_dir, cache_dir,
+         device, seed) -> None:
+    """ENOS: search each layer's operator and computing mode (digital or CIM) for accuracy and energy."""
+    if ctx.invoked_subcommand is not None:
+        early = [p for p in ctx.params if ctx.get_parameter_source(p) == click.core.ParameterSource.COMMANDLINE]
+        if early:
+            raise EenasError(f"put options after 'enos {ctx.invoked_subcommand}' "
+                             f"(--{early[0].replace('_', '-')} came before it)")
+        return
+    from eenas.enos import run_enos
+
+    cfg = _enos_config(model, dataset, scheme, energy_table, relaxation, energy_weight, budget, data_dir, device, seed)
+    out = _enos_out(out, "enos")
+    result = run_enos(cfg, out, cache_dir)
+    click.echo(result.table().to_markdown(index=False, floatfmt=".4g"))
+    click.echo(f"\ntest accuracy {result.test_accuracy:.4f}, energy {result.energy_pj:.4g} pJ per image\n"
+               f"results in {out}")
+
+
+@enos.command("sweep")
+@enos_options
+@click.option("--energy-weights", default="0,0.1,1,10", show_default=True, help="Comma-separated λ values.")
+@training_options
+def enos_sweep(model, dataset, scheme, energy_table, relaxation, out, energy_weights, budget, data_dir, cache_dir,
+               device, seed) -> None:
+    """Accuracy against energy: ENOS at each λ and every single-operator network, with a figure."""
+    from eenas.enos import parse_energy_weights, run_sweep
+
+    weights = parse_energy_weights(energy_weights)
+    cfg = _enos_config(model, dataset, scheme, energy_table, relaxation, weights[0], budget, data_dir, device, seed)
+    out = _enos_out(out, "enos-sweep")
+    sweep = run_sweep(cfg, weights, out, cache_dir)
+    click.echo(sweep.points().to_markdown(index=False, floatfmt=".4g"))
+    click.echo("\n" + sweep.comparison().to_markdown(index=False, floatfmt=".4g"))
+    click.echo(f"results in {out}")
+
+
 def main() -> None:
     try:
         cli.main(standalone_mode=False)

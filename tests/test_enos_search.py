@@ -1,0 +1,160 @@
+"""ENOS networks, relaxation, objective and schemes on tiny models and synthetic data."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from eenas.data import Batches, synthetic_dataset
+from eenas.enos.budget import ENOS_BUDGETS
+from eenas.enos.energy import load_energy_table, table_from_dict
+from eenas.enos.networks import build_network, make_searchable
+from eenas.enos.relaxation import Architecture, MixedLayer, VariationalArchitecture, relax
+from eenas.enos.schemes import SCHEMES, Sequential
+from eenas.enos.search import EnosConfig, run_enos
+from eenas.enos.searcher import Searcher, SearchSettings
+from eenas.hardware import ConvLayer
+
+TINY = ENOS_BUDGETS["tiny"]
+
+
+@pytest.fixture(scope="module")
+def table():
+    return load_energy_table()
+
+
+@pytest.mark.parametrize("name,last", [("shufflenet_v2", "fc"), ("squeezenet", "classifier.1")])
+def test_networks_are_adapted_to_32x32_and_fully_searchable(name, last, table):
+    net = build_network(name, 10, TINY.size, table)
+    assert not any(isinstance(m, (nn.Conv2d, nn.Linear)) for m in net.modules())
+    layers = net.layers
+    stem = layers[0].shape
+    assert (stem.height, stem.stride, stem.kernel) == (32, 1, 3)
+    assert layers[-1].name == last
+    # The last conv before global pooling sees 4x4 maps, as the docstring promises.
+    last_conv = layers[-2] if name == "shufflenet_v2" else layers[-1]
+    assert (last_conv.shape.height, last_conv.shape.width) == (4, 4)
+    for layer in layers:
+        layer.fixed = 0
+    out = net(torch.randn(2, 3, 32, 32))
+    assert out.shape == (2, 10)
+
+
+def test_mixed_layer_output_is_the_probability_weighted_sum_of_its_candidates(table):
+    torch.manual_seed(0)
+    layer = MixedLayer(nn.Conv2d(4, 6, 3, padding=1, bias=False), nn.BatchNorm2d(6), ConvLayer(4, 6, 8, 8, 3),
+                       table, "conv", 0)
+    layer.eval()
+    x = torch.randn(2, 4, 8, 8)
+    singles = []
+    for k in range(len(table.candidates)):
+        layer.fixed = k
+        singles.append(layer(x))
+    layer.fixed = None
+    logits = torch.randn(1, len(table.candidates))
+    (mix,) = relax(logits, "softmax")
+    layer.mix = mix
+    expected = sum(p * y for p, y in zip(torch.softmax(logits[0], 0), singles))
+    assert torch.allclose(layer(x), expected, atol=1e-5)
+    (sample,) = relax(logits, "gumbel")
+    assert len(sample.active) == 1 and sample.weights[sample.active[0]].item() == pytest.approx(1.0)
+
+
+def test_variational_kl_matches_the_closed_form():
+    arch = VariationalArchitecture(1, 2, init_std=0.5, prior_std=2.0)
+    with torch.no_grad():
+        arch.alpha.copy_(torch.tensor([[1.0, -3.0]]))
+    mu, s, p = torch.tensor([1.0, -3.0]), 0.5, 2.0
+    hand = sum(math.log(p / s) + (s**2 + m**2) / (2 * p**2) - 0.5 for m in mu.tolist())
+    assert arch.kl().item() == pytest.approx(hand, rel=1e-5)
+    with torch.no_grad():
+        arch.alpha.zero_()
+        arch.rho.fill_(math.log(math.expm1(2.0)))
+    assert arch.kl().item() == pytest.approx(0.0, abs=1e-5)
+
+
+def _mini_network(table) -> nn.Module:
+    """Two searchable layers: a 3x3 conv and the classifier, so objective tests run in seconds."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(),
+                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
+    return make_searchable(net, table)
+
+
+def _batches(n: int = 64) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    data = synthetic_dataset(n, seed=3)
+    return list(Batches(data, "synthetic", 16, torch.device("cpu"), shuffle=True, seed=0))
+
+
+def _search(table, energy_weight: float, batches, epochs: int = 1, relaxation: str = "softmax"):
+    net = _mini_network(table)
+    energy = table.matrix([layer.shape for layer in net.layers])
+    arch = Architecture(len(net.layers), len(table.candidates))
+    total = epochs * len(batches)
+    searcher = Searcher(net, arch, energy, SearchSettings(energy_weight, relaxation, lr=0.05, arch_lr=0.1,
+                                                           total_steps=total))
+    torch.manual_seed(1)
+    SCHEMES["single"].run(searcher, batches, batches, epochs)
+    return searcher, energy
+
+
+def test_zero_energy_weight_ignores_the_energy_table(table):
+    """λ = 0: no candidate is chosen for its energy; any table gives the same search."""
+    batches = _batches()
+    base, _ = _search(table, 0.0, batches)
+    data = {"extends": "edge_tpu_single", "operators": {
+        c.operator: {} for c in table.candidates}}
+    for i, c in enumerate(table.candidates):  # reversed, wildly different energies
+        data["operators"][c.operator][c.mode] = {"pj_per_op": 10.0 ** (len(table.candidates) - i), "source": "test"}
+    data["cim"] = {"array_rows": table.cim.array_rows, "adc_bits": table.cim.adc_bits}
+    other, _ = _search(table_from_dict(data, "other.yaml", None), 0.0, batches)
+    assert torch.equal(base.arch.alpha, other.arch.alpha)
+
+
+def test_large_energy_weight_picks_the_cheapest_candidate_of_every_layer(table):
+    searcher, energy = _search(table, 1e4, _batches(), epochs=10)
+    assert searcher.mean_probabilities().argmax(1).tolist() == energy.argmin(1).tolist()
+
+
+def test_sequential_pins_every_layer_most_confident_first(table):
+    net = _mini_network(table)
+    searcher = Searcher(net, Architecture(2, len(table.candidates)), table.matrix([l.shape for l in net.layers]),
+                        SearchSettings(0.0, "softmax", lr=0.05, arch_lr=0.1, total_steps=4))
+    with torch.no_grad():
+        searcher.arch.alpha[1, 3] = 5.0  # layer 1 is sure of candidate 3; layer 0 undecided
+        searcher.arch.alpha[0, 2] = 0.5
+    assert Sequential.next_layer(searcher) == 1
+    searcher.fix(1)
+    assert Sequential.next_layer(searcher) == 0
+    batches = _batches(32)
+    Sequential().run(searcher, batches, batches, 2)
+    assert all(layer.fixed is not None for layer in net.layers)
+    assert net.layers[1].fixed == 3 and list(searcher.pinned) == [1, 0]
+
+
+@pytest.mark.parametrize("scheme", list(SCHEMES))
+def test_every_scheme_returns_a_valid_assignment(scheme, tmp_path: Path, table):
+    # Hard Gumbel sampling runs one candidate per layer and step: the same code paths, 9x less work.
+    cfg = EnosConfig(model="shufflenet_v2", dataset="synthetic", scheme=scheme, energy_weight=1.0, budget="tiny",
+                     relaxation="gumbel", device="cpu")
+    result = run_enos(cfg, tmp_path / scheme)
+    saved = json.loads((tmp_path / scheme / "assignment.json").read_text())
+    assert (tmp_path / scheme / "layers.csv").exists() and (tmp_path / scheme / "layers.md").exists()
+    assert saved["config"]["scheme"] == scheme and len(saved["layers"]) == len(result.layers) > 10
+    assert 0.0 <= saved["test_accuracy"] <= 1.0
+    total = 0.0
+    for layer in saved["layers"]:
+        label = f"{layer['operator']}/{layer['mode']}"
+        assert label in table.labels
+        assert sum(layer["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+        assert layer["probabilities"][label] == max(layer["probabilities"].values())
+        total += layer["energy_pj"]
+        if scheme == "variational":
+            assert 0.0 < layer["choice_frequency"] <= 1.0 and layer["choice_probability_std"] >= 0.0
+    assert saved["energy_pj"] == pytest.approx(total)
+    assert min(saved["single_operator_energy_pj"].values()) <= total <= max(saved["single_operator_energy_pj"].values())
