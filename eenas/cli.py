@@ -134,6 +134,61 @@ def cost(arch_path, hardware, exit_ratios, fmt, frequency_mhz) -> None:
     click.echo(render(network_cost(arch, hardware, ratios), fmt, frequency_mhz))
 
 
+def _int_list(name: str, text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise EenasError(f"{name}: '{text}' is not a comma-separated list of integers") from None
+
+
+@cli.command()
+@click.option("--dataset", type=click.Choice(list(DATASET_CLASSES)), default="cifar10", show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Run directory (default: runs/search-<timestamp>).")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("--force", is_flag=True, help="Overwrite a non-empty --out.")
+@click.option("--hardware", default="edge_tpu_quad", show_default=True, help="Accelerator preset or YAML file.")
+@click.option("--width-mult", type=float, default=None, help="Backbone width (default: the budget's).")
+@click.option("--bits", default="8,4", show_default=True, help="Bit-widths for backbone and exits (32, 8, 4, 2).")
+@click.option("--max-exits", type=int, default=6, show_default=True, help="Most early exits per network.")
+@click.option("--max-accuracy-drop", type=float, default=1.0, show_default=True,
+              help="Most accuracy lost against the static backbone at the same precision (points).")
+@click.option("--max-latency", type=float, default=None, help="Bound on the average latency (cycles).")
+@click.option("--max-energy", type=float, default=None, help="Bound on the average energy (pJ).")
+@click.option("--population", type=int, default=None, help="NSGA-II population (default: the budget's).")
+@click.option("--generations", type=int, default=None, help="NSGA-II generations per iteration.")
+@click.option("--iterations", type=int, default=None, help="Predictor refits after the initial sample.")
+@click.option("--initial", type=int, default=None, help="True evaluations in the initial sample.")
+@click.option("--per-iteration", type=int, default=None, help="Candidates trained per iteration.")
+@training_options
+def search(dataset, out, resume, force, hardware, width_mult, bits, max_exits, max_accuracy_drop, max_latency,
+           max_energy, population, generations, iterations, initial, per_iteration, budget, data_dir,
+           cache_dir, device, seed) -> None:
+    """NSGA-II search for early-exit networks: accuracy against average energy-delay product."""
+    import time
+
+    from eenas.search import SearchConfig, SearchRun, write_results
+
+    if resume and out is None:
+        raise EenasError("--resume needs the --out of the run to continue")
+    cfg = SearchConfig.create(
+        dataset, budget,
+        overrides={"population": population, "generations": generations, "iterations": iterations,
+                   "initial": initial, "per_iteration": per_iteration},
+        seed=seed, hardware=hardware, width_mult=width_mult, bits=_int_list("--bits", bits), max_exits=max_exits,
+        max_accuracy_drop=max_accuracy_drop, max_latency=max_latency, max_energy=max_energy,
+    )
+    out = out or Path("runs") / time.strftime("search-%Y%m%d-%H%M%S")
+    run = SearchRun(cfg, out, resume=resume, force=force, data_dir=data_dir, cache_dir=cache_dir, device=device)
+    run.run()
+    front = write_results(run)
+    click.echo(front.to_markdown(index=False, floatfmt=".4g"))
+    for static in run.static_points():
+        click.echo(f"static backbone {static['bits']}-bit: accuracy {static['accuracy']:.4f} "
+                   f"(test {static['test_accuracy']:.4f}), ET {static['static_et']:.4g} pJ*cycles")
+    click.echo(f"results in {out}")
+
+
 def enos_options(func):
     """Options of ``eenas enos`` and ``eenas enos sweep`` (names are checked by eenas.enos)."""
     options = [

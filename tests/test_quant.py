@@ -107,3 +107,23 @@ def test_quantized_state_dict_round_trips():
 def test_float_precision_leaves_models_untouched():
     head = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
     assert isinstance(quantize_head(head, Precision(32, 32))[1], nn.Linear)
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_fused_lsq_matches_the_straight_through_formula(per_channel):
+    from eenas.quant.lsq import fake_quantize
+
+    torch.manual_seed(0)
+    x = (torch.randn(4, 3, 5, 5) * 3).requires_grad_()
+    step = (torch.rand(4 if per_channel else 1) + 0.2).requires_grad_()
+    view = step.view(-1, 1, 1, 1) if per_channel else step
+    fake_quantize(x, view, -8, 7, grad_scale=0.5).sum().backward()
+    got = (x.grad.clone(), step.grad.clone())
+    x.grad, step.grad = None, None
+    # Reference: the autograd graph of round(clamp(x / s)) * s with a straight-through round.
+    v = torch.clamp(x / view, -8, 7)
+    scaled = (view - view * 0.5).detach() + view * 0.5  # gradient scale 0.5 on the step
+    vs = torch.clamp(x / scaled, -8, 7)
+    ((vs.round() - vs).detach() + vs).mul(scaled).sum().backward()
+    assert torch.allclose(got[0], x.grad) and torch.allclose(got[1], step.grad, atol=1e-4)
+    assert torch.equal(fake_quantize(x, view, -8, 7), v.round() * view)

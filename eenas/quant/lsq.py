@@ -18,6 +18,7 @@ from torch import nn
 
 FLOAT_BITS = 32
 _INIT_FRACTIONS = torch.linspace(0.05, 1.0, 40)
+_INIT_SAMPLES = 16384  # values per row the step search looks at (a strided sample)
 
 
 def qrange(bits: int, signed: bool) -> tuple[int, int]:
@@ -27,17 +28,37 @@ def qrange(bits: int, signed: bool) -> tuple[int, int]:
     return 0, 2**bits - 1
 
 
-def round_ste(x: torch.Tensor) -> torch.Tensor:
-    return (x.round() - x).detach() + x
+class _LsqFunction(torch.autograd.Function):
+    """``round(clamp(x / s, Qn, Qp)) * s`` with LSQ's gradients, in few kernels.
+
+    d/dx: 1 inside the range, 0 outside (straight-through).  d/ds: ``round(v) - v`` inside,
+    ``Qn`` or ``Qp`` outside, summed over what shares the step and scaled by ``grad_scale``.
+    Equivalent to the autograd graph of the formula with a straight-through round (tested),
+    but about half the memory traffic, which keeps QAT close to float training speed.
+    """
+
+    @staticmethod
+    def forward(ctx, x, step, qn, qp, grad_scale):
+        v = x / step
+        q = v.clamp(qn, qp).round_()
+        ctx.save_for_backward(v, q)
+        ctx.qn, ctx.qp, ctx.grad_scale, ctx.step_shape = qn, qp, grad_scale, step.shape
+        return q * step
+
+    @staticmethod
+    def backward(ctx, grad):
+        v, q = ctx.saved_tensors
+        inside = (v >= ctx.qn) & (v <= ctx.qp)
+        grad_x = grad * inside
+        grad_step = grad * torch.where(inside, q - v, q)
+        dims = tuple(range(1, grad.dim())) if ctx.step_shape[0] > 1 else tuple(range(grad.dim()))
+        grad_step = grad_step.sum(dim=dims).reshape(ctx.step_shape) * ctx.grad_scale
+        return grad_x, grad_step, None, None, None
 
 
-def scale_grad(x: torch.Tensor, scale: float) -> torch.Tensor:
-    """Identity forward; gradient multiplied by ``scale``."""
-    return (x - x * scale).detach() + x * scale
-
-
-def fake_quantize(x: torch.Tensor, step: torch.Tensor, qn: int, qp: int) -> torch.Tensor:
-    return round_ste(torch.clamp(x / step, qn, qp)) * step
+def fake_quantize(x: torch.Tensor, step: torch.Tensor, qn: int, qp: int, grad_scale: float = 1.0) -> torch.Tensor:
+    """LSQ fake quantization; ``step`` is a scalar-like or per-dim-0 tensor broadcast to ``x``."""
+    return _LsqFunction.apply(x, step, qn, qp, grad_scale)
 
 
 class LsqQuantizer(nn.Module):
@@ -80,6 +101,7 @@ class LsqQuantizer(nn.Module):
             self.signed.fill_(bool((x < 0).any()))
         qn, qp = qrange(self.bits, bool(self.signed))
         flat = x.detach().reshape(x.shape[0], -1) if self.per_channel else x.detach().reshape(1, -1)
+        flat = flat[:, :: max(1, flat.shape[1] // _INIT_SAMPLES)].float()
         top = flat.abs().amax(dim=1).clamp_min(1e-8)
         best_err = torch.full_like(top, float("inf"))
         best = top / qp
@@ -100,5 +122,5 @@ class LsqQuantizer(nn.Module):
             self.initialize(x)
         qn, qp = qrange(self.bits, self._signed)
         per_step = x.numel() / self.step.numel()
-        step = scale_grad(self.step, 1.0 / math.sqrt(per_step * qp)).abs().clamp_min(1e-8)
-        return fake_quantize(x, self._view(step, x), qn, qp)
+        step = self.step.abs().clamp_min(1e-8)
+        return fake_quantize(x, self._view(step, x), qn, qp, 1.0 / math.sqrt(per_step * qp))

@@ -82,7 +82,7 @@ def fit(
     for epoch in range(epochs):
         seen = correct = 0
         running = 0.0
-        bar = tqdm(batches, desc=f"{desc} {epoch + 1}/{epochs}", leave=False, dynamic_ncols=True)
+        bar = tqdm(batches, desc=f"{desc} {epoch + 1}/{epochs}", leave=False, dynamic_ncols=True, disable=None)
         for x, y in bar:
             loss, logits = _exit_losses(forward(x), y)
             if not math.isfinite(loss.item()):
@@ -105,7 +105,7 @@ def fit(
 def predict(forward: Callable[[torch.Tensor], Outputs], batches: Iterable, desc: str = "predict") -> list[torch.Tensor]:
     """Logits of every exit over all batches, on the CPU as float32 (one tensor per exit)."""
     chunks: list[list[torch.Tensor]] = []
-    for x, _ in tqdm(batches, desc=desc, leave=False, dynamic_ncols=True):
+    for x, _ in tqdm(batches, desc=desc, leave=False, dynamic_ncols=True, disable=None):
         outs = forward(x)
         outs = outs if isinstance(outs, list) else [outs]
         chunks.append([o.float().cpu() for o in outs])

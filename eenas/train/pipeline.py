@@ -20,7 +20,6 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from eenas import __version__
 from eenas.arch import Arch, Precision
 from eenas.data import Batches, Splits, load_splits
 from eenas.errors import EenasError
@@ -40,6 +39,8 @@ VAL_FRACTION = 0.1
 # Fine-tunes with frozen (folded) BN diverge at pretraining rates: we measured a tiny W8A8
 # backbone fall from 72% to 62% at lr 0.01 but rise to 91% at 0.001.  They use lr / 50.
 FINETUNE_LR_FACTOR = 1 / 50
+# Part of every cache key: bump it whenever a change to the training code changes weights.
+TRAINING_VERSION = 2
 HEAD_LR = 0.05
 
 
@@ -68,7 +69,7 @@ class TrainConfig:
 
     def identity(self) -> dict:
         return {"dataset": self.dataset, "width": self.width_mult, "seed": self.seed,
-                "recipe": self.budget.recipe(), "val_fraction": VAL_FRACTION, "eenas": __version__.split(".")[0]}
+                "recipe": self.budget.recipe(), "val_fraction": VAL_FRACTION, "training_version": TRAINING_VERSION}
 
 
 @dataclass(frozen=True)

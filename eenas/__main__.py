@@ -1,0 +1,5 @@
+"""``python -m eenas`` runs the CLI."""
+
+from eenas.cli import main
+
+main()

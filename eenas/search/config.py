@@ -1,0 +1,82 @@
+"""Search settings: budgets and the resolved configuration a run records."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+from eenas.arch import DATASET_CLASSES
+from eenas.errors import EenasError
+from eenas.hardware import load_accelerator
+from eenas.models.spec import HEADS
+from eenas.train.budget import get_budget
+
+
+@dataclass(frozen=True)
+class SearchBudget:
+    initial: int  # true evaluations before the first predictor fit
+    iterations: int  # predictor refits (each followed by an NSGA-II run and true evaluations)
+    per_iteration: int  # candidates that may pay for training per iteration
+    population: int
+    generations: int
+
+
+SEARCH_BUDGETS = {
+    "tiny": SearchBudget(initial=6, iterations=2, per_iteration=3, population=16, generations=5),
+    "quick": SearchBudget(initial=16, iterations=4, per_iteration=6, population=40, generations=30),
+    "standard": SearchBudget(initial=32, iterations=8, per_iteration=8, population=80, generations=60),
+}
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Every setting that shapes a search's result (``config.json`` records it)."""
+
+    dataset: str
+    budget: str = "quick"
+    seed: int = 0
+    hardware: str = "edge_tpu_quad"
+    width_mult: float | None = None
+    bits: tuple[int, ...] = (8, 4)
+    heads: tuple[str, ...] = tuple(HEADS)
+    max_exits: int = 6
+    max_accuracy_drop: float = 1.0
+    max_latency: float | None = None
+    max_energy: float | None = None
+    search: SearchBudget = field(default_factory=lambda: SEARCH_BUDGETS["quick"])
+
+    @classmethod
+    def create(cls, dataset: str, budget: str = "quick", overrides: dict | None = None, **kwargs) -> SearchConfig:
+        """Resolve the budget's search sizes, apply ``overrides`` (population, ...), validate."""
+        if budget not in SEARCH_BUDGETS:
+            get_budget(budget)  # raises the standard unknown-budget error
+        sizes = replace(SEARCH_BUDGETS[budget], **{k: v for k, v in (overrides or {}).items() if v is not None})
+        cfg = cls(dataset, budget, search=sizes, **kwargs)
+        cfg.validate()
+        return cfg
+
+    @property
+    def resolved_width(self) -> float:
+        return self.width_mult or get_budget(self.budget).width_mult
+
+    def validate(self) -> None:
+        s = self.search
+        checks = [
+            (self.dataset in DATASET_CLASSES, f"unknown dataset '{self.dataset}' (known: {', '.join(DATASET_CLASSES)})"),
+            (s.population >= 2, f"--population must be at least 2 (got {s.population})"),
+            (s.generations >= 1, f"--generations must be at least 1 (got {s.generations})"),
+            (s.iterations >= 0, f"--iterations must be at least 0 (got {s.iterations})"),
+            (s.initial >= 2, f"--initial must be at least 2 (got {s.initial})"),
+            (s.per_iteration >= 1, f"--per-iteration must be at least 1 (got {s.per_iteration})"),
+            (self.max_accuracy_drop >= 0, f"--max-accuracy-drop must be >= 0 (got {self.max_accuracy_drop})"),
+            (self.max_latency is None or self.max_latency > 0, "--max-latency must be positive"),
+            (self.max_energy is None or self.max_energy > 0, "--max-energy must be positive"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise EenasError(message)
+        load_accelerator(self.hardware)  # unknown preset or bad file: a clear error now, not later
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["bits"], data["heads"] = list(self.bits), list(self.heads)
+        return data

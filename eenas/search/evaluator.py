@@ -1,0 +1,125 @@
+"""True evaluation of candidates: train what is missing, then score exactly from cached logits.
+
+A head at (mount, head type, exit precision) on a backbone precision is trained once and its
+logits cached; after that every candidate using it scores exactly in microseconds (routing
+on the validation split) plus the cost model's milliseconds.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from eenas.arch import Arch, Precision
+from eenas.hardware import ArchCost, cost_arch
+from eenas.scoring import ExitStats, route
+from eenas.train import Pipeline
+from eenas.train.loops import TrainingDiverged
+
+log = logging.getLogger(__name__)
+
+HeadId = tuple[Precision, int, str, Precision]
+
+
+@dataclass(frozen=True)
+class Constraints:
+    max_accuracy_drop: float = 1.0  # percentage points below the static backbone (same precision)
+    max_latency: float | None = None  # average cycles per sample
+    max_energy: float | None = None  # average pJ per sample
+
+    def violations(self, accuracy_drop: float, latency: float, energy: float) -> list[float]:
+        """Each constraint as ``g <= 0`` (pymoo's convention), normalised to its bound."""
+        g = [accuracy_drop * 100 - self.max_accuracy_drop]
+        if self.max_latency is not None:
+            g.append(latency / self.max_latency - 1)
+        if self.max_energy is not None:
+            g.append(energy / self.max_energy - 1)
+        return g
+
+
+@dataclass(frozen=True)
+class Score:
+    """Objectives of one candidate, exact or predicted."""
+
+    accuracy: float
+    static_accuracy: float
+    exit_ratios: np.ndarray
+    cost: ArchCost
+
+    @property
+    def average_et(self) -> float:
+        return self.cost.average_et(self.exit_ratios)
+
+    @property
+    def et_ratio(self) -> float:
+        return self.average_et / self.cost.static_et
+
+    @property
+    def average_latency(self) -> float:
+        return float(np.dot(self.exit_ratios, [e.cum_latency_cycles for e in self.cost.exits]))
+
+    @property
+    def average_energy(self) -> float:
+        return float(np.dot(self.exit_ratios, [e.cum_energy_pj for e in self.cost.exits]))
+
+    def violations(self, constraints: Constraints) -> list[float]:
+        return constraints.violations(self.static_accuracy - self.accuracy, self.average_latency, self.average_energy)
+
+
+class Evaluator:
+    """Scores archs from cached exit logits, training missing heads on demand."""
+
+    def __init__(self, pipeline: Pipeline, hardware: str) -> None:
+        self.pipeline = pipeline
+        self.hardware = hardware
+        self._stats: dict[tuple, ExitStats] = {}  # (head id or backbone precision, split) -> stats
+        # Heads this run has evaluated.  Whether a candidate is scored exactly depends on this
+        # set, never on what other runs left in the disk cache, so a run's trajectory is the
+        # same with a cold or a warm cache; the cache only saves the training time.
+        self.known: set[HeadId] = set()
+
+    @staticmethod
+    def heads(arch: Arch) -> list[HeadId]:
+        q = arch.quant
+        return [(q.backbone, e.after_block, e.head, q.exits) for e in arch.exits]
+
+    def missing(self, arch: Arch) -> list[HeadId]:
+        return [h for h in self.heads(arch) if h not in self.known]
+
+    def _exit_stats(self, key, logits_fn, split: str) -> ExitStats:
+        if (key, split) not in self._stats:
+            labels = self.pipeline.labels()
+            logits = logits_fn()
+            for s in ("val", "test"):
+                self._stats[(key, s)] = ExitStats.from_logits([getattr(logits, s)], getattr(labels, s))
+        return self._stats[(key, split)]
+
+    def stats(self, arch: Arch, split: str = "val") -> ExitStats:
+        """Confidence/correctness of every exit of ``arch``; trains missing heads (may raise)."""
+        parts = [self._exit_stats(h, lambda h=h: self.pipeline.exit_logits(*h), split) for h in self.heads(arch)]
+        p = arch.quant.backbone
+        parts.append(self._exit_stats(p, lambda: self.pipeline.final_logits(p), split))
+        self.known.update(self.heads(arch))
+        return ExitStats(np.concatenate([s.confidence for s in parts]), np.concatenate([s.correct for s in parts]))
+
+    def static_accuracy(self, p: Precision, split: str = "val") -> float:
+        return float(self._exit_stats(p, lambda: self.pipeline.final_logits(p), split).correct.mean())
+
+    def cost(self, arch: Arch) -> ArchCost:
+        return cost_arch(arch, self.hardware)
+
+    def score(self, arch: Arch, split: str = "val") -> Score:
+        """Exact score (trains the heads it lacks first)."""
+        outcome = route(self.stats(arch, split), [e.threshold for e in arch.exits])
+        return Score(outcome.accuracy, self.static_accuracy(arch.quant.backbone, split), outcome.exit_ratios,
+                     self.cost(arch))
+
+    def try_score(self, arch: Arch) -> tuple[Score | None, str]:
+        """Like :meth:`score`, but a diverging training run gives ``(None, reason)``."""
+        try:
+            return self.score(arch), "ok"
+        except TrainingDiverged as exc:
+            log.warning("candidate failed: %s", exc)
+            return None, f"failed: {exc}"

@@ -1,0 +1,73 @@
+"""What a search writes into its run directory: tables, Pareto archs and a plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from eenas.arch import save_arch
+from eenas.io import atomic_write, write_text
+
+if TYPE_CHECKING:
+    from eenas.search.run import SearchRun, SearchState
+
+FRONT_COLUMNS = ["k", "exits", "backbone_bits", "exit_bits", "accuracy", "test_accuracy", "accuracy_drop",
+                 "et_ratio", "average_et", "average_latency", "average_energy"]
+
+
+def write_csv(path: Path, frame: pd.DataFrame) -> None:
+    write_text(path, frame.to_csv(index=False))
+
+
+def write_progress(out: Path, state: SearchState) -> None:
+    """Rewritten after every iteration: the archive and the predictor's history."""
+    write_csv(out / "archive.csv", pd.DataFrame(state.archive))
+    write_csv(out / "predictor.csv", pd.DataFrame(state.history))
+
+
+def write_results(run: SearchRun) -> pd.DataFrame:
+    """``pareto.csv``, ``pareto/arch_<k>.json`` + ``stats_<k>.json`` and ``pareto.png``."""
+    from eenas.evaluate import evaluate_arch, save_evaluation
+
+    front = pd.DataFrame(run.pareto())
+    if front.empty:
+        front = pd.DataFrame(columns=FRONT_COLUMNS)
+    front.insert(0, "k", range(len(front)))
+    write_csv(run.out / "pareto.csv", front)
+    for k, genome in zip(front["k"], front.get("genome", [])):
+        arch = run.space.decode([int(v) for v in genome.split("-")])
+        save_arch(arch, run.out / "pareto" / f"arch_{k}.json")
+        save_evaluation(evaluate_arch(arch, run.pipeline), run.out / "pareto" / f"stats_{k}.json")
+    plot_front(run, front, run.out / "pareto.png")
+    return front[FRONT_COLUMNS]
+
+
+def plot_front(run: SearchRun, front: pd.DataFrame, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    archive = pd.DataFrame([r for r in run.state.archive if r["status"] == "ok"])
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    if not archive.empty:
+        ax.scatter(archive["et_ratio"], 100 * archive["accuracy"], s=12, c="0.8", label="evaluated")
+    if not front.empty:
+        points = ax.scatter(front["et_ratio"], 100 * front["accuracy"], c=front["n_exits"], cmap="viridis",
+                            s=40, edgecolors="k", zorder=3, label="Pareto front")
+        fig.colorbar(points, ax=ax, label="early exits")
+        ax.plot(front["et_ratio"], 100 * front["accuracy"], c="k", lw=0.8, zorder=2)
+    for static in run.static_points():
+        ax.scatter([1.0], [100 * static["accuracy"]], marker="*", s=160, c="tab:red", zorder=4)
+        ax.annotate(f"static {static['bits']}-bit", (1.0, 100 * static["accuracy"]), textcoords="offset points",
+                    xytext=(-10, 6), ha="right", fontsize=8)
+    ax.set_xlabel("average ET / static backbone ET (same precision)")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.set_title(f"eenas search: {run.cfg.dataset}, {run.cfg.hardware}")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    atomic_write(path, lambda fh: fig.savefig(fh, format="png"))
+    plt.close(fig)

@@ -1,0 +1,48 @@
+"""The pymoo problem NSGA-II optimises: maximise accuracy, minimise average ET."""
+
+from __future__ import annotations
+
+import numpy as np
+from pymoo.core.problem import Problem
+
+from eenas.search.evaluator import Constraints, Evaluator, Score
+from eenas.search.predictor import Predictor
+from eenas.search.space import SearchSpace
+
+
+class SurrogateProblem(Problem):
+    """Scores candidates exactly when all their heads are cached, else by the predictor.
+
+    Objectives are ``(-accuracy, average ET)``; constraints follow :class:`Constraints`.
+    """
+
+    def __init__(self, space: SearchSpace, evaluator: Evaluator, predictor: Predictor | None,
+                 constraints: Constraints) -> None:
+        n_constr = len(constraints.violations(0.0, 0.0, 0.0))
+        super().__init__(n_var=space.n_var, n_obj=2, n_ieq_constr=n_constr, xl=0, xu=space.upper, vtype=int)
+        self.space, self.evaluator, self.predictor, self.constraints = space, evaluator, predictor, constraints
+        self.exact: dict[str, Score] = {}
+
+    def scores(self, X: np.ndarray) -> tuple[list[Score], np.ndarray]:
+        """A score per row and whether it is exact (no training happens here)."""
+        archs = [self.space.decode(x) for x in X]
+        exact = np.array([not self.evaluator.missing(a) for a in archs])
+        out: list[Score | None] = [None] * len(X)
+        for i in np.flatnonzero(exact):
+            key = self.space.genome_key(X[i])
+            if key not in self.exact:
+                self.exact[key] = self.evaluator.score(archs[i])
+            out[i] = self.exact[key]
+        todo = np.flatnonzero(~exact)
+        if len(todo):
+            pred = self.predictor.predict(X[todo])
+            for j, i in enumerate(todo):
+                a = archs[i]
+                out[i] = Score(float(pred.accuracy[j]), self.evaluator.static_accuracy(a.quant.backbone),
+                               pred.exit_ratios[j], self.evaluator.cost(a))
+        return out, exact
+
+    def _evaluate(self, X, out, *args, **kwargs):
+        scores, _ = self.scores(np.asarray(X, dtype=int))
+        out["F"] = np.array([[-s.accuracy, s.average_et] for s in scores])
+        out["G"] = np.array([s.violations(self.constraints) for s in scores])

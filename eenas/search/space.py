@@ -1,0 +1,124 @@
+"""The search space and its fixed-length integer genome.
+
+Layout (``M`` = 17 mount points)::
+
+    [0, M)       exit gene per mount point: 0 = no exit, k = head type k (1-based)
+    [M, 2M)      threshold gene per mount point: index into the threshold grid
+    [2M, 3M)     mapping gene per mount point: core * 2 + overlap
+    3M           backbone bit-width index
+    3M + 1       exit bit-width index
+
+Every gene is an integer in ``[0, upper]``, so pymoo's integer operators work unchanged.
+Genes of mount points without an exit are kept at 0 (see the repair), so one network has
+one genome and duplicate elimination works.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from eenas.arch import Arch, BackboneConfig, ExitConfig, Precision, QuantConfig
+from eenas.errors import EenasError
+from eenas.models.spec import HEADS, NUM_BLOCKS
+
+DEFAULT_THRESHOLDS = tuple(round(0.50 + 0.01 * i, 2) for i in range(50))  # 0.50 .. 0.99
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    dataset: str
+    width_mult: float
+    hardware: str = "edge_tpu_quad"
+    cores: int = 4
+    heads: tuple[str, ...] = tuple(HEADS)
+    bits: tuple[int, ...] = (8, 4)
+    thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS
+    mounts: tuple[int, ...] = field(default_factory=lambda: tuple(range(1, NUM_BLOCKS + 1)))
+    max_exits: int = 6
+
+    def __post_init__(self) -> None:
+        unknown = [h for h in self.heads if h not in HEADS]
+        if unknown:
+            raise EenasError(f"unknown head '{unknown[0]}' (known: {', '.join(HEADS)})")
+        if not 1 <= self.max_exits <= len(self.mounts):
+            raise EenasError(f"--max-exits {self.max_exits} must be between 1 and {len(self.mounts)}")
+        bad = [b for b in self.bits if b not in (32, 8, 4, 2)]
+        if bad or not self.bits:
+            raise EenasError(f"--bits: {bad[0] if bad else 'empty'} is not one of 32, 8, 4, 2")
+
+    @property
+    def n_mounts(self) -> int:
+        return len(self.mounts)
+
+    @property
+    def n_var(self) -> int:
+        return 3 * self.n_mounts + 2
+
+    @property
+    def upper(self) -> np.ndarray:
+        m = self.n_mounts
+        up = np.empty(self.n_var, dtype=int)
+        up[:m] = len(self.heads)
+        up[m : 2 * m] = len(self.thresholds) - 1
+        up[2 * m : 3 * m] = 2 * self.cores - 1
+        up[3 * m :] = len(self.bits) - 1
+        return up
+
+    # ------------------------------------------------------------------ decoding
+    def slices(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
+        m = self.n_mounts
+        return x[:m], x[m : 2 * m], x[2 * m : 3 * m], int(x[3 * m]), int(x[3 * m + 1])
+
+    def decode(self, x: np.ndarray) -> Arch:
+        heads, thresholds, mapping, bb, ex = self.slices(np.asarray(x, dtype=int))
+        exits = tuple(
+            ExitConfig(self.mounts[i], self.heads[heads[i] - 1], self.thresholds[thresholds[i]],
+                       core=int(mapping[i]) // 2, overlap=bool(mapping[i] % 2))
+            for i in np.flatnonzero(heads)
+        )
+        quant = QuantConfig(Precision(self.bits[bb], self.bits[bb]), Precision(self.bits[ex], self.bits[ex]))
+        return Arch(self.dataset, BackboneConfig("mobilenet_v2", self.width_mult), exits, quant, self.hardware)
+
+    def encode(self, arch: Arch) -> np.ndarray:
+        """The genome of an arch from this space; raises if the arch lies outside it."""
+        m = self.n_mounts
+        x = np.zeros(self.n_var, dtype=int)
+        try:
+            for e in arch.exits:
+                i = self.mounts.index(e.after_block)
+                x[i] = self.heads.index(e.head) + 1
+                x[m + i] = self.thresholds.index(round(e.threshold, 2))
+                x[2 * m + i] = 2 * (e.core or 0) + int(e.overlap)
+            x[3 * m] = self.bits.index(arch.quant.backbone.weights)
+            x[3 * m + 1] = self.bits.index(arch.quant.exits.weights)
+        except ValueError as exc:
+            raise EenasError(f"arch lies outside the search space: {exc}") from None
+        return x
+
+    def canonical(self, x: np.ndarray) -> np.ndarray:
+        """Zero the threshold and mapping genes of mount points that have no exit."""
+        x = np.array(x, dtype=int)
+        m = self.n_mounts
+        off = x[:m] == 0
+        x[m : 2 * m][off] = 0
+        x[2 * m : 3 * m][off] = 0
+        return x
+
+    def features(self, X: np.ndarray) -> np.ndarray:
+        """Predictor inputs: per mount (has exit, head rank, threshold) and the two bit-widths.
+
+        Mapping genes are left out: they change cost, which the cost model gives exactly,
+        never accuracy.
+        """
+        X = np.atleast_2d(X).astype(int)
+        m = self.n_mounts
+        active = (X[:, :m] > 0).astype(float)
+        head = X[:, :m] / len(self.heads)
+        thr = np.asarray(self.thresholds)[X[:, m : 2 * m]] * active
+        bits = np.asarray(self.bits, dtype=float)[X[:, 3 * m :]]
+        return np.hstack([active, head, thr, bits])
+
+    def genome_key(self, x: np.ndarray) -> str:
+        return "-".join(str(int(v)) for v in self.canonical(x))

@@ -1,0 +1,50 @@
+"""The cached training pipeline on the synthetic dataset at the tiny budget."""
+
+import torch
+
+from eenas.arch import Precision
+from eenas.scoring import top1
+from eenas.train import Pipeline
+from eenas.train.pipeline import FLOAT
+
+P8 = Precision(8, 8)
+
+
+def test_backbones_learn_and_quantized_stays_close(tiny_pipeline):
+    labels = tiny_pipeline.labels()
+    float_acc = top1(tiny_pipeline.final_logits(FLOAT).test, labels.test)
+    int8_acc = top1(tiny_pipeline.final_logits(P8).test, labels.test)
+    assert float_acc > 0.5  # 10 classes: chance is 0.1
+    assert int8_acc > float_acc - 0.15
+
+
+def test_exit_logits_cover_validation_and_test(tiny_pipeline):
+    logits = tiny_pipeline.exit_logits(P8, 5, "pool_fc", P8)
+    splits = tiny_pipeline.splits
+    assert logits.val.shape == (len(splits.val), 10) and logits.test.shape == (len(splits.test), 10)
+    assert top1(logits.test, splits.test.labels) > 0.3
+
+
+def test_a_second_pipeline_trains_nothing(tiny_pipeline):
+    tiny_pipeline.exit_logits(P8, 5, "gap_fc", P8)
+    again = Pipeline(tiny_pipeline.cfg)
+    first = tiny_pipeline.exit_logits(P8, 5, "gap_fc", P8)
+    second = again.exit_logits(P8, 5, "gap_fc", P8)
+    again.final_logits(P8)
+    assert again.trained == [] and torch.equal(first.test, second.test)
+
+
+def test_corrupt_cache_is_rebuilt_not_trusted(tiny_pipeline):
+    tiny_pipeline.exit_logits(P8, 2, "gap_fc", P8)
+    path = tiny_pipeline.cache.path("head", tiny_pipeline.head_key(P8, 2, "gap_fc", P8))
+    path.write_bytes(b"\x00garbage")
+    again = Pipeline(tiny_pipeline.cfg)
+    logits = again.exit_logits(P8, 2, "gap_fc", P8)
+    assert again.trained == ["head gap_fc@2 w8a8"] and logits.test.shape[1] == 10
+    assert torch.load(path, weights_only=True)["test"].shape == logits.test.shape
+
+
+def test_head_keys_depend_on_every_part_of_the_mount(tiny_pipeline):
+    keys = {tiny_pipeline.head_key(P8, m, h, p) for m in (2, 3) for h in ("gap_fc", "pool_fc")
+            for p in (P8, Precision(4, 4))}
+    assert len(keys) == 8
