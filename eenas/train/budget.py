@@ -23,6 +23,7 @@ class Budget:
     lr: float  # peak SGD learning rate of float pretraining
     train_limit: int | None  # cap on training images (None: all 45k)
     eval_limit: int | None  # cap on validation and test images
+    head_train_limit: int | None = None  # cap on the cached training features exit heads see
     synthetic_size: int = 1600  # training-set size of the synthetic dataset
 
     def recipe(self) -> dict:
@@ -38,8 +39,8 @@ BUDGETS: dict[str, Budget] = {
     for b in (
         Budget("tiny", 0.25, pretrain_epochs=3, qat_epochs=1, head_epochs=3, joint_epochs=1,
                batch_size=64, lr=0.05, train_limit=1024, eval_limit=512),
-        Budget("quick", 0.5, pretrain_epochs=10, qat_epochs=2, head_epochs=6, joint_epochs=2,
-               batch_size=128, lr=0.15, train_limit=None, eval_limit=None),
+        Budget("quick", 0.5, pretrain_epochs=10, qat_epochs=2, head_epochs=4, joint_epochs=2,
+               batch_size=128, lr=0.15, train_limit=None, eval_limit=None, head_train_limit=20000),
         Budget("standard", 1.0, pretrain_epochs=150, qat_epochs=15, head_epochs=20, joint_epochs=10,
                batch_size=128, lr=0.1, train_limit=None, eval_limit=None),
     )

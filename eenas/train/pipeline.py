@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from eenas.arch import Arch, Precision
-from eenas.data import Batches, Splits, load_splits
+from eenas.data import Batches, Splits, TensorSet, load_splits
 from eenas.errors import EenasError
 from eenas.models.backbone import Backbone
 from eenas.models.early_exit import EarlyExitNet
@@ -122,7 +122,9 @@ class Pipeline:
         return ExitLogits(self.splits.val.labels, self.splits.test.labels)
 
     def _batches(self, split: str, train: bool = False) -> Batches:
-        data = getattr(self.splits, split)
+        return self._loader(getattr(self.splits, split), train)
+
+    def _loader(self, data: TensorSet, train: bool = False) -> Batches:
         return Batches(data, self.cfg.dataset, self.cfg.budget.batch_size, self.device,
                        shuffle=train, augment=train, seed=self.cfg.seed)
 
@@ -180,20 +182,20 @@ class Pipeline:
     # --------------------------------------------------------------------- features
     def feature_bank(self, p: Precision) -> FeatureBank:
         if p not in self._banks:
-            model = self.backbone(p)
-            train, _ = self._extract(model, "train")
-            val, val_final = self._extract(model, "val")
-            test, test_final = self._extract(model, "test")
+            model, s = self.backbone(p), self.splits
+            train, _ = self._extract(model, s.train.subset(self.cfg.budget.head_train_limit))
+            val, val_final = self._extract(model, s.val)
+            test, test_final = self._extract(model, s.test)
             self._banks[p] = FeatureBank(train, val, test, ExitLogits(val_final, test_final))
         return self._banks[p]
 
     @torch.no_grad()
-    def _extract(self, model: Backbone, split: str) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
-        """Every block's output (float16 on the CPU) and the final logits over one split."""
+    def _extract(self, model: Backbone, data: TensorSet) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
+        """Every block's output (float16 on the CPU) and the final logits over ``data``."""
         mounts = range(1, NUM_BLOCKS + 1)
         taps: dict[int, list[torch.Tensor]] = {m: [] for m in mounts}
         finals = []
-        for x, _ in self._batches(split):
+        for x, _ in self._loader(data):
             out, final = model.taps(x, mounts)
             for m in mounts:
                 taps[m].append(out[m].half().cpu())
@@ -224,7 +226,8 @@ class Pipeline:
         """Float training on cached features, then (below 32 bits) a short QAT fine-tune."""
         torch.manual_seed(_seed_from(key))
         bank, b = self.feature_bank(p_backbone), self.cfg.budget
-        train = TensorBatches(bank.train[mount], self.splits.train.labels, b.batch_size, self.device,
+        feats = bank.train[mount]
+        train = TensorBatches(feats, self.splits.train.labels[: len(feats)], b.batch_size, self.device,
                               shuffle=True, seed=_seed_from(key))
         model = self.new_head(mount, head).to(self.device)
         desc = f"head {head}@{mount}"
