@@ -66,13 +66,13 @@ def test_mf_similarity_matches_its_definition():
     assert torch.allclose(mf_similarity(x, w, 1, 1, 1), expected, atol=1e-5)
 
 
-def test_mf_similarity_gradient_is_the_sign_product():
+def test_mf_similarity_gradient_passes_straight_through_the_signs():
     x = torch.tensor([[[[0.5]], [[-2.0]]]], requires_grad=True)  # N=1, C=2, 1x1
     w = torch.tensor([[[[-1.5]], [[3.0]]]], requires_grad=True)  # K=1
     mf_similarity(x, w, 1, 0, 1).sum().backward()
-    # d/dx of sign(w)|x| is sign(w) sign(x); d/dw of sign(x)|w| is sign(x) sign(w).
-    assert torch.equal(x.grad.flatten(), torch.tensor([-1.0, -1.0]))
-    assert torch.equal(w.grad.flatten(), torch.tensor([-1.0, -1.0]))
+    # d/dx = |w| (identity through sign(x)) + sign(w) sign(x); d/dw = sign(x) sign(w) + |x|.
+    assert torch.equal(x.grad.flatten(), torch.tensor([1.5 - 1.0, 3.0 - 1.0]))
+    assert torch.equal(w.grad.flatten(), torch.tensor([-1.0 + 0.5, -1.0 + 2.0]))
 
 
 @pytest.mark.parametrize("name", list(OPERATORS))

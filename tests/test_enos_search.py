@@ -142,7 +142,7 @@ def test_every_scheme_returns_a_valid_assignment(scheme, tmp_path: Path, table):
     # Hard Gumbel sampling runs one candidate per layer and step: the same code paths, 9x less work.
     cfg = EnosConfig(model="shufflenet_v2", dataset="synthetic", scheme=scheme, energy_weight=1.0, budget="tiny",
                      relaxation="gumbel", device="cpu")
-    result = run_enos(cfg, tmp_path / scheme)
+    result = run_enos(cfg, tmp_path / scheme, cache_dir=str(tmp_path / "cache"))
     saved = json.loads((tmp_path / scheme / "assignment.json").read_text())
     assert (tmp_path / scheme / "layers.csv").exists() and (tmp_path / scheme / "layers.md").exists()
     assert saved["config"]["scheme"] == scheme and len(saved["layers"]) == len(result.layers) > 10

@@ -9,10 +9,13 @@ before global pooling in both, as 224x224 inputs keep 7x7 and 13x13):
   ``repeats`` sets the units per stage (torchvision: 4, 8, 4).
 * SqueezeNet 1.1: the stem conv is 3x3 with stride 1 and padding 1 (was stride 2, no
   padding), so its three max-pools take 32 to 16, 8 and 4 pixels.  Fire widths are
-  torchvision's times ``width``.  SqueezeNet has no BatchNorm; every conv gets one here,
-  because low-precision and multiplication-free operators need normalised outputs.
+  torchvision's times ``width``.
 
 Every Conv2d (with the BatchNorm after it) and Linear then becomes a :class:`MixedLayer`.
+A layer without a BatchNorm gets one (SqueezeNet's convs, both classifiers; on the
+classifier it is a per-class scale and bias that folds into the output stage), because
+the operators' output scales differ by orders of magnitude: the multiplication-free
+``sign(w)|x|`` term, for one, ignores the weights' magnitude.
 """
 
 from __future__ import annotations
@@ -120,14 +123,12 @@ def _make_searchable(parent: nn.Module, shapes: dict[nn.Module, ConvLayer], orde
     for i, (name, child) in enumerate(children):
         path = f"{prefix}{name}"
         if isinstance(child, (nn.Conv2d, nn.Linear)):
-            bn = None
-            if isinstance(child, nn.Conv2d):
-                follower = children[i + 1][1] if isinstance(parent, nn.Sequential) and i + 1 < len(children) else None
-                if isinstance(follower, nn.BatchNorm2d):
-                    bn = follower
-                    setattr(parent, children[i + 1][0], nn.Identity())
-                else:
-                    bn = nn.BatchNorm2d(child.out_channels)
+            follower = children[i + 1][1] if isinstance(parent, nn.Sequential) and i + 1 < len(children) else None
+            if isinstance(child, nn.Conv2d) and isinstance(follower, nn.BatchNorm2d):
+                bn = follower
+                setattr(parent, children[i + 1][0], nn.Identity())
+            else:
+                bn = nn.BatchNorm2d(shapes[child].out_channels)
             setattr(parent, name, MixedLayer(child, bn, shapes[child], table, path, order.index(child)))
         elif not isinstance(child, MixedLayer):
             _make_searchable(child, shapes, order, table, f"{path}.")

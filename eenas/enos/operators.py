@@ -10,7 +10,7 @@ multiplication-free operator replaces the dot product by an add/sign similarity.
   ``alpha_k = mean |w_k|`` per output channel; 8-bit activations.
 * ``mf``: multiplication-free operator of MF-Net (Nasrin et al., TCAS-I 2021),
   ``x (+) w = sign(x) |w| + sign(w) |x|`` summed over the window, i.e. two additions per
-  weight-input pair; 8-bit weights and activations.
+  weight-input pair; 8-bit weights and activations; signs pass gradients straight through.
 * ``shift``: DeepShift-Q (Elhoushi et al. 2021): ``sign(w) * 2^round(log2 |w|)`` with the
   exponent in ``[-7, 0]`` (a sign bit and a 3-bit shift), 8-bit activations.
 
@@ -58,13 +58,19 @@ def conv_similarity(x: torch.Tensor, w: torch.Tensor, stride: int, padding: int,
     return F.conv2d(x, w, None, stride, padding, 1, groups)
 
 
+def sign_ste(x: torch.Tensor) -> torch.Tensor:
+    """``sign(x)`` with an identity gradient: the exact gradient is zero, and a layer that
+    computes ``sign(w)|x|`` would then never learn the signs of its weights."""
+    return straight_through(x, torch.sign(x))
+
+
 def mf_similarity(x: torch.Tensor, w: torch.Tensor, stride: int, padding: int, groups: int) -> torch.Tensor:
     """``sum sign(x)|w| + sign(w)|x|`` over each window, as two convolutions of sign/abs maps.
 
     sign and abs act element-wise, so zero padding contributes nothing, as in hardware.
     """
-    return conv_similarity(torch.sign(x), w.abs(), stride, padding, groups) + conv_similarity(
-        x.abs(), torch.sign(w), stride, padding, groups
+    return conv_similarity(sign_ste(x), w.abs(), stride, padding, groups) + conv_similarity(
+        x.abs(), sign_ste(w), stride, padding, groups
     )
 
 

@@ -1,6 +1,6 @@
 """The continuous relaxation: searchable layers and the architecture logits that mix them.
 
-A :class:`MixedLayer` replaces one conv (+ BatchNorm) or FC layer.  Its candidates are the
+A :class:`MixedLayer` replaces one conv or FC layer and the BatchNorm after it.  Its candidates are the
 (operator, mode) pairs of the energy table; they share the layer's float weights (as
 mixed-precision searches such as EdMIPS do), and each has its own quantizer steps and its
 own BatchNorm, because operators differ in output scale.  The layer's output is
@@ -43,7 +43,7 @@ class Mix:
 class Candidate(nn.Module):
     """One (operator, mode) pair: quantize, reduce digitally or in a CIM array, add bias, normalise."""
 
-    def __init__(self, operator: str, mode: str, out_channels: int, bn: nn.BatchNorm2d | None, table: EnergyTable):
+    def __init__(self, operator: str, mode: str, out_channels: int, bn: nn.BatchNorm2d, table: EnergyTable):
         super().__init__()
         self.operator = OPERATORS[operator](out_channels)
         self.cim = CimArray(table.cim) if mode == "cim" else None
@@ -55,7 +55,7 @@ class Candidate(nn.Module):
         y = self.cim(self.operator.similarity, *args) if self.cim is not None else self.operator.similarity(*args)
         if bias is not None:
             y = y + bias.view(1, -1, 1, 1)
-        return self.bn(y) if self.bn is not None else y
+        return self.bn(y)
 
 
 class MixedLayer(nn.Module):
@@ -66,7 +66,7 @@ class MixedLayer(nn.Module):
     otherwise ``mix`` must be set before each forward pass.
     """
 
-    def __init__(self, module: nn.Conv2d | nn.Linear, bn: nn.BatchNorm2d | None, shape: ConvLayer,
+    def __init__(self, module: nn.Conv2d | nn.Linear, bn: nn.BatchNorm2d, shape: ConvLayer,
                  table: EnergyTable, name: str, index: int) -> None:
         super().__init__()
         self.name, self.index, self.shape = name, index, shape
@@ -99,9 +99,7 @@ class MixedLayer(nn.Module):
         self.fixed, self.mix = 0, None
 
 
-def _copy_bn(bn: nn.BatchNorm2d | None) -> nn.BatchNorm2d | None:
-    if bn is None:
-        return None
+def _copy_bn(bn: nn.BatchNorm2d) -> nn.BatchNorm2d:
     copy = nn.BatchNorm2d(bn.num_features)
     copy.load_state_dict(bn.state_dict())
     return copy

@@ -35,6 +35,7 @@ from eenas.train.pipeline import resolve_device
 log = logging.getLogger(__name__)
 
 VAL_FRACTION = 0.1
+CACHE_VERSION = 1  # part of every cache key: bump it when a change alters trained results
 POSTERIOR_SAMPLES = 1000  # Monte-Carlo samples for the variational scheme's uncertainty
 
 
@@ -245,7 +246,7 @@ def cached(kind: str, ws: Workspace, cache: Cache | None, build: Callable[[], Ru
     if cache is None:
         return build()
     cfg = ws.cfg
-    key = config_hash({"stage": f"enos-{kind}", "model": cfg.model, "dataset": cfg.dataset, "seed": cfg.seed,
+    key = config_hash({"stage": f"enos-{kind}", "version": CACHE_VERSION, "model": cfg.model, "dataset": cfg.dataset, "seed": cfg.seed,
                        "budget": ws.budget.recipe(), "table": repr(ws.table), **identity})
     return RunResult.from_dict(cache.get_or_build("enos", key, lambda: build().to_dict()))
 
