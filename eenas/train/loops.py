@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 log = logging.getLogger(__name__)
 
 Outputs = torch.Tensor | list[torch.Tensor]
+LONG_EPOCH_BATCHES = 100
 
 
 class TrainingDiverged(RuntimeError):
@@ -96,7 +97,9 @@ def fit(
             running = 0.9 * running + 0.1 * loss.item() if seen > len(y) else loss.item()
             bar.set_postfix(loss=f"{running:.3f}", acc=f"{correct / seen:.3f}")
         acc = correct / max(1, seen)
-        log.debug("%s epoch %d/%d: loss %.4f, train acc %.4f", desc, epoch + 1, epochs, running, acc)
+        # Long epochs get a log line too, for logs where the progress bar is off (not a terminal).
+        level = logging.INFO if len(batches) >= LONG_EPOCH_BATCHES else logging.DEBUG
+        log.log(level, "%s epoch %d/%d: loss %.4f, train acc %.4f", desc, epoch + 1, epochs, running, acc)
     model.eval()
     return acc
 
