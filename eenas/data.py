@@ -140,6 +140,12 @@ def load_splits(
     return Splits(dataset, train, val, test)
 
 
+def batch_indices(n: int, batch_size: int, shuffle: torch.Generator | None = None) -> Iterator[torch.Tensor]:
+    """Indices of consecutive mini-batches over ``n`` items, shuffled by ``shuffle`` if given."""
+    order = torch.randperm(n, generator=shuffle) if shuffle is not None else torch.arange(n)
+    return iter(order.split(batch_size))
+
+
 class Batches:
     """Normalised (optionally augmented) mini-batches from a :class:`TensorSet` on ``device``."""
 
@@ -164,10 +170,7 @@ class Batches:
         return (len(self.data) + self.batch_size - 1) // self.batch_size
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        n = len(self.data)
-        order = torch.randperm(n, generator=self.gen) if self.shuffle else torch.arange(n)
-        for start in range(0, n, self.batch_size):
-            idx = order[start : start + self.batch_size]
+        for idx in batch_indices(len(self.data), self.batch_size, self.gen if self.shuffle else None):
             x = self.data.images[idx].to(self.device, non_blocking=True)
             y = self.data.labels[idx].to(self.device, non_blocking=True)
             if self.augment:

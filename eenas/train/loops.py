@@ -10,6 +10,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from eenas.data import batch_indices
+
 log = logging.getLogger(__name__)
 
 Outputs = torch.Tensor | list[torch.Tensor]
@@ -32,10 +34,7 @@ class TensorBatches:
         return (len(self.y) + self.batch_size - 1) // self.batch_size
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        n = len(self.y)
-        order = torch.randperm(n, generator=self.gen) if self.shuffle else torch.arange(n)
-        for start in range(0, n, self.batch_size):
-            idx = order[start : start + self.batch_size]
+        for idx in batch_indices(len(self.y), self.batch_size, self.gen if self.shuffle else None):
             yield self.x[idx].to(self.device).float(), self.y[idx].to(self.device)
 
 
