@@ -86,6 +86,10 @@ class Arch:
         return {"eenas_version": ARCH_VERSION, **data}
 
 
+def unknown_dataset(name: str) -> str:
+    return f"unknown dataset '{name}' (known: {', '.join(DATASET_CLASSES)})"
+
+
 def _require(cond: bool, where: str, message: str) -> None:
     if not cond:
         raise EenasError(f"{where}: {message}")
@@ -130,7 +134,7 @@ def arch_from_dict(data: Any) -> Arch:
     _require(version == ARCH_VERSION, "eenas_version", f"{version} is not supported (expected {ARCH_VERSION})")
 
     dataset = _get(data, "dataset", "", str)
-    _require(dataset in DATASET_CLASSES, "dataset", f"unknown dataset '{dataset}' (known: {', '.join(DATASET_CLASSES)})")
+    _require(dataset in DATASET_CLASSES, "dataset", unknown_dataset(dataset))
 
     bb = _get(data, "backbone", "", dict, {})
     _no_unknown(bb, {"name", "width_mult"}, "backbone")

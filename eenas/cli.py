@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import sys
-
 from pathlib import Path
 
 import click
@@ -260,6 +259,82 @@ def enos_sweep(model, dataset, scheme, energy_table, relaxation, out, energy_wei
     click.echo(sweep.points().to_markdown(index=False, floatfmt=".4g"))
     click.echo("\n" + sweep.comparison().to_markdown(index=False, floatfmt=".4g"))
     click.echo(f"results in {out}")
+
+
+@cli.group()
+def study() -> None:
+    """Analyses as commands: tables (CSV + markdown) and PNG figures (docs/studies.md)."""
+
+
+def _trained_line(pipe) -> str:
+    return f"trained: {', '.join(pipe.trained) or 'nothing (all cached)'}"
+
+
+@study.command("precision")
+@click.option("--arch", "arch_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Arch file (arch.json) whose exits, heads and thresholds every precision keeps.")
+@click.option("--dataset", type=click.Choice(list(DATASET_CLASSES)), default=None, help="Default: the arch's.")
+@click.option("--hardware", default=None, help="Accelerator preset or YAML file (default: the arch's).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output folder (default: <arch>_precision beside the arch file).")
+@training_options
+def study_precision(arch_path, dataset, hardware, out, budget, data_dir, cache_dir, device, seed) -> None:
+    """One arch at (backbone, exits) bit-widths 32/32, 8/8, 8/4, 4/8 and 4/4: accuracy, exit ratios, ET."""
+    from dataclasses import replace
+
+    from eenas.arch import load_arch
+    from eenas.study import run_precision_study, write_precision_study
+
+    arch = load_arch(arch_path)
+    arch = replace(arch, dataset=dataset or arch.dataset, hardware=hardware or arch.hardware)
+    pipe = _pipeline(arch.dataset, budget, arch.backbone.width_mult, data_dir, cache_dir, device, seed)
+    result = run_precision_study(arch, pipe)
+    out = out or arch_path.with_name(f"{arch_path.stem}_precision")
+    write_precision_study(result, out)
+    columns = ["config", "accuracy", "static_accuracy", "exit_ratios", "mean_exit_block", "average_et", "et_ratio"]
+    click.echo(result.summary()[columns].to_markdown(index=False, floatfmt=".4g"))
+    click.echo(f"{_trained_line(pipe)}\nresults in {out}")
+
+
+@study.command("mounts")
+@click.option("--exits", "n_exits", type=int, default=4, show_default=True, help="Early exits per network.")
+@click.option("--head", default="pool_fc", show_default=True, help="Exit head type of every exit.")
+@click.option("--threshold", type=float, default=0.9, show_default=True, help="Confidence threshold of every exit.")
+@click.option("--dataset", type=click.Choice(list(DATASET_CLASSES)), default="cifar10", show_default=True)
+@click.option("--width-mult", type=float, default=None, help="Backbone width (default: the budget's).")
+@click.option("--backbone-bits", type=int, default=8, show_default=True, help="Backbone bit-width (32, 8, 4, 2).")
+@click.option("--exit-bits", type=int, default=8, show_default=True, help="Exit-head bit-width (32, 8, 4, 2).")
+@click.option("--samples", type=int, default=None, help="Score a sample of N placements (seeded by --seed).")
+@click.option("--hardware", default="edge_tpu_quad", show_default=True, help="Accelerator preset or YAML file.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output folder (default: runs/mounts-<dataset>-<budget>-<exits>x<head>).")
+@training_options
+def study_mounts(n_exits, head, threshold, dataset, width_mult, backbone_bits, exit_bits, samples, hardware, out,
+                 budget, data_dir, cache_dir, device, seed) -> None:
+    """Identical exits at every placement of their mount points: ET, exit ratios and MAC-array utilisation."""
+    from eenas.study import MountSettings, run_mount_study, write_mount_study
+
+    pipe = _pipeline(dataset, budget, width_mult, data_dir, cache_dir, device, seed)
+    settings = MountSettings(dataset, pipe.cfg.width_mult, n_exits, head, threshold, backbone_bits, exit_bits,
+                             hardware, samples, seed)
+    result = run_mount_study(settings, pipe)
+    out = out or Path("runs") / f"mounts-{dataset}-{budget}-{n_exits}x{head}"
+    write_mount_study(result, out)
+    columns = ["mounts", "accuracy", "exit_ratios", "et_ratio", "stage_utilization"]
+    click.echo("lowest ET ratios:\n" + result.placements[columns].head(5).to_markdown(index=False, floatfmt=".4g"))
+    click.echo(f"{_trained_line(pipe)}\nresults in {out}")
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output folder (default: RUN_DIR).")
+def report(run_dir, out) -> None:
+    """Redraw every figure of a search run and write report.md with them and its tables."""
+    from eenas.study import write_report
+
+    for path in write_report(run_dir, out):
+        click.echo(f"wrote {path}")
 
 
 def main() -> None:

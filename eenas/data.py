@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from eenas.arch import DATASET_CLASSES
+from eenas.arch import DATASET_CLASSES, unknown_dataset
 from eenas.errors import EenasError
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,7 @@ def load_splits(
 ) -> Splits:
     """Train/validation split of the training set (seeded) and the official test split."""
     if dataset not in DATASET_CLASSES:
-        raise EenasError(f"unknown dataset '{dataset}' (known: {', '.join(DATASET_CLASSES)})")
+        raise EenasError(unknown_dataset(dataset))
     if dataset == "synthetic":
         full = synthetic_dataset(synthetic_size, seed=1)
         test = synthetic_dataset(synthetic_size // 4, seed=2)

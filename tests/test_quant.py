@@ -4,11 +4,11 @@ from torch import nn
 from torchvision.ops.misc import Conv2dNormActivation
 
 from eenas.arch import Precision
+from eenas.models.backbone import Backbone
+from eenas.models.spec import mobilenet_v2_spec
 from eenas.quant import LsqQuantizer, calibrate, quantize_backbone, quantize_head
 from eenas.quant.lsq import qrange
 from eenas.quant.modules import QConvBN, QResidual
-from eenas.models.backbone import Backbone
-from eenas.models.spec import mobilenet_v2_spec
 
 
 @pytest.mark.parametrize("bits", [8, 4, 2])

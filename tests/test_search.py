@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from pymoo.operators.crossover.ux import UX
 from pymoo.core.population import Population
+from pymoo.operators.crossover.ux import UX
 
 from eenas.arch import arch_from_dict
 from eenas.errors import EenasError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 
-from eenas.arch import DATASET_CLASSES
+from eenas.arch import DATASET_CLASSES, unknown_dataset
 from eenas.errors import EenasError
 from eenas.hardware import load_accelerator
 from eenas.models.spec import HEADS
@@ -61,7 +61,7 @@ class SearchConfig:
     def validate(self) -> None:
         s = self.search
         checks = [
-            (self.dataset in DATASET_CLASSES, f"unknown dataset '{self.dataset}' (known: {', '.join(DATASET_CLASSES)})"),
+            (self.dataset in DATASET_CLASSES, unknown_dataset(self.dataset)),
             (s.population >= 2, f"--population must be at least 2 (got {s.population})"),
             (s.generations >= 1, f"--generations must be at least 1 (got {s.generations})"),
             (s.iterations >= 0, f"--iterations must be at least 0 (got {s.iterations})"),

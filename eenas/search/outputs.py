@@ -45,12 +45,21 @@ def write_results(run: SearchRun) -> pd.DataFrame:
 
 
 def plot_front(run: SearchRun, front: pd.DataFrame, path: Path) -> None:
+    archive = pd.DataFrame([r for r in run.state.archive if r["status"] == "ok"])
+    plot_pareto(archive, front, run.static_points(), f"eenas search: {run.cfg.dataset}, {run.cfg.hardware}", path)
+
+
+def plot_pareto(archive: pd.DataFrame, front: pd.DataFrame, statics: list[dict], title: str, path: Path) -> None:
+    """Validation accuracy against ET ratio: every evaluated arch, the front, the static backbones.
+
+    Takes plain tables (``statics``: dicts with ``bits`` and ``accuracy``) so ``eenas report``
+    redraws it from a run directory's CSV files.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    archive = pd.DataFrame([r for r in run.state.archive if r["status"] == "ok"])
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     if not archive.empty:
         ax.scatter(archive["et_ratio"], 100 * archive["accuracy"], s=12, c="0.8", label="evaluated")
@@ -59,13 +68,13 @@ def plot_front(run: SearchRun, front: pd.DataFrame, path: Path) -> None:
                             s=40, edgecolors="k", zorder=3, label="Pareto front")
         fig.colorbar(points, ax=ax, label="early exits")
         ax.plot(front["et_ratio"], 100 * front["accuracy"], c="k", lw=0.8, zorder=2)
-    for static in run.static_points():
+    for static in statics:
         ax.scatter([1.0], [100 * static["accuracy"]], marker="*", s=160, c="tab:red", zorder=4)
         ax.annotate(f"static {static['bits']}-bit", (1.0, 100 * static["accuracy"]), textcoords="offset points",
                     xytext=(-10, 6), ha="right", fontsize=8)
     ax.set_xlabel("average ET / static backbone ET (same precision)")
     ax.set_ylabel("validation accuracy (%)")
-    ax.set_title(f"eenas search: {run.cfg.dataset}, {run.cfg.hardware}")
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()

@@ -121,7 +121,8 @@ class SearchRun:
         """Run (or finish) every iteration; returns the Pareto records."""
         self._check_feasible_bounds()
         total = self.cfg.search.iterations + 1
-        with tqdm(total=total, initial=min(self.state.iteration, total), desc="search", dynamic_ncols=True, disable=None) as bar:
+        done = min(self.state.iteration, total)
+        with tqdm(total=total, initial=done, desc="search", dynamic_ncols=True, disable=None) as bar:
             while not self.done:
                 row = self.step()
                 bar.update(1)
