@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from eenas.arch import Arch
-from eenas.hardware import ArchCost, cost_arch
+from eenas.hardware import ArchCost, cost_arch, load_accelerator
 from eenas.io import write_json
 from eenas.scoring import ExitStats, route, top1
 from eenas.train import Pipeline
@@ -55,6 +55,8 @@ def exit_table(arch: Arch, outcome, cost: ArchCost) -> pd.DataFrame:
 
 def evaluate_arch(arch: Arch, pipeline: Pipeline, joint: bool = False, hardware: str | None = None) -> Evaluation:
     """Train (or load) what ``arch`` needs and score it on the validation and test splits."""
+    hardware = hardware or arch.hardware
+    load_accelerator(hardware)  # a bad accelerator fails now, not after the training
     logits = pipeline.arch_logits(arch, joint=joint)
     labels = pipeline.labels()
     thresholds = [e.threshold for e in arch.exits]
@@ -64,7 +66,7 @@ def evaluate_arch(arch: Arch, pipeline: Pipeline, joint: bool = False, hardware:
         outcomes[split] = route(stats, thresholds)
     test = outcomes["test"]
     static_acc = top1(pipeline.final_logits(arch.quant.backbone).test, labels.test)
-    cost = cost_arch(arch, hardware or arch.hardware)
+    cost = cost_arch(arch, hardware)
     avg = cost.average_et(test.exit_ratios)
     return Evaluation(
         arch=arch, exits=exit_table(arch, test, cost), accuracy=test.accuracy,
