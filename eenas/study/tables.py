@@ -1,0 +1,31 @@
+"""Tables as CSV (for scripts) and markdown (for reading), written atomically."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from eenas.io import write_text
+
+
+def join(values: Iterable[float]) -> str:
+    """Per-exit values in one cell, ';'-joined as the search's tables write them."""
+    return ";".join(f"{v:.6g}" for v in values)
+
+
+def markdown(frame: pd.DataFrame) -> str:
+    return frame.to_markdown(index=False, floatfmt=".4g")
+
+
+def write_csv(out: Path, name: str, frame: pd.DataFrame) -> Path:
+    return write_text(out / f"{name}.csv", frame.to_csv(index=False))
+
+
+def write_markdown(path: Path, title: str, sections: Iterable[tuple[str, str]]) -> Path:
+    """A markdown page: ``# title``, then per section ``## heading`` and its body."""
+    parts = [f"# {title}", ""]
+    for heading, body in sections:
+        parts += [f"## {heading}", "", body.rstrip(), ""]
+    return write_text(path, "\n".join(parts))
