@@ -304,19 +304,21 @@ def study_precision(arch_path, dataset, hardware, out, budget, data_dir, cache_d
 @click.option("--width-mult", type=float, default=None, help="Backbone width (default: the budget's).")
 @click.option("--backbone-bits", type=int, default=8, show_default=True, help="Backbone bit-width (32, 8, 4, 2).")
 @click.option("--exit-bits", type=int, default=8, show_default=True, help="Exit-head bit-width (32, 8, 4, 2).")
-@click.option("--samples", type=int, default=None, help="Score a sample of N placements (seeded by --seed).")
+@click.option("--samples", type=int, default=None, help="Score a random sample of N placements instead of all.")
+@click.option("--sample-seed", type=int, default=0, show_default=True,
+              help="Seed of that sample (--seed is the training seed: changing it retrains).")
 @click.option("--hardware", default="edge_tpu_quad", show_default=True, help="Accelerator preset or YAML file.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output folder (default: runs/mounts-<dataset>-<budget>-<exits>x<head>).")
 @training_options
-def study_mounts(n_exits, head, threshold, dataset, width_mult, backbone_bits, exit_bits, samples, hardware, out,
-                 budget, data_dir, cache_dir, device, seed) -> None:
+def study_mounts(n_exits, head, threshold, dataset, width_mult, backbone_bits, exit_bits, samples, sample_seed,
+                 hardware, out, budget, data_dir, cache_dir, device, seed) -> None:
     """Identical exits at every placement of their mount points: ET, exit ratios and MAC-array utilisation."""
     from eenas.study import MountSettings, run_mount_study, write_mount_study
 
     pipe = _pipeline(dataset, budget, width_mult, data_dir, cache_dir, device, seed)
     settings = MountSettings(dataset, pipe.cfg.width_mult, n_exits, head, threshold, backbone_bits, exit_bits,
-                             hardware, samples, seed)
+                             hardware, samples, sample_seed)
     result = run_mount_study(settings, pipe)
     out = out or Path("runs") / f"mounts-{dataset}-{budget}-{n_exits}x{head}"
     write_mount_study(result, out)

@@ -1,10 +1,15 @@
 """Studies and reports: the paper's analyses as commands that write tables and figures.
 
 * :mod:`~eenas.study.precision`: one arch at several (backbone, exits) bit-widths.
+* :mod:`~eenas.study.mounts`: identical exit heads at every placement of their mount points.
 
 See docs/studies.md.
 """
 
+from eenas.study.mounts import MountSettings, MountStudy, run_mount_study, write_mount_study
 from eenas.study.precision import PRECISION_GRID, PrecisionStudy, run_precision_study, write_precision_study
 
-__all__ = ["PRECISION_GRID", "PrecisionStudy", "run_precision_study", "write_precision_study"]
+__all__ = [
+    "PRECISION_GRID", "MountSettings", "MountStudy", "PrecisionStudy", "run_mount_study", "run_precision_study",
+    "write_mount_study", "write_precision_study",
+]

@@ -1,0 +1,96 @@
+"""``eenas study mounts``: placements, rows against ``eenas evaluate`` and ``eenas cost``, the CLI (synthetic, tiny)."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from eenas.errors import EenasError
+from eenas.evaluate import evaluate_arch
+from eenas.hardware import cost_arch, network_cost
+from eenas.hardware.report import layer_frame
+from eenas.study import MountSettings, run_mount_study, write_mount_study
+
+
+def settings(**kwargs) -> MountSettings:
+    return MountSettings("synthetic", 0.25, **{"n_exits": 2, "samples": 5, "seed": 3, **kwargs})
+
+
+def cost_table_utilization(frame: pd.DataFrame) -> float:
+    """Utilisation of a group of rows of the ``eenas cost`` layer table, computed from that table."""
+    array = frame[frame["macs"] > 0]
+    return array["macs"].sum() / (array["macs"] / array["utilization"]).sum()
+
+
+def test_placements_are_every_combination_or_a_seeded_sample():
+    assert len(settings(n_exits=4, samples=None).placements()) == math.comb(17, 4) == 2380
+    sample = settings(n_exits=4, samples=10).placements()
+    assert len(set(sample)) == 10 and sample == sorted(sample) == settings(n_exits=4, samples=10).placements()
+    assert all(len(p) == 4 and list(p) == sorted(set(p)) for p in sample)
+    assert sample != settings(n_exits=4, samples=10, seed=4).placements()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"n_exits": 18}, "--exits 18"), ({"head": "mlp"}, "--head: unknown head 'mlp'"),
+    ({"threshold": 0.0}, "--threshold"), ({"exit_bits": 3}, "--exit-bits 3"), ({"samples": 0}, "--samples"),
+    ({"hardware": "tpu_v9"}, "unknown hardware"),
+])
+def test_bad_settings_are_clear_errors(kwargs, message):
+    with pytest.raises(EenasError, match=message):
+        settings(**kwargs)
+
+
+def test_rows_agree_with_evaluate_and_the_cost_table(tiny_pipeline, tmp_path):
+    s = settings()
+    study = run_mount_study(s, tiny_pipeline)
+    table = study.placements
+    assert len(table) == 5 and table["et_ratio"].is_monotonic_increasing
+    for row in table.itertuples():
+        arch = s.arch(tuple(int(m) for m in row.mounts.split("-")))
+        ev = evaluate_arch(arch, tiny_pipeline)
+        ratios = [float(v) for v in row.exit_ratios.split(";")]
+        assert ratios == pytest.approx(list(ev.exits["exit_ratio"]), abs=1e-6)
+        assert row.accuracy == ev.accuracy
+        assert row.average_et == pytest.approx(ev.average_et) and row.et_ratio == pytest.approx(ev.et_ratio)
+        cost = cost_arch(arch)
+        assert row.cum_cycles == ";".join(str(e.cum_latency_cycles) for e in cost.exits)
+        layers = layer_frame(network_cost(arch))  # the per-layer table 'eenas cost' prints
+        expected = [cost_table_utilization(g) for _, g in layers.groupby("stage")]
+        assert [float(v) for v in row.stage_utilization.split(";")] == pytest.approx(expected, rel=1e-5)
+
+    points = study.mount_points.set_index("block")
+    mounts = sorted({int(m) for p in table["mounts"] for m in p.split("-")})
+    assert list(points.index) == mounts
+    everything = layer_frame(network_cost(s.arch(tuple(mounts))))
+    for m in mounts:
+        own = everything[everything["layer"].str.startswith(f"b{m}.")]
+        head = own["layer"].str.contains(".exit.", regex=False)
+        assert points.loc[m, "block_utilization"] == pytest.approx(cost_table_utilization(own[~head]))
+        assert points.loc[m, "head_utilization"] == pytest.approx(cost_table_utilization(own[head]))
+        assert 0 < points.loc[m, "head_utilization"] <= 1
+    assert set(study.layers["layer"]) == set(everything["layer"])
+    assert study.layers["shape"].str.contains("@").all()
+
+    names = {p.name for p in write_mount_study(study, tmp_path)}
+    assert names == {"mounts.csv", "mount_points.csv", "mount_layers.csv", "mounts.md", "mounts.png", "mounts.json"}
+    assert pd.read_csv(tmp_path / "mounts.csv")["mounts"].tolist() == table["mounts"].tolist()
+
+
+def test_cli_writes_every_file_and_the_same_rows(tmp_path, cache_dir, tiny_pipeline):
+    out = tmp_path / "mounts"
+    cmd = [sys.executable, "-m", "eenas", "study", "mounts", "--dataset", "synthetic", "--budget", "tiny",
+           "--exits", "2", "--samples", "5", "--sample-seed", "3", "--cache-dir", str(cache_dir), "--device", "cpu",
+           "--out", str(out)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "results in" in result.stdout
+    for name in ("mounts.csv", "mount_points.csv", "mount_layers.csv", "mounts.md", "mounts.png"):
+        assert (out / name).stat().st_size > 0
+    cli_rows = pd.read_csv(out / "mounts.csv")
+    library = run_mount_study(settings(), tiny_pipeline).placements
+    assert cli_rows["mounts"].tolist() == library["mounts"].tolist()
+    assert cli_rows["average_et"].tolist() == pytest.approx(library["average_et"].tolist())
