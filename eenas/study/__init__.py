@@ -2,14 +2,16 @@
 
 * :mod:`~eenas.study.precision`: one arch at several (backbone, exits) bit-widths.
 * :mod:`~eenas.study.mounts`: identical exit heads at every placement of their mount points.
+* :mod:`~eenas.study.report`: every figure of a search run and ``report.md``.
 
 See docs/studies.md.
 """
 
 from eenas.study.mounts import MountSettings, MountStudy, run_mount_study, write_mount_study
 from eenas.study.precision import PRECISION_GRID, PrecisionStudy, run_precision_study, write_precision_study
+from eenas.study.report import load_results, write_report
 
 __all__ = [
-    "PRECISION_GRID", "MountSettings", "MountStudy", "PrecisionStudy", "run_mount_study", "run_precision_study",
-    "write_mount_study", "write_precision_study",
+    "PRECISION_GRID", "MountSettings", "MountStudy", "PrecisionStudy", "load_results", "run_mount_study",
+    "run_precision_study", "write_mount_study", "write_precision_study", "write_report",
 ]

@@ -1,0 +1,73 @@
+"""``eenas report``: every figure and table of a tiny search run, tied to the run's archs and their costs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from eenas.arch import load_arch
+from eenas.cli import main
+from eenas.evaluate import evaluate_arch
+from eenas.hardware import cost_arch
+from eenas.search import SearchConfig, SearchRun, write_results
+from eenas.study.report import highlights
+
+SMALL = {"initial": 4, "iterations": 2, "per_iteration": 2, "population": 8, "generations": 3}  # as test_search.py
+FIGURES = ("pareto.png", "stages.png", "predictor.png", "hypervolume.png")
+
+
+@pytest.fixture(scope="module")
+def search_run(tmp_path_factory, cache_dir) -> SearchRun:
+    cfg = SearchConfig.create("synthetic", "tiny", overrides=SMALL, bits=(8, 4))
+    run = SearchRun(cfg, tmp_path_factory.mktemp("run") / "search", cache_dir=cache_dir, device="cpu")
+    run.run()
+    write_results(run)
+    return run
+
+
+def test_knee_lies_between_the_extremes():
+    front = pd.DataFrame({"k": [0, 1, 2, 3], "average_et": [1.0, 2.0, 4.0, 100.0],
+                          "accuracy": [0.50, 0.90, 0.91, 0.95]})
+    assert highlights(front) == [("lowest ET", 0), ("knee", 1), ("highest accuracy", 3)]
+    assert highlights(front.iloc[[0]]) == [("lowest ET & highest accuracy", 0)]
+    assert highlights(front.iloc[:0]) == []
+
+
+def test_report_cli_writes_every_figure_and_tables_that_match_the_archs(search_run, tmp_path):
+    out = tmp_path / "report"
+    result = subprocess.run([sys.executable, "-m", "eenas", "report", str(search_run.out), "--out", str(out)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    text = (out / "report.md").read_text()
+    for name in FIGURES:
+        assert (out / name).read_bytes()[:4] == b"\x89PNG" and f"]({name})" in text
+    front = pd.read_csv(search_run.out / "pareto.csv")
+    points = pd.read_csv(out / "report_points.csv")
+    assert set(points["k"]) <= set(front["k"]) and {"lowest ET", "highest accuracy"} <= \
+        {label for p in points["point"] for label in p.split(" & ")}
+    for k, rows in points.groupby("k"):
+        arch = load_arch(search_run.out / "pareto" / f"arch_{k}.json")
+        cost, ev = cost_arch(arch, search_run.cfg.hardware), evaluate_arch(arch, search_run.pipeline)
+        assert rows["cum_cycles"].tolist() == [e.cum_latency_cycles for e in cost.exits]
+        assert rows["exit_ratio"].tolist() == pytest.approx(ev.exits["exit_ratio"].tolist())
+        stats = json.loads((search_run.out / "pareto" / f"stats_{k}.json").read_text())
+        assert stats["average_et"] == pytest.approx(ev.average_et)
+    static = pd.read_csv(out / "report_static.csv").set_index("bits")
+    for point in search_run.static_points():
+        assert static.loc[point["bits"], "accuracy"] == pytest.approx(point["accuracy"])
+        assert static.loc[point["bits"], "static_et"] == pytest.approx(point["static_et"])
+    history = pd.read_csv(search_run.out / "predictor.csv")
+    assert f"{history['hypervolume'].iloc[-1]:.4g}" in text
+
+
+def test_report_of_a_directory_that_is_not_a_run_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["eenas", "report", str(tmp_path)])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.strip() == (f"eenas: error: {tmp_path}: no config.json (is it the directory of a "
+                                               "finished 'eenas search'?)")
