@@ -123,7 +123,8 @@ def test_large_energy_weight_picks_the_cheapest_candidate_of_every_layer(table):
 
 def test_sequential_pins_every_layer_most_confident_first(table):
     net = _mini_network(table)
-    searcher = Searcher(net, Architecture(2, len(table.candidates)), table.matrix([l.shape for l in net.layers]),
+    energy = table.matrix([layer.shape for layer in net.layers])
+    searcher = Searcher(net, Architecture(2, len(table.candidates)), energy,
                         SearchSettings(0.0, "softmax", lr=0.05, arch_lr=0.1, total_steps=4))
     with torch.no_grad():
         searcher.arch.alpha[1, 3] = 5.0  # layer 1 is sure of candidate 3; layer 0 undecided

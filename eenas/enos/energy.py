@@ -128,7 +128,8 @@ def table_from_dict(data: Any, source: str, base_dir: Path | None) -> EnergyTabl
     accelerator = load_accelerator(extends)
     core = top.get("core", 0)
     if not isinstance(core, int) or isinstance(core, bool) or not 0 <= core < len(accelerator.cores):
-        raise EenasError(f"core: {core!r} is not a compute core of {accelerator.name} (0..{len(accelerator.cores) - 1})")
+        last = len(accelerator.cores) - 1
+        raise EenasError(f"core: {core!r} is not a compute core of {accelerator.name} (0..{last})")
     cim_data = _mapping(top.get("cim", {}), "cim", ("array_rows", "adc_bits", "noise_std"))
     for key in ("array_rows", "adc_bits"):
         if key in cim_data and (not isinstance(cim_data[key], int) or isinstance(cim_data[key], bool)):
@@ -146,7 +147,8 @@ def table_from_dict(data: Any, source: str, base_dir: Path | None) -> EnergyTabl
         modes = _mapping(modes, f"operators.{operator}", MODES)
         if not modes:
             raise EenasError(f"operators.{operator}: give at least one mode ({', '.join(MODES)})")
-        candidates += [_candidate(operator, mode, entry, f"operators.{operator}.{mode}") for mode, entry in modes.items()]
+        candidates += [_candidate(operator, mode, entry, f"operators.{operator}.{mode}")
+                       for mode, entry in modes.items()]
     return EnergyTable(top.get("name", source), top.get("description", ""), accelerator, core, cim, tuple(candidates))
 
 

@@ -49,7 +49,8 @@ class Candidate(nn.Module):
         self.cim = CimArray(table.cim) if mode == "cim" else None
         self.bn = bn
 
-    def forward(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, shape: ConvLayer) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                shape: ConvLayer) -> torch.Tensor:
         x, weight = self.operator(x, weight)
         args = (x, weight, shape.stride, shape.kernel // 2, shape.groups)
         y = self.cim(self.operator.similarity, *args) if self.cim is not None else self.operator.similarity(*args)
@@ -84,10 +85,11 @@ class MixedLayer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.is_linear:
             x = x.view(*x.shape, 1, 1)
+        args = (x, self.weight, self.bias, self.shape)
         if self.fixed is not None:
-            y = self.candidates[self.fixed](x, self.weight, self.bias, self.shape)
+            y = self.candidates[self.fixed](*args)
         elif self.mix is not None:
-            y = sum(self.mix.weights[i] * self.candidates[i](x, self.weight, self.bias, self.shape) for i in self.mix.active)
+            y = sum(self.mix.weights[i] * self.candidates[i](*args) for i in self.mix.active)
         else:
             raise RuntimeError(f"{self.name}: set a mix or fix a candidate before the forward pass")
         return y.flatten(1) if self.is_linear else y

@@ -197,7 +197,7 @@ def run_search(cfg: EnosConfig, ws: Workspace | None = None) -> RunResult:
     posterior = None
     if isinstance(arch, VariationalArchitecture):
         posterior = arch.sample_probabilities(POSTERIOR_SAMPLES, torch.Generator().manual_seed(cfg.seed)).cpu()
-        probs = searcher.probabilities(torch.log(posterior.mean(0).to(ws.device))).cpu()
+        probs = posterior.mean(0)  # the posterior predictive: no layer is pinned in this scheme
     else:
         probs = searcher.reported_probabilities()
     picks = [int(k) for k in probs.argmax(dim=1)]
@@ -237,17 +237,16 @@ def train_single_operator(cfg: EnosConfig, index: int, ws: Workspace | None = No
     return RunResult(label, accuracy, total, choices, time.perf_counter() - start, {"config": asdict(cfg)})
 
 
-def cached(kind: str, ws: Workspace, cache: Cache | None, build: Callable[[], RunResult], **identity) -> RunResult:
+def cached(kind: str, ws: Workspace, cache: Cache, build: Callable[[], RunResult], **identity) -> RunResult:
     """``build()``, or its stored result from an earlier run with the same identity.
 
     The key holds the model, dataset, seed, budget recipe and the whole energy table (its
     numbers and CIM settings change results), plus what ``identity`` adds.
     """
-    if cache is None:
-        return build()
     cfg = ws.cfg
-    key = config_hash({"stage": f"enos-{kind}", "version": CACHE_VERSION, "model": cfg.model, "dataset": cfg.dataset, "seed": cfg.seed,
-                       "budget": ws.budget.recipe(), "table": repr(ws.table), **identity})
+    key = config_hash({"stage": f"enos-{kind}", "version": CACHE_VERSION, "model": cfg.model,
+                       "dataset": cfg.dataset, "seed": cfg.seed, "budget": ws.budget.recipe(),
+                       "table": repr(ws.table), **identity})
     return RunResult.from_dict(cache.get_or_build("enos", key, lambda: build().to_dict()))
 
 
