@@ -30,9 +30,12 @@ def search_run(tmp_path_factory, cache_dir) -> SearchRun:
 
 
 def test_knee_lies_between_the_extremes():
-    front = pd.DataFrame({"k": [0, 1, 2, 3], "average_et": [1.0, 2.0, 4.0, 100.0],
-                          "accuracy": [0.50, 0.90, 0.91, 0.95]})
-    assert highlights(front) == [("lowest ET", 0), ("knee", 1), ("highest accuracy", 3)]
+    front = pd.DataFrame({"k": [0, 1, 2, 3, 4], "average_et": [1.0, 2.0, 4.0, 50.0, 100.0],
+                          "accuracy": [0.50, 0.90, 0.91, 0.52, 0.95]})
+    # k=3 lies farther from the line between the extremes, but below it: more ET for less accuracy.
+    assert highlights(front) == [("lowest ET", 0), ("knee", 1), ("highest accuracy", 4)]
+    bulging = pd.DataFrame({"k": [0, 1, 2], "average_et": [1.0, 50.0, 100.0], "accuracy": [0.5, 0.6, 0.95]})
+    assert highlights(bulging)[1] == ("knee", 1)
     assert highlights(front.iloc[[0]]) == [("lowest ET & highest accuracy", 0)]
     assert highlights(front.iloc[:0]) == []
 

@@ -72,9 +72,10 @@ def load_results(run_dir: Path) -> SearchResults:
 def highlights(front: pd.DataFrame) -> list[tuple[str, int]]:
     """(label, k) of the lowest-ET point, the knee and the most accurate point.
 
-    The knee is the front point farthest from the straight line joining the two extremes,
-    with accuracy and log average ET each scaled to [0, 1] over the front.  A point that is
-    several of these gets one entry with the labels joined.
+    The knee is the front point that lies farthest above the straight line joining the two
+    extremes (towards more accuracy for less ET), with accuracy and log average ET each
+    scaled to [0, 1] over the front; where the front bulges the other way, it is the point
+    closest to that line.  A point that is several of these gets one entry, labels joined.
     """
     if front.empty:
         return []
@@ -86,8 +87,9 @@ def highlights(front: pd.DataFrame) -> list[tuple[str, int]]:
         x = (et - et.min()) / (np.ptp(et) or 1.0)
         y = (acc - acc.min()) / (np.ptp(acc) or 1.0)
         d = np.array([x[hi] - x[lo], y[hi] - y[lo]])
-        distance = np.abs(d[0] * (y - y[lo]) - d[1] * (x - x[lo])) / (np.hypot(*d) or 1.0)
-        picks.setdefault(int(np.argmax(distance)), []).append("knee")
+        above = d[0] * (y - y[lo]) - d[1] * (x - x[lo])  # signed: > 0 above the line
+        above[[lo, hi]] = -np.inf
+        picks.setdefault(int(np.argmax(above)), []).append("knee")
     order = sorted(picks, key=lambda i: et[i])
     return [(" & ".join(picks[i]), int(front["k"].iloc[i])) for i in order]
 
