@@ -50,32 +50,44 @@ def plot_front(run: SearchRun, front: pd.DataFrame, path: Path) -> None:
 
 
 def plot_pareto(archive: pd.DataFrame, front: pd.DataFrame, statics: list[dict], title: str, path: Path) -> None:
-    """Validation accuracy against ET ratio: every evaluated arch, the front, the static backbones.
+    """Validation accuracy against average ET: every evaluated arch, the front, the static backbones.
 
-    Takes plain tables (``statics``: dicts with ``bits`` and ``accuracy``) so ``eenas report``
+    ET is normalised by one reference, the static backbone at the highest precision, so archs
+    of different precisions share one axis and the front is monotonic.  Takes plain tables
+    (``statics``: dicts with ``bits``, ``accuracy`` and ``static_et``) so ``eenas report``
     redraws it from a run directory's CSV files.
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.colors import BoundaryNorm
 
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    reference = max(statics, key=lambda s: s["bits"])
+    ref_et = reference["static_et"]
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
     if not archive.empty:
-        ax.scatter(archive["et_ratio"], 100 * archive["accuracy"], s=12, c="0.8", label="evaluated")
+        ax.scatter(archive["average_et"] / ref_et, 100 * archive["accuracy"], s=12, c="0.8", label="evaluated")
     if not front.empty:
-        points = ax.scatter(front["et_ratio"], 100 * front["accuracy"], c=front["n_exits"], cmap="viridis",
-                            s=40, edgecolors="k", zorder=3, label="Pareto front")
-        fig.colorbar(points, ax=ax, label="early exits")
-        ax.plot(front["et_ratio"], 100 * front["accuracy"], c="k", lw=0.8, zorder=2)
+        most = int(front["n_exits"].max())
+        norm = BoundaryNorm([n - 0.5 for n in range(1, most + 2)], plt.get_cmap("viridis").N)
+        for bits, marker in zip(sorted(front["backbone_bits"].unique(), reverse=True), "os^D"):
+            part = front[front["backbone_bits"] == bits]
+            points = ax.scatter(part["average_et"] / ref_et, 100 * part["accuracy"], c=part["n_exits"],
+                                cmap="viridis", norm=norm, marker=marker, s=44, edgecolors="k", zorder=3,
+                                label=f"front, {bits}-bit backbone")
+        fig.colorbar(points, ax=ax, label="early exits", ticks=range(1, most + 1))
+        ax.step(front["average_et"] / ref_et, 100 * front["accuracy"], where="post", c="k", lw=0.8, zorder=2)
     for static in statics:
-        ax.scatter([1.0], [100 * static["accuracy"]], marker="*", s=160, c="tab:red", zorder=4)
-        ax.annotate(f"static {static['bits']}-bit", (1.0, 100 * static["accuracy"]), textcoords="offset points",
-                    xytext=(-10, 6), ha="right", fontsize=8)
-    ax.set_xlabel("average ET / static backbone ET (same precision)")
+        x = static["static_et"] / ref_et
+        ax.scatter([x], [100 * static["accuracy"]], marker="*", s=180, c="tab:red", zorder=4)
+        ax.annotate(f"static {static['bits']}-bit", (x, 100 * static["accuracy"]), textcoords="offset points",
+                    xytext=(-8, 6), ha="right", fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel(f"average ET / static {reference['bits']}-bit backbone ET (log scale)")
     ax.set_ylabel("validation accuracy (%)")
     ax.set_title(title)
-    ax.grid(alpha=0.3)
+    ax.grid(alpha=0.3, which="both")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     atomic_write(path, lambda fh: fig.savefig(fh, format="png"))
