@@ -87,6 +87,7 @@ def test_real_cifar10_subset_evaluate(tmp_path, cache_dir, cifar_dir):
                 "--data-dir", cifar_dir, "--json")
     assert res.returncode == 0, res.stderr
     stats = json.loads((tmp_path / "stats.json").read_text())
-    assert stats["static_accuracy"] > 0.15  # 10 classes: chance is 0.10
+    # 8 epochs on 1,024 images reach about 26% (measured); chance is 10% +- 1.3 points on 512 images.
+    assert stats["static_accuracy"] > 0.18
     table = pd.DataFrame(stats["exits"])
     assert table["exit_ratio"].sum() == pytest.approx(1.0)

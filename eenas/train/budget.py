@@ -37,7 +37,7 @@ class Budget:
 BUDGETS: dict[str, Budget] = {
     b.name: b
     for b in (
-        Budget("tiny", 0.25, pretrain_epochs=3, qat_epochs=1, head_epochs=3, joint_epochs=1,
+        Budget("tiny", 0.25, pretrain_epochs=8, qat_epochs=1, head_epochs=3, joint_epochs=1,
                batch_size=64, lr=0.05, train_limit=1024, eval_limit=512),
         Budget("quick", 0.5, pretrain_epochs=10, qat_epochs=2, head_epochs=4, joint_epochs=2,
                batch_size=128, lr=0.15, train_limit=None, eval_limit=None, head_train_limit=20000),
