@@ -133,7 +133,3 @@ HEADS: dict[str, HeadSpec] = {
                  summary="depthwise 3x3 + pointwise conv to 128, max-pool to 4x4, FC (richest)"),
     )
 }
-
-
-def head_spec(name: str) -> HeadSpec:
-    return HEADS[name]
