@@ -48,3 +48,18 @@ def test_head_keys_depend_on_every_part_of_the_mount(tiny_pipeline):
     keys = {tiny_pipeline.head_key(P8, m, h, p) for m in (2, 3) for h in ("gap_fc", "pool_fc")
             for p in (P8, Precision(4, 4))}
     assert len(keys) == 8
+
+
+def test_weights_do_not_depend_on_job_order(tmp_path, tiny_pipeline):
+    """A head trained in one chained call (float, QAT, head) equals one trained step by step."""
+    from dataclasses import replace
+
+    chained = Pipeline(replace(tiny_pipeline.cfg, cache_dir=tmp_path / "a"))
+    stepwise = Pipeline(replace(tiny_pipeline.cfg, cache_dir=tmp_path / "b"))
+    a = chained.exit_logits(P8, 5, "gap_fc", P8)
+    stepwise.float_backbone()
+    stepwise.backbone(P8)
+    b = stepwise.exit_logits(P8, 5, "gap_fc", P8)
+    qa, qb = chained.backbone(P8).state_dict(), stepwise.backbone(P8).state_dict()
+    assert all(torch.equal(qa[k], qb[k]) for k in qa)
+    assert torch.equal(a.test, b.test)

@@ -40,7 +40,8 @@ VAL_FRACTION = 0.1
 # backbone fall from 72% to 62% at lr 0.01 but rise to 91% at 0.001.  They use lr / 50.
 FINETUNE_LR_FACTOR = 1 / 50
 # Part of every cache key: bump it whenever a change to the training code changes weights.
-TRAINING_VERSION = 2
+# 3: each job seeds itself after its dependencies exist, so weights no longer depend on job order.
+TRAINING_VERSION = 3
 HEAD_LR = 0.05
 
 
@@ -165,15 +166,17 @@ class Pipeline:
         return self._backbones[p]
 
     def _train_backbone(self, p: Precision, key: str) -> dict:
-        torch.manual_seed(_seed_from(key))
         b = self.cfg.budget
         if p == FLOAT:
             log.info("pretraining the float backbone (width %.2f, %d epochs)", self.cfg.width_mult, b.pretrain_epochs)
+            torch.manual_seed(_seed_from(key))
             model = self._to_device(self._new_backbone())
             fit(model, self._batches("train", train=True), b.pretrain_epochs, b.lr, one_cycle=True, desc="pretrain")
         else:
+            start = copy.deepcopy(self.float_backbone())  # may train it: seed only afterwards
             log.info("QAT fine-tuning the backbone at %s (%d epochs)", p.tag, b.qat_epochs)
-            model = self._to_device(quantize_backbone(copy.deepcopy(self.float_backbone()), p))
+            torch.manual_seed(_seed_from(key))
+            model = self._to_device(quantize_backbone(start, p))
             calibrate(model, next(iter(self._batches("train")))[0])
             fit(model, self._batches("train", train=True), b.qat_epochs, b.lr * FINETUNE_LR_FACTOR, desc=f"QAT {p.tag}")
         self.trained.append(f"backbone {p.tag}")
@@ -224,8 +227,8 @@ class Pipeline:
 
     def _train_head(self, p_backbone: Precision, mount: int, head: str, p_exit: Precision, key: str) -> dict:
         """Float training on cached features, then (below 32 bits) a short QAT fine-tune."""
+        bank, b = self.feature_bank(p_backbone), self.cfg.budget  # may train the backbone: seed afterwards
         torch.manual_seed(_seed_from(key))
-        bank, b = self.feature_bank(p_backbone), self.cfg.budget
         feats = bank.train[mount]
         train = TensorBatches(feats, self.splits.train.labels[: len(feats)], b.batch_size, self.device,
                               shuffle=True, seed=_seed_from(key))
@@ -270,9 +273,9 @@ class Pipeline:
                            "heads": [self.head_key(q.backbone, m, h, q.exits) for m, h in heads]})
 
         def build() -> dict:
-            torch.manual_seed(_seed_from(key))
-            modules = {m: self.load_head(q.backbone, m, h, q.exits) for m, h in heads}
+            modules = {m: self.load_head(q.backbone, m, h, q.exits) for m, h in heads}  # may train heads
             net = self._to_device(EarlyExitNet(copy.deepcopy(self.backbone(q.backbone)), modules))
+            torch.manual_seed(_seed_from(key))
             b = self.cfg.budget
             fit(net, self._batches("train", train=True), b.joint_epochs, b.lr * FINETUNE_LR_FACTOR, desc="joint")
             self.trained.append("joint fine-tune")
