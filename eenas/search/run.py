@@ -144,9 +144,7 @@ class SearchRun:
             predictor = Predictor(self.space, seed).fit(*self._training_set())
             problem.predictor = predictor
             pop = self._nsga2(problem, seed)
-            chosen, free = self._select(problem, pop, self.cfg.search.per_iteration)
-            predicted = dict(zip((self.space.genome_key(x) for x in chosen), problem.scores(chosen)[0])) \
-                if len(chosen) else {}
+            chosen, predicted, free = self._select(problem, pop, self.cfg.search.per_iteration)
             new = self._evaluate(chosen, "selected", it)
             self._evaluate(free, "free", it)
             row.update(predictor=predictor.name, cv_tau=predictor.cv_tau, free=len(free),
@@ -174,13 +172,15 @@ class SearchRun:
         res = minimize(problem, algorithm, ("n_gen", s.generations), seed=seed, verbose=False)
         return np.asarray(res.pop.get("X"), dtype=int)
 
-    def _select(self, problem: SurrogateProblem, X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def _select(self, problem: SurrogateProblem, X: np.ndarray,
+                k: int) -> tuple[np.ndarray, dict[str, Score], np.ndarray]:
         """Up to ``k`` untrained candidates spread along the predicted front (then the most
-        uncertain), and the front's exactly-scored members not yet in the archive."""
+        uncertain) with their predicted scores, and the front's exactly-scored members not yet
+        in the archive."""
         X = np.unique(X, axis=0)
         X = X[[self.space.genome_key(x) not in self._seen for x in X]]
         if not len(X):
-            return X, X
+            return X, {}, X
         scores, exact = problem.scores(X)
         F = np.array([[-s.accuracy, s.average_et] for s in scores])
         feasible = np.array([max(s.violations(self.constraints)) <= 0 for s in scores])
@@ -196,7 +196,8 @@ class SearchRun:
             rest = np.setdiff1d(np.flatnonzero(~exact), picks)
             std = problem.predictor.predict(X[rest]).accuracy_std if len(rest) else np.array([])
             picks += list(rest[np.argsort(-std, kind="stable")][: k - len(picks)])
-        return X[np.array(picks, dtype=int)], free
+        picks = np.array(picks, dtype=int)
+        return X[picks], {self.space.genome_key(X[i]): scores[i] for i in picks}, free
 
     # ------------------------------------------------------------- evaluation
     def _evaluate(self, X: np.ndarray, source: str, iteration: int) -> list[dict]:
