@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+DEFAULT_CACHE_DIR = Path("~/.cache/eenas").expanduser()  # trained weights, logits, searched allocations
+
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
     """Write through ``write(fileobj)`` to a temporary file, then rename it over ``path``."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import random
+import re
 from importlib import resources
 
 import pytest
@@ -89,6 +91,17 @@ _DELETE = object()
     ("cores.3.mac_array.packs_low_precision", "yes", "cores[3].mac_array.packs_low_precision: expected true or false"),
     ("cores.0.output_rf.colour", "blue", "cores[0].output_rf: unknown field 'colour'"),
     ("cores.3.mesh_position", [0, 0], "cores[3].mesh_position: [0, 0] is taken by cores[0]"),
+    ("cores.2.name", "tpu0", "cores[2].name: 'tpu0' is taken by cores[0]"),
+    ("cores.1.name", " ", "cores[1].name: expected a non-empty string"),
+    ("name", "", "name: expected a non-empty string"),
+    ("cores.0.mac_array.psum_bits", 4,
+     "cores[0].mac_array.psum_bits: 4 is narrower than native_bits (8): a partial sum cannot hold one product"),
+    ("cores.0.weight_sram.min_bw_bits", 96, "cores[0].weight_sram.min_bw_bits: 96 does not divide the ports' "
+     "bandwidths (512, 512): a port moves whole access words"),
+    ("cores.1.weight_sram.size_bits", 256,
+     "cores[1].weight_sram.size_bits: 256 cannot hold one D1 x D2 weight tile (512 bits)"),
+    ("weights", "cached", "weights: 'cached' is not one of streamed, resident"),
+    ("weights", ["resident"], "weights: ['resident'] is not one of streamed, resident"),
     ("dram.bw_bits", 0, "dram.bw_bits: expected a positive integer"),
     ("pooling_core.sram.min_bw_bits", 1024, "pooling_core.sram.min_bw_bits: 1024 exceeds a port's bandwidth"),
     ("simd_core", _DELETE, "hardware: missing field 'simd_core'"),
@@ -114,15 +127,19 @@ def test_disconnected_mesh_is_rejected(tmp_path):
         load_accelerator(path)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("cores: [\n", "not valid YAML"),
-    ("- just\n- a list\n", "hardware: expected a mapping"),
-    ("", "hardware: expected a mapping"),
+@pytest.mark.parametrize("content, message", [
+    (b"cores: [\n", "not valid YAML"),
+    (b"- just\n- a list\n", "hardware: expected a mapping"),
+    (b"", "hardware: expected a mapping"),
+    (b"\xff\xfe\x00n\x00a\x00m\x00e\x00", "not a text file (byte 0 is not UTF-8)"),  # UTF-16
+    (b"name: x\n\x89PNG\r\n\x1a\n", "not a text file (byte 8 is not UTF-8)"),
+    (b"name: \x00\x01\x02\n", "not valid YAML"),  # UTF-8, but control characters
+    (b"cores: !!python/object:os.system [ls]\n", "not valid YAML"),
 ])
-def test_files_that_are_not_descriptions(tmp_path, text, message):
+def test_files_that_are_not_descriptions(tmp_path, content, message):
     path = tmp_path / "hw.yaml"
-    path.write_text(text)
-    with pytest.raises(EenasError, match=message) as err:
+    path.write_bytes(content)
+    with pytest.raises(EenasError, match=re.escape(message)) as err:
         load_accelerator(path)
     assert str(err.value).startswith(str(path)) and "\n" not in str(err.value)
 
@@ -142,3 +159,57 @@ def test_defaults_of_optional_fields(tmp_path):
     array = load_accelerator(path).cores[0].design.mac_array
     assert (array.packs_low_precision, array.depthwise_groups_on_d1, array.native_bits) == (False, True, 8)
     assert array.pack_factor(4, 4) == 1 and math.prod(array.sizes) == 1024
+
+
+def test_the_weight_mode_defaults_to_streamed_and_is_part_of_the_identity(tmp_path):
+    acc = load_accelerator()
+    assert acc.weights == "streamed" and acc.with_weights(None) is acc and acc.with_weights("streamed") is acc
+    resident = acc.with_weights("resident")
+    assert resident.weights == "resident" and resident is acc.with_weights("resident") and resident != acc
+    data = preset()
+    del data["weights"]
+    path = tmp_path / "hw.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert load_accelerator(path) == acc
+
+
+def _mutations(rng: random.Random, text: str) -> str:
+    """A hand-written file gone wrong: a value swapped for junk, a line lost, bytes flipped or cut."""
+    lines = text.splitlines()
+    kind = rng.randrange(4)
+    if kind == 0:  # one value replaced
+        i = rng.choice([i for i, line in enumerate(lines) if ":" in line and not line.lstrip().startswith("#")])
+        key = lines[i].split(":")[0]
+        junk = rng.choice(["-1", "0", "0.5", "1e400", ".nan", "true", "[]", "{}", "'x'", "[1, 2]", "null", "1e30",
+                           "99999999999999999999", "[8, 8, 4, 4, 4]", "*tpu_core", "&a [*a]"])
+        lines[i] = f"{key}: {junk}"
+    elif kind == 1:  # one line lost
+        del lines[rng.randrange(len(lines))]
+    text = "\n".join(lines)
+    data = bytearray(text.encode())
+    if kind == 2:  # bytes flipped
+        for _ in range(rng.randint(1, 4)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+    if kind == 3:  # cut short
+        del data[rng.randrange(len(data)):]
+    return bytes(data)
+
+
+def test_malformed_files_are_one_line_errors_never_crashes(tmp_path):
+    """Fuzzing the preset: loading either succeeds, and then costing succeeds too, or raises one EenasError line."""
+    from eenas.arch import Arch, BackboneConfig, ExitConfig
+    from eenas.hardware import cost_arch
+
+    text = resources.files("eenas.hardware").joinpath("presets").joinpath("edge_tpu_quad.yaml").read_text()
+    rng, loaded, failed = random.Random(0), 0, 0
+    arch = Arch("cifar10", BackboneConfig(width_mult=0.25), exits=(ExitConfig(2, "pool_fc", 0.9, overlap=True),))
+    for i in range(300):
+        path = tmp_path / f"hw{i}.yaml"
+        path.write_bytes(_mutations(rng, text))
+        try:
+            cost_arch(arch, path, allocation="greedy")
+            loaded += 1
+        except EenasError as exc:
+            assert "\n" not in str(exc) and str(exc)
+            failed += 1
+    assert loaded > 30 and failed > 30  # both outcomes are exercised

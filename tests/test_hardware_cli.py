@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from eenas.arch import Arch, ExitConfig, save_arch
+from eenas.arch import Arch, ExitConfig, load_arch, save_arch
 from eenas.cli import cli, main
+
+ROOT = Path(__file__).parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _cache_dir(tmp_path, monkeypatch):
+    """The default --cache-dir is a temporary folder: searched allocations never go to ~/.cache/eenas."""
+    monkeypatch.setattr("eenas.io.DEFAULT_CACHE_DIR", tmp_path / "cache")
 
 
 @pytest.fixture()
@@ -22,6 +31,11 @@ def arch_file(tmp_path):
 
 def invoke(*args: str):
     return CliRunner().invoke(cli, ["cost", *args], catch_exceptions=False)
+
+
+def run_main(monkeypatch, *args: str) -> None:
+    monkeypatch.setattr(sys, "argv", ["eenas", "cost", *args])
+    main()
 
 
 def test_table(arch_file):
@@ -46,7 +60,7 @@ def test_json_has_every_table(arch_file):
 
 def test_csv(arch_file):
     out = invoke("--arch", arch_file, "--format", "csv").output
-    assert out.startswith("layer,stage,kind,core,macs,utilization,cycles")
+    assert out.startswith("layer,stage,kind,core,params,macs,utilization,cycles")
     assert "\nexit,after_block,head,overlap," in out and "\nmetric,value\n" in out
 
 
@@ -58,9 +72,8 @@ def test_csv(arch_file):
     (["--frequency-mhz", "0"], "not a positive number"),
 ])
 def test_user_errors_exit_with_code_2(arch_file, monkeypatch, capsys, args, message):
-    monkeypatch.setattr(sys, "argv", ["eenas", "cost", "--arch", arch_file, *args])
     with pytest.raises(SystemExit) as exit_info:
-        main()
+        run_main(monkeypatch, "--arch", arch_file, *args)
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
@@ -69,8 +82,70 @@ def test_user_errors_exit_with_code_2(arch_file, monkeypatch, capsys, args, mess
 def test_bad_hardware_file_names_the_field(arch_file, tmp_path, monkeypatch, capsys):
     (tmp_path / "hw.yaml").write_text("name: x\ncores: []\n")
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", ["eenas", "cost", "--arch", arch_file, "--hardware", "hw.yaml"])
     with pytest.raises(SystemExit) as exit_info:
-        main()
+        run_main(monkeypatch, "--arch", arch_file, "--hardware", "hw.yaml")
     assert exit_info.value.code == 2
     assert capsys.readouterr().err == "eenas: error: hw.yaml: cores: expected a non-empty list\n"
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda t: t.encode("utf-16"), "hw.yaml: not a text file (byte 0 is not UTF-8)"),
+    (lambda t: b"\x00\x01" + t.encode(), "hw.yaml: not valid YAML"),
+    (lambda t: t.replace("name: tpu1", "name: tpu0").encode(), "hw.yaml: cores[1].name: 'tpu0' is taken by cores[0]"),
+    (lambda t: t.replace("[1, 1]", "[0, 1]").encode(), "hw.yaml: cores[3].mesh_position: [0, 1] is taken by cores[2]"),
+    (lambda t: t.replace("psum_bits: 16", "psum_bits: 2").encode(), "hw.yaml: cores[0].mac_array.psum_bits: 2"),
+    (lambda t: t.replace("weights: streamed", "weights: yes").encode(), "hw.yaml: weights: True is not one of"),
+])
+def test_malformed_accelerator_files_are_one_line(arch_file, tmp_path, monkeypatch, capsys, edit, message):
+    text = (ROOT / "eenas/hardware/presets/edge_tpu_quad.yaml").read_text()
+    (tmp_path / "hw.yaml").write_bytes(edit(text))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(monkeypatch, "--arch", arch_file, "--hardware", "hw.yaml")
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.startswith(f"eenas: error: {message}") and err.count("\n") == 1
+
+
+def test_a_hardware_file_in_an_arch_file_is_relative_to_the_arch_file(tmp_path, monkeypatch):
+    folder = tmp_path / "design"
+    folder.mkdir()
+    text = (ROOT / "eenas/hardware/presets/edge_tpu_single.yaml").read_text()
+    (folder / "mine.yaml").write_text(text.replace("name: edge_tpu_single", "name: mine"))
+    data = Arch("cifar10", exits=(ExitConfig(2, "gap_fc", 0.9),)).to_dict() | {"hardware": "mine.yaml"}
+    (folder / "arch.json").write_text(json.dumps(data))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    result = invoke("--arch", str(folder / "arch.json"), "--format", "json")
+    assert json.loads(result.output)["summary"]["hardware"] == "mine"
+    # Loaded, the path is usable from the working folder; saved elsewhere, it is relative to the new file.
+    monkeypatch.chdir(tmp_path)
+    arch = load_arch("design/arch.json")
+    assert arch.hardware == "design/mine.yaml"
+    save_arch(arch, "elsewhere/sub/copy.json")
+    assert json.loads((elsewhere / "sub" / "copy.json").read_text())["hardware"] == "../../design/mine.yaml"
+    assert load_arch("elsewhere/sub/copy.json") == arch
+    assert load_arch(folder / "arch.json").hardware == str(folder / "mine.yaml")  # absolute stays absolute
+    save_arch(Arch("cifar10"), tmp_path / "preset.json")  # presets are names, not paths
+    assert json.loads((tmp_path / "preset.json").read_text())["hardware"] == "edge_tpu_quad"
+
+
+def test_the_published_arch_costs_on_every_preset():
+    """Regression: this arch crashed the single-core preset (an exit head pooling first, then a residual)."""
+    arch = str(ROOT / "docs/results/quick-cifar10/pareto/arch_0.json")
+    for hardware in ("edge_tpu_single", "edge_tpu_quad"):
+        data = json.loads(invoke("--arch", arch, "--hardware", hardware, "--format", "json").output)
+        assert data["summary"]["hardware"] == hardware and data["summary"]["et_ratio"] > 0
+
+
+def test_weight_mode_and_allocation_options(arch_file):
+    def summary(*args):
+        return json.loads(invoke("--arch", arch_file, "--format", "json", *args).output)["summary"]
+
+    streamed = summary("--allocation", "greedy")
+    resident = summary("--allocation", "greedy", "--weights", "resident")
+    assert (streamed["weights"], resident["weights"], streamed["allocation"]) == ("streamed", "resident", "greedy")
+    assert resident["static_energy_pj"] < streamed["static_energy_pj"]
+    assert summary("--hardware", "edge_tpu_single")["allocation"] == "greedy"  # one core: nothing to search
+    result = CliRunner().invoke(cli, ["cost", "--arch", arch_file, "--weights", "pinned"])
+    assert result.exit_code == 2 and "'pinned' is not one of 'streamed', 'resident'" in result.output

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from eenas.arch import Arch, BackboneConfig, ExitConfig, Precision, QuantConfig
 from eenas.errors import EenasError
-from eenas.hardware import ConvLayer, PoolLayer, cost_arch, network_cost
+from eenas.hardware import ConvLayer, PoolLayer, cost_arch, layer_cost, load_accelerator, network_cost
+from eenas.hardware.layer_cost import channel_tile_bits
 from eenas.hardware.workload import TAIL, backbone, exit_head
-from eenas.models.spec import HEADS, NUM_BLOCKS, mobilenet_v2_spec
+from eenas.models.spec import HEADS, INPUT_CHANNELS, INPUT_SIZE, NUM_BLOCKS, mobilenet_v2_spec
+
+DATA = Path(__file__).parent / "data"
 
 W8 = Precision(8, 8)
 EXITS = (
@@ -51,7 +55,125 @@ def test_heads_follow_their_spec(head):
     assert kinds == expected + ["pool", "fc"]
     fc = nodes[-1].layer
     assert fc.in_channels == spec.fc_in_features(block.channels, block.size) and fc.out_channels == 100
-    assert all((n.weight_bits, n.act_bits) == (4, 4) for n in nodes)
+    assert all(n.weight_bits == 4 for n in nodes)
+    # Each layer reads what the previous one wrote: the head's first layer the backbone's 8-bit
+    # output; max pooling keeps its input's 8 bits (no quantizer), average pooling requantizes.
+    assert nodes[0].input_bits == 8
+    for prev, node in zip(nodes, nodes[1:]):
+        assert node.input_bits == prev.act_bits
+    pool = nodes[-2]
+    assert pool.act_bits == (pool.input_bits if spec.pool == "max" else 4)
+    assert all(n.act_bits == 4 for n in nodes if n.layer.kind != "pool")
+
+
+def test_the_image_is_read_at_8_bits():
+    torch = pytest.importorskip("torch")  # noqa: F841 - eenas.quant needs it
+    from eenas.quant.convert import INPUT_BITS
+
+    image = INPUT_CHANNELS * INPUT_SIZE**2
+    for bits, expected in ((2, INPUT_BITS), (4, INPUT_BITS), (8, INPUT_BITS), (32, 32)):
+        stem = backbone(0.5, Precision(bits, bits), 10)[0].nodes[0]
+        assert (stem.input_bits, stem.act_bits) == (expected, bits)
+        nc = network_cost(arch(exits=(), width=0.5, backbone_bits=Precision(bits, bits)), allocation="greedy")
+        # The stem's transfer is the image's DRAM read (1000 pJ per 64 bit) and act-SRAM write, then
+        # its weight fetch: 3 x 32 x 32 x 8 bit = 24,576 bit = 384 DRAM accesses at 8 bits.
+        stem_params = stem.param_bits
+        acc = load_accelerator("edge_tpu_quad")
+        sram, dram = acc.cores[0].design, acc.dram
+        fetch = dram.read_energy(stem_params) + sram.weight_sram.write_energy(stem_params)
+        moved = dram.read_energy(image * expected) + sram.act_sram.write_energy(image * expected)
+        (record,) = [r for r in nc.layers if r.name == "stem"]
+        assert record.transfer_pj == pytest.approx(moved + fetch)
+    assert dram.read_energy(image * 8) == 384_000
+
+
+def test_every_parameter_bit_is_fetched():
+    # Single core, so the only transfers are fetches (and the image, and the pooling core's traffic).
+    # A 1x1 24 -> 144 expansion at w8: 3,456 weights * 8 + 144 * (32-bit bias + 32-bit scale) = 36,864 bit.
+    nc = network_cost(arch(exits=(), width=1.0, hardware="edge_tpu_single"), allocation="greedy")
+    (b3,) = [r for r in nc.layers if r.name == "b3.expand"]
+    assert b3.params == "fetched"
+    assert b3.transfer_pj == pytest.approx(36_864 / 64 * 1000 + 36_864 / 512 * 52.01)
+    blocks = backbone(1.0, W8, 10)
+    for node in (n for b in blocks for n in b.nodes if isinstance(n.layer, ConvLayer)):
+        layer = node.layer
+        assert node.param_bits == layer.weight_count * 8 + layer.out_channels * 64
+    assert backbone(1.0, Precision(32, 32), 10)[0].nodes[0].param_bits == 3 * 3 * 3 * 32 * 32 + 32 * 32
+
+
+def test_an_addition_reads_a_pooled_copy_from_the_pooling_sram():
+    """Regression: a pooling-first head copies the block output to the pooling core, and the next
+    block's residual addition may read that copy.  It is read from the pooling SRAM (the single
+    core once crashed on it, the quad charged another core's SRAM)."""
+    # After block 2 (24 x 16 x 16, 49,152 bit at w8), gap_fc pools on the pooling core; b3.add reads
+    # b3.project's output on its core (49,152 / 2048 = 24 accesses * 416.16 = 9,987.84 pJ) and the
+    # block-2 output from the pooling SRAM (768 words of 64 bit = 85.33 accesses of 576 bit * 60 =
+    # 5,120 pJ), cheaper than the compute core's copy that is ready as early; it writes the sum beside
+    # the first operand (24 * 378.4 = 9,081.6 pJ).
+    for hardware in ("edge_tpu_single", "edge_tpu_quad"):
+        nc = network_cost(arch(exits=(ExitConfig(2, "gap_fc", 0.9),), hardware=hardware), allocation="greedy")
+        (add,) = [r for r in nc.layers if r.name == "b3.add"]
+        assert add.location == "simd"
+        assert add.transfer_pj == pytest.approx(9_987.84 + 5_120 + 9_081.6), hardware
+
+
+def test_resident_weights_stay_from_the_first_layer_on():
+    """Resident mode: each layer, in execution order, keeps its parameters in its core's weight SRAM
+    if they fit what earlier layers left (less the reserve); those are never fetched again."""
+    acc = load_accelerator("edge_tpu_single").with_weights("resident")
+    a = arch(exits=(ExitConfig(3, "conv_pool_fc", 0.9),), width=0.5, hardware="edge_tpu_single")
+    streamed = network_cost(a, weights="streamed", allocation="greedy")
+    resident = network_cost(a, weights="resident", allocation="greedy")
+    assert (streamed.weights, resident.weights) == ("streamed", "resident")
+    blocks = backbone(0.5, W8, 10)
+    nodes = {n.name: n for b in blocks for n in b.nodes}
+    nodes |= {n.name: n for n in exit_head(blocks[3], "conv_pool_fc", W8, 10)}
+    reserve = max(channel_tile_bits(n.layer, acc.cores[0].design.mac_array, 8) for b in blocks for n in b.nodes
+                  if isinstance(n.layer, ConvLayer))
+    free, expected = acc.cores[0].design.weight_sram.size_bits, []
+    for r in resident.layers:  # execution order: the head's layers come after block 3
+        if r.kind in ("pool", "add"):
+            continue
+        bits = nodes[r.name].param_bits
+        if bits <= free - reserve:
+            free -= bits
+            expected.append(r.name)
+    assert [r.name for r in resident.layers if r.params == "resident"] == expected
+    assert "b3.exit.pw" in expected and "stem" in expected and len(expected) < len(nodes)
+    # Resident layers save exactly their fetch; the rest is unchanged (single core: no mesh).
+    saved = sum(r.transfer_pj for r in streamed.layers if r.name in expected)
+    saved -= sum(r.transfer_pj for r in resident.layers if r.name in expected)
+    for ours, theirs in zip(streamed.cost.exits, resident.cost.exits):
+        assert ours.cum_energy_pj > theirs.cum_energy_pj
+    assert streamed.cost.static_energy_pj - resident.cost.static_energy_pj > 0
+    total = streamed.cost.exits[-1].cum_energy_pj - resident.cost.exits[-1].cum_energy_pj
+    assert total == pytest.approx(saved)
+
+
+@pytest.mark.parametrize("hardware", ["edge_tpu_single", "edge_tpu_quad"])
+@pytest.mark.parametrize("bits", [8, 4])
+def test_resident_weights_never_cost_more_energy(hardware, bits):
+    for width in (0.5, 1.0):
+        a = arch(exits=EXITS, width=width, backbone_bits=Precision(bits, bits), hardware=hardware)
+        streamed, resident = (cost_arch(a, weights=w, allocation="greedy") for w in ("streamed", "resident"))
+        assert resident.static_energy_pj < streamed.static_energy_pj
+        if hardware == "edge_tpu_single":  # same mapping: every exit saves
+            for s, r in zip(streamed.exits, resident.exits):
+                assert r.cum_energy_pj < s.cum_energy_pj
+
+
+def test_weight_mode_from_the_file_and_its_override(tmp_path):
+    text = (DATA / "hw_dual.yaml").read_text()
+    assert load_accelerator(DATA / "hw_dual.yaml").weights == "resident"
+    (tmp_path / "hw.yaml").write_text(text.replace("weights: resident", "weights: streamed"))
+    a = arch(exits=(), width=0.5, hardware=str(tmp_path / "hw.yaml"))
+    as_file = cost_arch(a, allocation="greedy")
+    assert as_file == cost_arch(a, weights="streamed", allocation="greedy")
+    assert as_file != cost_arch(a, weights="resident", allocation="greedy")
+    assert cost_arch(a, hardware=DATA / "hw_dual.yaml", allocation="greedy") == cost_arch(
+        a, hardware=DATA / "hw_dual.yaml", weights="resident", allocation="greedy")
+    with pytest.raises(EenasError, match="weights: 'pinned' is not one of streamed, resident"):
+        cost_arch(a, weights="pinned")
 
 
 def test_identity_pooling_is_left_out():
@@ -211,3 +333,24 @@ def test_bad_exits_are_named():
         cost_arch(arch(exits=(ExitConfig(5, "pool_fc", 0.9), ExitConfig(5, "gap_fc", 0.9))))
     with pytest.raises(EenasError, match=r"exits\[0\]\.head: unknown head 'mlp'"):
         cost_arch(arch(exits=(ExitConfig(5, "mlp", 0.9),)))
+
+
+def test_a_layer_whose_activations_spill_still_fetches_its_weights(tmp_path):
+    """With a 512 kbit activation SRAM the first blocks' activations spill to DRAM; their (small)
+    parameters must still be fetched and charged (they once were free)."""
+    text = (Path(__file__).parents[1] / "eenas/hardware/presets/edge_tpu_single.yaml").read_text()
+    (tmp_path / "small.yaml").write_text(text.replace("size_bits: 16777216", "size_bits: 524288"))
+    acc = load_accelerator(tmp_path / "small.yaml")
+    nc = network_cost(arch(exits=(), width=1.0, hardware=str(tmp_path / "small.yaml")), allocation="greedy")
+    nodes = {n.name: n for b in backbone(1.0, W8, 10) for n in b.nodes}
+
+    def spills(name: str) -> bool:
+        node = nodes[name]
+        return layer_cost(node.layer, acc, 0, 8, 8, dram=True, input_bits=node.input_bits).breakdown["I.dram"] > 0
+
+    spilled = [r for r in nc.layers if r.kind not in ("add", "pool") and spills(r.name)]
+    assert len(spilled) >= 3
+    dram, wsram = acc.dram, acc.cores[0].design.weight_sram
+    for r in spilled:
+        bits = nodes[r.name].param_bits
+        assert r.params == "fetched" and r.transfer_pj >= dram.read_energy(bits) + wsram.write_energy(bits)

@@ -6,7 +6,8 @@ Network level: :func:`cost_arch` (fast, for the search) and :func:`network_cost`
 per-layer report behind ``eenas cost``).  See docs/hardware.md.
 """
 
-from eenas.hardware.accelerator import PRESETS, Accelerator, load_accelerator
+from eenas.hardware.accelerator import PRESETS, WEIGHT_MODES, Accelerator, load_accelerator
+from eenas.hardware.allocation import ALLOCATIONS, Allocation, use_cache_dir
 from eenas.hardware.layer_cost import LayerCost, layer_cost
 from eenas.hardware.layers import AddLayer, ConvLayer, PoolLayer
 from eenas.hardware.network import (
@@ -14,6 +15,7 @@ from eenas.hardware.network import (
     ExitCost,
     LayerRecord,
     NetworkCost,
+    backbone_allocation,
     check_exit_ratios,
     clear_caches,
     cost_arch,
@@ -22,7 +24,8 @@ from eenas.hardware.network import (
 )
 
 __all__ = [
-    "PRESETS", "Accelerator", "AddLayer", "ArchCost", "ConvLayer", "ExitCost", "LayerCost", "LayerRecord",
-    "NetworkCost", "PoolLayer", "check_exit_ratios", "clear_caches", "cost_arch", "layer_cost",
-    "load_accelerator", "network_cost", "parse_exit_ratios",
+    "ALLOCATIONS", "PRESETS", "WEIGHT_MODES", "Accelerator", "AddLayer", "Allocation", "ArchCost", "ConvLayer",
+    "ExitCost", "LayerCost", "LayerRecord", "NetworkCost", "PoolLayer", "backbone_allocation", "check_exit_ratios",
+    "clear_caches", "cost_arch", "layer_cost", "load_accelerator", "network_cost", "parse_exit_ratios",
+    "use_cache_dir",
 ]

@@ -12,7 +12,7 @@ import functools
 import itertools
 import math
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,9 @@ from eenas.errors import EenasError
 
 PRESETS = ("edge_tpu_quad", "edge_tpu_single")
 DEFAULT_HARDWARE = "edge_tpu_quad"
+# streamed: every inference starts with empty weight SRAMs (Stream's single-inference view);
+# resident: the weights that fit stay in the weight SRAMs across inferences.
+WEIGHT_MODES = ("streamed", "resident")
 
 
 def _hash_once(self: Any) -> int:
@@ -161,8 +164,23 @@ class Accelerator:
     pooling_core: PoolingCore
     simd_core: SimdCore
     dram: Memory
+    weights: str = "streamed"  # one of WEIGHT_MODES
 
     __hash__ = _hash_once
+
+    def with_weights(self, mode: str | None) -> Accelerator:
+        """This accelerator in weight mode ``mode`` (None: as described)."""
+        if mode is None or mode == self.weights:
+            return self
+        return _with_weights(self, check_weight_mode(mode))
+
+    @functools.cached_property
+    def designs(self) -> tuple[CoreDesign, ...]:
+        return tuple(c.design for c in self.cores)
+
+    @functools.cached_property
+    def weight_sram_bits(self) -> tuple[int, ...]:
+        return tuple(c.design.weight_sram.size_bits for c in self.cores)  # type: ignore[misc]
 
     @functools.cached_property
     def mesh_links(self) -> tuple[tuple[int, int], ...]:
@@ -190,6 +208,22 @@ class Accelerator:
                         raise EenasError(f"{self.name}: cores {a} and {b} are not connected by the mesh")
                     routes[a, b] = tuple(link_index[min(p, q), max(p, q)] for p, q in itertools.pairwise(path))
         return routes
+
+
+def check_choice(value: object, options: tuple[str, ...], where: str) -> str:
+    if not isinstance(value, str) or value not in options:
+        raise EenasError(f"{where}: {value!r} is not one of {', '.join(options)}")
+    return value
+
+
+def check_weight_mode(mode: object, where: str = "weights") -> str:
+    return check_choice(mode, WEIGHT_MODES, where)
+
+
+@functools.lru_cache(maxsize=32)
+def _with_weights(acc: Accelerator, mode: str) -> Accelerator:
+    """One object per (accelerator, mode), so the cost caches keyed by it hit by identity."""
+    return replace(acc, weights=mode)
 
 
 def _route(src: tuple[int, int], dst: tuple[int, int], at: dict, xy: bool) -> list[int] | None:
@@ -253,11 +287,14 @@ class _Fields:
             raise EenasError(f"{self._path(key)}: expected true or false")
         return value
 
-    def text(self, key: str, default: Any = ...) -> str:
+    def text(self, key: str, default: Any = ..., empty: bool = True) -> str:
         value = self._get(key, default)
-        if not isinstance(value, str):
-            raise EenasError(f"{self._path(key)}: expected a string")
+        if not isinstance(value, str) or not (empty or value.strip()):
+            raise EenasError(f"{self._path(key)}: expected a {'' if empty else 'non-empty '}string")
         return value
+
+    def choice(self, key: str, options: tuple[str, ...], default: str) -> str:
+        return check_choice(self._get(key, default), options, self._path(key))
 
     def section(self, key: str) -> _Fields:
         return _Fields(self._get(key), self._path(key))
@@ -282,6 +319,9 @@ def _memory(f: _Fields, sized: bool = True) -> Memory:
         read_bw = write_bw = min_bw = f.integer("bw_bits")
     if min_bw > min(read_bw, write_bw):
         raise EenasError(f"{f.where}.min_bw_bits: {min_bw} exceeds a port's bandwidth")
+    if read_bw % min_bw or write_bw % min_bw:
+        raise EenasError(f"{f.where}.min_bw_bits: {min_bw} does not divide the ports' bandwidths "
+                         f"({read_bw}, {write_bw}): a port moves whole access words")
     read_pj, write_pj = f.number("read_energy_pj", False), f.number("write_energy_pj", False)
     memory = Memory(size, read_bw, write_bw, min_bw, read_pj, write_pj)
     f.done()
@@ -303,13 +343,16 @@ def _mac_array(f: _Fields) -> MacArray:
         packs_low_precision=f.boolean("packs_low_precision", False),
         depthwise_groups_on_d1=f.boolean("depthwise_groups_on_d1", True),
     )
+    if array.psum_bits < array.native_bits:
+        raise EenasError(f"{f.where}.psum_bits: {array.psum_bits} is narrower than native_bits "
+                         f"({array.native_bits}): a partial sum cannot hold one product")
     f.done()
     return array
 
 
 def _core(f: _Fields) -> ComputeCore:
     core = ComputeCore(
-        name=f.text("name"),
+        name=f.text("name", empty=False),
         mesh_position=f.integers("mesh_position", 2, minimum=0),  # type: ignore[arg-type]
         design=CoreDesign(
             mac_array=_mac_array(f.section("mac_array")),
@@ -319,6 +362,11 @@ def _core(f: _Fields) -> ComputeCore:
             act_sram=_memory(f.section("act_sram")),
         ),
     )
+    array, sram = core.design.mac_array, core.design.weight_sram
+    tile = array.sizes[0] * array.sizes[1] * array.native_bits
+    if sram.size_bits < tile:  # type: ignore[operator]
+        raise EenasError(f"{f.where}.weight_sram.size_bits: {sram.size_bits} cannot hold one D1 x D2 weight tile "
+                         f"({tile} bits)")
     f.done()
     return core
 
@@ -329,13 +377,15 @@ def accelerator_from_dict(data: Any, default_name: str) -> Accelerator:
     Top-level keys starting with ``x-`` are ignored, so a file can hold YAML anchor templates.
     """
     top = _Fields(data, "")
-    name = top.text("name", default_name)
+    name = top.text("name", default_name, empty=False)
     description = top.text("description", "")
     cores = tuple(_core(f) for f in top.items("cores"))
-    positions = [c.mesh_position for c in cores]
-    for i, pos in enumerate(positions):
-        if positions.index(pos) != i:
-            raise EenasError(f"cores[{i}].mesh_position: {list(pos)} is taken by cores[{positions.index(pos)}]")
+    for field in ("name", "mesh_position"):
+        values = [getattr(c, field) for c in cores]
+        for i, value in enumerate(values):
+            if values.index(value) != i:
+                shown = list(value) if isinstance(value, tuple) else repr(value)
+                raise EenasError(f"cores[{i}].{field}: {shown} is taken by cores[{values.index(value)}]")
     mesh_f = top.section("mesh")
     mesh = Mesh(mesh_f.integer("link_bw_bits"), mesh_f.number("link_energy_pj_per_bit", False))
     mesh_f.done()
@@ -351,8 +401,9 @@ def accelerator_from_dict(data: Any, default_name: str) -> Accelerator:
     simd = SimdCore(simd_f.integer("lanes"), simd_f.number("energy_per_op_pj", False))
     simd_f.done()
     dram = _memory(top.section("dram"), sized=False)
+    weights = top.choice("weights", WEIGHT_MODES, "streamed")
     top.done()
-    acc = Accelerator(name, description, cores, mesh, pooling, simd, dram)
+    acc = Accelerator(name, description, cores, mesh, pooling, simd, dram, weights)
     acc.routes  # noqa: B018 - fail now, not mid-search, on a disconnected mesh
     return acc
 
@@ -379,13 +430,18 @@ def _preset(name: str) -> Accelerator:
 
 @functools.lru_cache(maxsize=32)
 def _from_file(path: str, mtime_ns: int, size: int) -> Accelerator:
-    return _parse(Path(path).read_text(), path, Path(path).stem)
+    try:
+        text = Path(path).read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise EenasError(f"{path}: not a text file (byte {exc.start} is not UTF-8)") from None
+    return _parse(text, path, Path(path).stem)
 
 
 def clear_loaded() -> None:
     """Forget loaded presets and files (for cold-start benchmarks)."""
     _preset.cache_clear()
     _from_file.cache_clear()
+    _with_weights.cache_clear()
 
 
 def load_accelerator(name_or_path: str | os.PathLike | Accelerator = DEFAULT_HARDWARE) -> Accelerator:

@@ -9,9 +9,10 @@ Execution (docs/hardware.md has the details):
   for stages 1..i.  With ``ExitConfig.overlap`` the next stage starts speculatively on
   other cores while the head runs: continuing samples gain latency, and the speculative
   work done before the decision is counted, prorated, in the exit's energy as waste.
-* The backbone's core mapping is chosen once per (hardware, width, precision) by greedy
-  earliest-finish list scheduling of the static network and reused for every exit
-  configuration; head convolutions go to ``ExitConfig.core`` or the earliest-finishing core.
+* The backbone's core mapping is chosen once per (hardware, weight mode, width, precision)
+  on the static network (:mod:`~eenas.hardware.allocation`: greedy earliest finish, or the
+  better of that and a genetic search) and reused for every exit configuration; head
+  convolutions go to ``ExitConfig.core`` or the earliest-finishing core.
 
 Speed: a schedule is cut into parts (a backbone segment between two mount points, one
 head), each simulated from a normalized :class:`~eenas.hardware.schedule.State` and cached
@@ -31,6 +32,7 @@ from types import MappingProxyType
 from eenas.arch import Arch, Precision
 from eenas.errors import EenasError
 from eenas.hardware.accelerator import Accelerator, clear_loaded, load_accelerator
+from eenas.hardware.allocation import DEFAULT_ALLOCATION, Allocation, allocate
 from eenas.hardware.layer_cost import add_cost, conv_cost, pool_cost
 from eenas.hardware.layers import ConvLayer
 from eenas.hardware.schedule import (
@@ -39,11 +41,13 @@ from eenas.hardware.schedule import (
     Simulator,
     State,
     Tensor,
+    add_traffic,
     conv_profile,
     location_name,
+    resident_reserve,
     route,
 )
-from eenas.hardware.workload import INPUT, TAIL, Block, Node, backbone, exit_head
+from eenas.hardware.workload import INPUT, TAIL, Block, Node, backbone, exit_head, image_bits
 from eenas.models.spec import HEADS, INPUT_CHANNELS, INPUT_SIZE, NUM_BLOCKS
 
 RATIO_TOLERANCE = 1e-6
@@ -57,24 +61,23 @@ class _Plan:
     blocks: tuple[Block, ...]
     num_classes: int
     image: Tensor
+    allocation: Allocation
     mapping: Mapping[str, int]
+    reserve: tuple[int, ...]  # weight-SRAM bits resident weights leave free, per core
 
     def first_core(self, block: int) -> int:
         return next(self.mapping[n.name] for n in self.blocks[block].nodes if n.name in self.mapping)
 
 
 @functools.lru_cache(maxsize=64)
-def _plan(acc: Accelerator, width_mult: float, precision: Precision, num_classes: int) -> _Plan:
+def _plan(acc: Accelerator, width_mult: float, precision: Precision, num_classes: int, allocation: str) -> _Plan:
     blocks = backbone(width_mult, precision, num_classes)
-    image = Tensor(INPUT, INPUT_CHANNELS * INPUT_SIZE**2 * precision.activations, ((DRAM, 0),))
-    sim = Simulator(acc, State.initial(acc, image))
-    mapping = {}
-    for block in blocks:
-        for node in block.nodes:
-            location = sim.run(node)
-            if isinstance(node.layer, ConvLayer):
-                mapping[node.name] = location
-    return _Plan(acc, blocks, num_classes, image, MappingProxyType(mapping))
+    image = Tensor(INPUT, INPUT_CHANNELS * INPUT_SIZE**2 * image_bits(precision), ((DRAM, 0),))
+    workload = {"width_mult": width_mult, "precision": precision.tag, "num_classes": num_classes}
+    alloc = allocate(acc, blocks, image, allocation, workload)
+    nodes = [n for b in blocks for n in b.nodes]
+    mapping = MappingProxyType(dict(zip([n.name for n in nodes if isinstance(n.layer, ConvLayer)], alloc.cores)))
+    return _Plan(acc, blocks, num_classes, image, alloc, mapping, resident_reserve(acc, nodes))
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +115,7 @@ def _static(plan: _Plan) -> _Run:
 @functools.lru_cache(maxsize=1 << 14)
 def _segment(plan: _Plan, first: int, last: int, detailed: bool, state: State) -> _Run:
     """Backbone blocks ``first..last`` from a normalized state, on the plan's mapping."""
-    sim = Simulator(plan.acc, state, detailed)
+    sim = Simulator(plan.acc, state, plan.reserve, detailed)
     for block in plan.blocks[first : last + 1]:
         for node in block.nodes:
             sim.run(node, plan.mapping.get(node.name))
@@ -131,7 +134,7 @@ def _head(
     detailed: bool, state: State,
 ) -> _Run:
     """Exit head ``head`` on block ``block``'s output from a normalized state."""
-    sim = Simulator(plan.acc, state, detailed)
+    sim = Simulator(plan.acc, state, plan.reserve, detailed)
     nodes = _head_nodes(plan, block, head, precision)
     for node in nodes:
         sim.run(node, core, avoid)
@@ -240,9 +243,9 @@ def _validate(arch: Arch, acc: Accelerator) -> None:
             raise EenasError(f"{where}.core: {ex.core} is not a compute core of {acc.name} (0..{len(acc.cores) - 1})")
 
 
-def _schedule(arch: Arch, acc: Accelerator, detailed: bool = False) -> _Schedule:
+def _schedule(arch: Arch, acc: Accelerator, allocation: str, detailed: bool = False) -> _Schedule:
     _validate(arch, acc)
-    plan = _plan(acc, arch.backbone.width_mult, arch.quant.backbone, arch.num_classes)
+    plan = _plan(acc, arch.backbone.width_mult, arch.quant.backbone, arch.num_classes, allocation)
     state = State.initial(acc, plan.image)
     stages, decisions, first, decided = [], [], 0, 0
     for ex in arch.exits:
@@ -298,15 +301,33 @@ def _costs(arch: Arch, schedule: _Schedule) -> ArchCost:
     return ArchCost(tuple(exits), static.done, static.energy_pj, static.macs)
 
 
-def cost_arch(arch: Arch, hardware: str | os.PathLike | Accelerator | None = None) -> ArchCost:
+Hardware = str | os.PathLike | Accelerator
+
+
+def _accelerator(arch: Arch, hardware: Hardware | None, weights: str | None) -> Accelerator:
+    return load_accelerator(arch.hardware if hardware is None else hardware).with_weights(weights)
+
+
+def backbone_allocation(
+    arch: Arch, hardware: Hardware | None = None, weights: str | None = None, allocation: str = DEFAULT_ALLOCATION
+) -> Allocation:
+    """The core allocation of ``arch``'s backbone and its static cost (arguments as :func:`cost_arch`)."""
+    acc = _accelerator(arch, hardware, weights)
+    return _plan(acc, arch.backbone.width_mult, arch.quant.backbone, arch.num_classes, allocation).allocation
+
+
+def cost_arch(
+    arch: Arch, hardware: Hardware | None = None, weights: str | None = None, allocation: str = DEFAULT_ALLOCATION
+) -> ArchCost:
     """Per-exit cumulative latency, energy and MACs of ``arch``, plus its static baseline.
 
     The search's scoring function: cached per part, so a warm call takes well under a
     millisecond.  ``hardware`` (a preset name, YAML path or Accelerator) overrides
-    ``arch.hardware``.
+    ``arch.hardware``, ``weights`` (``streamed`` or ``resident``) the accelerator's weight
+    mode; ``allocation`` is ``greedy`` or ``searched`` (:mod:`eenas.hardware.allocation`).
     """
-    acc = load_accelerator(arch.hardware if hardware is None else hardware)
-    return _costs(arch, _schedule(arch, acc))
+    acc = _accelerator(arch, hardware, weights)
+    return _costs(arch, _schedule(arch, acc, allocation))
 
 
 @dataclass(frozen=True)
@@ -317,6 +338,7 @@ class LayerRecord:
     stage: int  # 1-based
     kind: str  # conv, depthwise, pointwise, fc, pool or add
     location: str  # core name, "pool" or "simd"
+    params: str  # convolutions: "resident", "fetched" (before it runs) or "streamed" (while it runs)
     macs: int
     utilization: float
     cycles: int  # the layer's own latency
@@ -331,6 +353,8 @@ class NetworkCost:
     """The full report of one arch on one accelerator (what ``eenas cost`` prints)."""
 
     hardware: str
+    weights: str  # streamed or resident
+    allocation: Allocation  # of the backbone
     layers: tuple[LayerRecord, ...]
     cost: ArchCost
     exit_ratios: tuple[float, ...] | None
@@ -349,7 +373,7 @@ def _records(schedule: _Schedule) -> tuple[LayerRecord, ...]:
             for e in run.events:
                 if e.kind == "compute" and e.cost is not None:
                     records.append(LayerRecord(
-                        e.node.name, stage, e.node.layer.kind, location_name(acc, e.location), e.cost.macs,
+                        e.node.name, stage, e.node.layer.kind, location_name(acc, e.location), e.params, e.cost.macs,
                         e.cost.utilization, e.cost.latency_cycles, e.start + offset, e.end + offset,
                         e.energy_pj, moved.get(e.node.name, 0.0),
                     ))
@@ -358,23 +382,27 @@ def _records(schedule: _Schedule) -> tuple[LayerRecord, ...]:
 
 def network_cost(
     arch: Arch,
-    hardware: str | os.PathLike | Accelerator | None = None,
+    hardware: Hardware | None = None,
     exit_ratios: Sequence[float] | None = None,
+    weights: str | None = None,
+    allocation: str = DEFAULT_ALLOCATION,
 ) -> NetworkCost:
-    """Per-layer schedule, per-exit costs and (with ratios) average ET of ``arch``."""
-    acc = load_accelerator(arch.hardware if hardware is None else hardware)
+    """Per-layer schedule, per-exit costs and (with ratios) average ET of ``arch`` (arguments as :func:`cost_arch`)."""
+    acc = _accelerator(arch, hardware, weights)
     ratios = None if exit_ratios is None else check_exit_ratios(exit_ratios, len(arch.exits) + 1)
-    schedule = _schedule(arch, acc, detailed=True)
+    schedule = _schedule(arch, acc, allocation, detailed=True)
     cost = _costs(arch, schedule)
     saved = 0
     if any(ex.overlap for ex in arch.exits):
         plain = replace(arch, exits=tuple(replace(ex, overlap=False) for ex in arch.exits))
-        saved = _schedule(plain, acc).decisions[-1] - schedule.decisions[-1]
-    return NetworkCost(acc.name, _records(schedule), cost, ratios, saved)
+        saved = _schedule(plain, acc, allocation).decisions[-1] - schedule.decisions[-1]
+    return NetworkCost(acc.name, acc.weights, schedule.plan.allocation, _records(schedule), cost, ratios, saved)
 
 
 def clear_caches() -> None:
     """Forget every cached accelerator, plan, part and layer cost (for cold-start benchmarks)."""
     clear_loaded()
-    for cached in (_plan, _static, _segment, _head_nodes, _head, conv_profile, route, conv_cost, pool_cost, add_cost):
+    caches = (_plan, _static, _segment, _head_nodes, _head, conv_profile, route, add_traffic, conv_cost, pool_cost,
+              add_cost)
+    for cached in caches:
         cached.cache_clear()

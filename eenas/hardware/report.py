@@ -19,7 +19,7 @@ def _microseconds(cycles: float, frequency_mhz: float) -> float:
 def layer_frame(nc: NetworkCost, frequency_mhz: float | None = None) -> pd.DataFrame:
     """One row per scheduled layer: where it ran, its MACs, utilisation, cycles and energy."""
     df = pd.DataFrame([{
-        "layer": r.name, "stage": r.stage, "kind": r.kind, "core": r.location, "macs": r.macs,
+        "layer": r.name, "stage": r.stage, "kind": r.kind, "core": r.location, "params": r.params, "macs": r.macs,
         "utilization": r.utilization, "cycles": r.cycles, "start": r.start, "end": r.end,
         "energy_pj": r.energy_pj, "transfer_pj": r.transfer_pj,
     } for r in nc.layers])
@@ -59,6 +59,8 @@ def summary(nc: NetworkCost, frequency_mhz: float | None = None) -> dict[str, ob
     ratios = nc.exit_ratios if given else (0.0,) * (len(costs.exits) - 1) + (1.0,)
     out: dict[str, object] = {
         "hardware": nc.hardware,
+        "weights": nc.weights,
+        "allocation": nc.allocation.method,
         "exit_ratios": ",".join(f"{r:g}" for r in ratios) + ("" if given else " (not given: all reach the final exit)"),
         "average_et_pj_cycles": costs.average_et(ratios),
         "product_of_averages_et_pj_cycles": costs.product_of_averages_et(ratios),

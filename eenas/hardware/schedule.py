@@ -1,20 +1,27 @@
 """Layer-by-layer list scheduling on a multi-core accelerator, the way Stream schedules.
 
 Layers are scheduled one at a time in graph order.  A layer starts when its inputs have
-arrived on its core, its weights are there and the core is free.  Resources keep a
+arrived on its core, its parameters are there and the core is free.  Resources keep a
 busy-until time, so transfers queue on the mesh links and on the one shared DRAM port:
 
-* Weights start in DRAM.  A layer whose weights fit the core's weight SRAM has them
-  fetched over the DRAM port before it starts (DRAM read + SRAM write); the fetch may run
-  ahead while the core still works on its previous layer if both layers' weights fit
-  together, else it waits for that layer to end.  Larger kernels stream from DRAM while
-  the layer runs (:func:`~eenas.hardware.layer_cost.conv_cost` with DRAM), holding the port.
-* Activations stay in the act SRAM of the core that produced them.  A consumer on another
-  core receives them over the XY route of the mesh (every link on the route is held for
-  ``bits / link bandwidth`` cycles); pooling layers receive theirs over the pooling core's
-  link of the sending core.  A transfer costs the sender's read and the receiver's write.
-* Residual additions read both operands where they are and write the sum to the core of
-  the first operand (the projection's); the SIMD core's links are free.
+* Parameters (weights, biases, scales) start in DRAM.  A layer whose parameters fit the
+  core's weight SRAM has them fetched over the DRAM port before it starts (DRAM read + SRAM
+  write); the fetch may run ahead while the core still works on its previous layer if both
+  layers' parameters fit together, else it waits for that layer to end.  Larger kernels
+  stream from DRAM while the layer runs (:func:`~eenas.hardware.layer_cost.conv_cost` with
+  DRAM), holding the port.  With resident weights (``Accelerator.weights``), a layer whose
+  parameters fit what earlier layers left free of its core's weight SRAM, less a reserve
+  (:func:`resident_reserve`), keeps them there across inferences: it fetches nothing, and
+  the space stays taken.
+* Activations stay in the memory of the location that produced them (a compute core's act
+  SRAM, the pooling core's SRAM, DRAM for the image), and every copy is read from the
+  memory it is in.  A consumer on another core receives them over the XY route of the mesh
+  (every link on the route is held for ``bits / link bandwidth`` cycles); pooling layers
+  receive theirs over the pooling core's link of the sending core.  A transfer costs the
+  sender's read and the receiver's write.
+* Residual additions read both operands from the memories of their earliest copies (the
+  cheaper read on a tie) and write the sum beside the first operand (the projection's);
+  the SIMD core's links are free.
 * Convolutions without a given core go to the core that finishes them first (ties: less
   energy, then the lowest index): greedy earliest-finish-time list scheduling.
 
@@ -31,7 +38,7 @@ from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 from eenas.hardware.accelerator import Accelerator, CoreDesign, Memory
-from eenas.hardware.layer_cost import LayerCost, add_cost, conv_cost, pool_cost
+from eenas.hardware.layer_cost import LayerCost, add_cost, channel_tile_bits, conv_cost, pool_cost
 from eenas.hardware.layers import AddLayer, ConvLayer
 from eenas.hardware.workload import Node
 
@@ -40,6 +47,16 @@ DRAM, POOL, SIMD = -1, -2, -3  # locations besides the compute cores 0..n-1
 
 def location_name(acc: Accelerator, loc: int) -> str:
     return {DRAM: "dram", POOL: "pool", SIMD: "simd"}.get(loc) or acc.cores[loc].name
+
+
+def memory_at(acc: Accelerator, loc: int) -> Memory:
+    """The memory a tensor copy at ``loc`` lives in (the SIMD core has none: it never holds one)."""
+    if loc == DRAM:
+        return acc.dram
+    if loc == POOL:
+        return acc.pooling_core.sram
+    assert 0 <= loc < len(acc.cores), f"location {loc} holds no tensor"
+    return acc.cores[loc].design.act_sram
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +75,8 @@ class State:
     barrier: int  # nothing starts earlier (an exit's decision)
     core_free: tuple[int, ...]
     core_start: tuple[int, ...]  # start of each core's last layer
-    core_wbits: tuple[int, ...]  # weight SRAM bits that layer holds
+    core_wbits: tuple[int, ...]  # weight SRAM bits that layer holds besides the resident ones
+    resident: tuple[int, ...]  # weight SRAM bits of each core held by resident parameters
     dram_free: int
     link_free: tuple[int, ...]  # mesh links, then each core's link to the pooling core
     pool_free: int
@@ -69,7 +87,7 @@ class State:
     def initial(cls, acc: Accelerator, tensor: Tensor) -> State:
         n = len(acc.cores)
         zeros = (0,) * n
-        return cls(0, zeros, zeros, zeros, 0, (0,) * (len(acc.mesh_links) + n), 0, 0, tensor)
+        return cls(0, zeros, zeros, zeros, zeros, 0, (0,) * (len(acc.mesh_links) + n), 0, 0, tensor)
 
     def normalized(self) -> tuple[int, State]:
         """``(t, state)``: the state with times relative to ``t``, the earliest a later event can start.
@@ -88,6 +106,7 @@ class State:
             tuple(x - t if x > t else 0 for x in self.core_free),
             tuple(x - t if x > t else 0 for x in self.core_start),
             tuple(w if f > t else 0 for w, f in zip(self.core_wbits, self.core_free)),
+            self.resident,
             self.dram_free - t if self.dram_free > t else 0,
             tuple(x - t if x > t else 0 for x in self.link_free),
             self.pool_free - t if self.pool_free > t else 0,
@@ -101,8 +120,9 @@ class State:
         t = self.tensor
         return State(
             self.barrier + dt, tuple(x + dt for x in self.core_free), tuple(x + dt for x in self.core_start),
-            self.core_wbits, self.dram_free + dt, tuple(x + dt for x in self.link_free), self.pool_free + dt,
-            self.simd_free + dt, Tensor(t.name, t.bits, tuple((loc, r + dt) for loc, r in t.copies)),
+            self.core_wbits, self.resident, self.dram_free + dt, tuple(x + dt for x in self.link_free),
+            self.pool_free + dt, self.simd_free + dt,
+            Tensor(t.name, t.bits, tuple((loc, r + dt) for loc, r in t.copies)),
         )
 
     def with_barrier(self, t: int) -> State:
@@ -119,6 +139,7 @@ class Event(NamedTuple):
     end: int
     energy_pj: float
     cost: LayerCost | None  # the layer's own cost, for "compute" events
+    params: str = ""  # for a convolution's "compute" event: "resident", "fetched" or "streamed"
 
 
 @dataclass(slots=True)
@@ -135,51 +156,76 @@ class _Step:
     transfer: tuple[int, int, float, tuple[int, ...]] | None = None  # input moved: start, end, pJ, links
     fetch: tuple[int, int, float] | None = None  # weights fetched: start, end, pJ
     traffic: float = 0.0  # an addition's operand reads and result write
+    streams: bool = False  # its parameters stream from DRAM while it runs
+    resident: bool = False  # its parameters stay in the weight SRAM across inferences
 
     @property
     def energy(self) -> float:
         moved = (self.transfer[2] if self.transfer else 0.0) + (self.fetch[2] if self.fetch else 0.0)
         return self.cost.energy_pj + moved + self.traffic
 
+    @property
+    def params(self) -> str:
+        """Where a convolution's parameters come from ("" for pooling and additions)."""
+        if not isinstance(self.node.layer, ConvLayer):
+            return ""
+        return "resident" if self.resident else "streamed" if self.streams else "fetched"
+
 
 @functools.lru_cache(maxsize=1 << 16)
 def route(acc: Accelerator, src: int, dst: int, bits: int) -> tuple[tuple[int, ...], int, float]:
-    """Links held, cycles and energy (both ends) of moving ``bits`` from ``src`` to ``dst``."""
-    n_mesh = len(acc.mesh_links)
-    if src == DRAM:
-        dram, sram = acc.dram, acc.cores[dst].design.act_sram
-        return (), math.ceil(bits / dram.read_bw_bits), dram.read_energy(bits) + sram.write_energy(bits)
-    if src == POOL:
-        pool, sram = acc.pooling_core, acc.cores[dst].design.act_sram
-        energy = pool.sram.read_energy(bits) + sram.write_energy(bits)
-        return (n_mesh + dst,), math.ceil(bits / pool.link_bw_bits), energy
-    read = acc.cores[src].design.act_sram.read_energy(bits)
-    if dst == POOL:
-        pool = acc.pooling_core
-        return (n_mesh + src,), math.ceil(bits / pool.link_bw_bits), read + pool.sram.write_energy(bits)
+    """Links held, cycles and energy (both ends) of moving ``bits`` from ``src`` to ``dst``.
+
+    DRAM transfers use the DRAM port (no link); the pooling core has its own link to every
+    compute core; compute cores talk over the mesh.
+    """
+    energy = memory_at(acc, src).read_energy(bits) + memory_at(acc, dst).write_energy(bits)
+    if DRAM in (src, dst):
+        return (), math.ceil(bits / acc.dram.read_bw_bits), energy
+    if POOL in (src, dst):
+        core = dst if src == POOL else src
+        return (len(acc.mesh_links) + core,), math.ceil(bits / acc.pooling_core.link_bw_bits), energy
     links = acc.routes[src, dst]
-    energy = read + acc.cores[dst].design.act_sram.write_energy(bits)
     energy += acc.mesh.link_energy_pj_per_bit * bits * len(links)
     return links, math.ceil(bits / acc.mesh.link_bw_bits), energy
 
 
+def resident_reserve(acc: Accelerator, nodes: Iterable[Node]) -> tuple[int, ...]:
+    """Weight-SRAM bits per core that resident parameters leave free: one output-channel tile of
+    the largest kernel, so that every layer that is not resident still crosses the DRAM port once
+    (fetched whole, or streamed a tile at a time) and resident weights never cost more energy."""
+    convs = [n for n in nodes if isinstance(n.layer, ConvLayer)]
+    return tuple(
+        max((channel_tile_bits(n.layer, c.design.mac_array, n.weight_bits) for n in convs), default=0)  # type: ignore[arg-type]
+        for c in acc.cores
+    )
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def add_traffic(acc: Accelerator, first: int, second: int, bits: int) -> float:
+    """An addition's operands read where they are, and its sum written beside the first."""
+    home = memory_at(acc, first)
+    return home.read_energy(bits) + memory_at(acc, second).read_energy(bits) + home.write_energy(bits)
+
+
 @functools.lru_cache(maxsize=1 << 16)
-def conv_profile(node: Node, design: CoreDesign, dram: Memory) -> tuple[LayerCost, int, float, int]:
-    """A convolution's cost with DRAM streaming, its weight fetch (cycles, pJ) and the weight SRAM size."""
-    weights = node.weight_total_bits
-    cost = conv_cost(node.layer, design, node.weight_bits, node.act_bits, dram)  # type: ignore[arg-type]
-    energy = dram.read_energy(weights) + design.weight_sram.write_energy(weights)
-    return cost, dram.read_cycles(weights), energy, design.weight_sram.size_bits
+def conv_profile(node: Node, design: CoreDesign, dram: Memory, capacity: int) -> tuple[LayerCost, int, float]:
+    """A convolution's cost with ``capacity`` weight-SRAM bits free, and its parameter fetch (cycles, pJ)."""
+    bits = node.param_bits
+    cost = conv_cost(node.layer, design, node.weight_bits, node.act_bits, node.input_bits, dram,  # type: ignore[arg-type]
+                     capacity)
+    return cost, dram.read_cycles(bits), dram.read_energy(bits) + design.weight_sram.write_energy(bits)
 
 
 class Simulator:
     """Schedules nodes one by one from a :class:`State`; see the module docstring."""
 
-    def __init__(self, acc: Accelerator, state: State, detailed: bool = False) -> None:
-        self.acc = acc
+    def __init__(self, acc: Accelerator, state: State, reserve: tuple[int, ...], detailed: bool = False) -> None:
+        self.acc, self.reserve = acc, reserve
+        self.resident_mode = acc.weights == "resident"
         self.barrier = state.barrier
         self.core_free, self.core_start = list(state.core_free), list(state.core_start)
-        self.core_wbits = list(state.core_wbits)
+        self.core_wbits, self.resident = list(state.core_wbits), list(state.resident)
         self.dram_free, self.link_free = state.dram_free, list(state.link_free)
         self.pool_free, self.simd_free = state.pool_free, state.simd_free
         carried = state.tensor
@@ -197,11 +243,11 @@ class Simulator:
         layer = node.layer
         if isinstance(layer, ConvLayer):
             if core is not None:
-                candidates: Iterable[int] = (core,)
+                step = self._conv_step(node, core)
             else:
-                candidates = [c for c in range(len(self.acc.cores)) if c not in avoid] or range(len(self.acc.cores))
-            steps = [self._conv_step(node, c) for c in candidates]
-            step = steps[0] if len(steps) == 1 else min(steps, key=lambda s: (s.end, s.energy, s.location))
+                n = len(self.acc.cores)
+                candidates = [c for c in range(n) if c not in avoid] or range(n)
+                step = min((self._conv_step(node, c) for c in candidates), key=lambda s: (s.end, s.energy, s.location))
         elif isinstance(layer, AddLayer):
             step = self._add_step(node)
         else:
@@ -213,8 +259,8 @@ class Simulator:
         bits, copies = self.tensors[output]
         tensor = Tensor(output, bits, tuple(sorted(copies.items())))
         return State(
-            self.barrier, tuple(self.core_free), tuple(self.core_start), tuple(self.core_wbits), self.dram_free,
-            tuple(self.link_free), self.pool_free, self.simd_free, tensor,
+            self.barrier, tuple(self.core_free), tuple(self.core_start), tuple(self.core_wbits), tuple(self.resident),
+            self.dram_free, tuple(self.link_free), self.pool_free, self.simd_free, tensor,
         )
 
     # -- placing one layer -------------------------------------------------------------
@@ -235,47 +281,62 @@ class Simulator:
         return best[1], best, best[1] if best_src == DRAM else self.dram_free
 
     def _conv_step(self, node: Node, c: int) -> _Step:
-        cost, fetch_cycles, fetch_energy, wsram_bits = conv_profile(node, self.acc.cores[c].design, self.acc.dram)
+        acc, bits, barrier = self.acc, node.param_bits, self.barrier
+        free = acc.weight_sram_bits[c] - self.resident[c]
+        cost, fetch_cycles, fetch_energy = conv_profile(node, acc.designs[c], acc.dram, free)
         ready, transfer, dram_free = self._arrival(node.inputs[0], c)
         fetch = None
-        streams = cost.dram_bits > 0
-        if streams:
-            ready = max(ready, dram_free)
-        else:
-            fits_beside = self.core_wbits[c] + node.weight_total_bits <= wsram_bits
-            fetch_start = max(dram_free, self.core_start[c] if fits_beside else self.core_free[c], self.barrier)
+        resident = self.resident_mode and bits <= free - self.reserve[c]
+        streams = not resident and bits > free  # then conv_cost streams them while the layer runs
+        if not (resident or streams):
+            fits_beside = self.core_wbits[c] + bits <= free
+            fetch_start = max(dram_free, self.core_start[c] if fits_beside else self.core_free[c], barrier)
             dram_free = fetch_start + fetch_cycles
             fetch = (fetch_start, dram_free, fetch_energy)
+        runs_on_dram = cost.dram_bits > 0  # streaming parameters or spilling activations: the port is held
+        if fetch or runs_on_dram:
             ready = max(ready, dram_free)
-        start = max(ready, self.core_free[c], self.barrier)
+        start = max(ready, self.core_free[c], barrier)
         end = start + cost.latency_cycles
-        return _Step(node, c, cost, start, end, end if streams else dram_free, c, transfer, fetch)
+        return _Step(node, c, cost, start, end, end if runs_on_dram else dram_free, c, transfer, fetch, 0.0, streams,
+                     resident)
 
     def _pool_step(self, node: Node) -> _Step:
-        cost = pool_cost(node.layer, self.acc.pooling_core, node.act_bits)  # type: ignore[arg-type]
+        cost = pool_cost(node.layer, self.acc.pooling_core, node.input_bits, node.act_bits)  # type: ignore[arg-type]
         ready, transfer, dram_free = self._arrival(node.inputs[0], POOL)
         start = max(ready, self.pool_free, self.barrier)
         return _Step(node, POOL, cost, start, start + cost.latency_cycles, dram_free, POOL, transfer)
 
     def _add_step(self, node: Node) -> _Step:
-        """The SIMD core reads both operands where they are and writes the sum beside the first."""
+        """The SIMD core reads both operands where they are and writes the sum beside the first.
+
+        Each operand is read from the memory of its earliest copy (the cheaper read on a
+        tie): a copy may sit on a compute core, or on the pooling core after an exit head
+        pooled it.
+        """
         cost = add_cost(node.layer, self.acc.simd_core)  # type: ignore[arg-type]
-        bits, cores = node.output_bits, self.acc.cores
-        sources = [min(self.tensors[name][1].items(), key=lambda kv: kv[1]) for name in node.inputs]
-        traffic = sum(cores[loc].design.act_sram.read_energy(bits) for loc, _ in sources)
-        traffic += cores[sources[0][0]].design.act_sram.write_energy(bits)
-        start = max(*(ready for _, ready in sources), self.simd_free, self.barrier)
+        bits, acc = node.output_bits, self.acc
+
+        def earliest(name: str) -> tuple[int, int]:
+            copies = self.tensors[name][1]
+            if len(copies) == 1:
+                return next(iter(copies.items()))
+            return min(copies.items(), key=lambda kv: (kv[1], memory_at(acc, kv[0]).read_energy(bits), kv[0]))
+
+        (home, first), (other, second) = (earliest(name) for name in node.inputs)
+        start = max(first, second, self.simd_free, self.barrier)
         end = start + cost.latency_cycles
-        return _Step(node, SIMD, cost, start, end, self.dram_free, sources[0][0], traffic=traffic)
+        return _Step(node, SIMD, cost, start, end, self.dram_free, home, traffic=add_traffic(acc, home, other, bits))
 
     def _record(
-        self, node: Node, kind: str, loc: int, start: int, end: int, energy: float, cost: LayerCost | None = None
+        self, node: Node, kind: str, loc: int, start: int, end: int, energy: float, cost: LayerCost | None = None,
+        params: str = "",
     ) -> None:
         self.starts.append(start)
         self.ends.append(end)
         self.energies.append(energy)
         if self.detailed:
-            self.events.append(Event(node, kind, loc, start, end, energy, cost))
+            self.events.append(Event(node, kind, loc, start, end, energy, cost, params))
 
     def _commit(self, step: _Step) -> None:
         node, loc = step.node, step.location
@@ -289,7 +350,8 @@ class Simulator:
             self._record(node, "weights", loc, *step.fetch)
         if step.traffic:
             self._record(node, "transfer", loc, step.start, step.end, step.traffic)
-        self._record(node, "compute", loc, step.start, step.end, step.cost.energy_pj, step.cost)
+        self._record(node, "compute", loc, step.start, step.end, step.cost.energy_pj, step.cost,
+                     step.params if self.detailed else "")
         self.macs += step.cost.macs
         self.dram_free = step.dram_free
         if loc == POOL:
@@ -298,6 +360,12 @@ class Simulator:
             self.simd_free = step.end
         else:
             self.core_free[loc], self.core_start[loc] = step.end, step.start
-            sram_bits = self.acc.cores[loc].design.weight_sram.size_bits
-            self.core_wbits[loc] = sram_bits if step.cost.dram_bits else node.weight_total_bits
+            # What its parameters hold of the weight SRAM's free part while it runs.
+            if step.resident:
+                self.resident[loc] += node.param_bits
+                self.core_wbits[loc] = 0
+            elif step.streams:
+                self.core_wbits[loc] = self.acc.weight_sram_bits[loc] - self.resident[loc]
+            else:
+                self.core_wbits[loc] = node.param_bits
         self.tensors[node.name] = (node.output_bits, {step.home: step.end})
