@@ -54,7 +54,8 @@ def _known_candidates(run: SearchRun, n: int, seed: int) -> np.ndarray:
 
 def run() -> pd.DataFrame:
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = SearchConfig.create("synthetic", "tiny", overrides={"initial": 12, "iterations": 2}, bits=(8, 4))
+        cfg = SearchConfig.create("synthetic", "tiny", overrides={"initial": 12, "iterations": 2, "holdout": 0},
+                                  bits=(8, 4))
         search = SearchRun(cfg, Path(tmp) / "run", cache_dir=Path(tmp) / "cache", device="cpu")
         search.run()
         X, ratios, acc = search._training_set()

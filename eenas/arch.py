@@ -21,6 +21,8 @@ ARCH_VERSION = 1
 BITWIDTHS = (32, 8, 4, 2)  # 32 means float (no quantization)
 DATASET_CLASSES = {"cifar10": 10, "cifar100": 100, "synthetic": 10}
 BACKBONES = ("mobilenet_v2",)
+FINETUNE_MODES = ("none", "joint")
+TRAINING_DTYPES = ("fp32", "bf16")  # what --amp resolves to (eenas.train.pipeline.resolve_amp)
 MOUNT_POINTS = tuple(range(1, NUM_BLOCKS + 1))
 
 
@@ -62,12 +64,38 @@ class ExitConfig:
 
 
 @dataclass(frozen=True)
+class TrainingRecord:
+    """How the weights behind an arch's numbers were trained: the arch file's optional ``training`` block.
+
+    Everything the training pipeline's cache identity holds besides the arch's own dataset and
+    width, plus the budget's name and the fine-tune mode, so ``eenas evaluate`` rebuilds the
+    same pipeline from it, trains nothing and prints the numbers the file was written with.
+    """
+
+    budget: str
+    seed: int
+    finetune: str  # one of FINETUNE_MODES
+    amp: str  # the autocast dtype training ran in
+    training_version: int  # eenas.train.pipeline.TRAINING_VERSION of the code that trained
+    val_fraction: float
+    recipe: tuple[tuple[str, Any], ...]  # the budget's recipe (its fields that change weights)
+
+    def to_dict(self, arch: Arch) -> dict[str, Any]:
+        return {"dataset": arch.dataset, "width_mult": arch.backbone.width_mult, "budget": self.budget,
+                "seed": self.seed, "finetune": self.finetune, "amp": self.amp,
+                "training_version": self.training_version, "val_fraction": self.val_fraction,
+                "recipe": dict(self.recipe)}
+
+
+@dataclass(frozen=True)
 class Arch:
     dataset: str
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     exits: tuple[ExitConfig, ...] = ()
     quant: QuantConfig = field(default_factory=QuantConfig)
     hardware: str = "edge_tpu_quad"
+    weights: str | None = None  # streamed or resident weight SRAMs; None: the accelerator file's mode
+    training: TrainingRecord | None = None  # None: unknown (a hand-written arch)
 
     @property
     def num_classes(self) -> int:
@@ -83,6 +111,11 @@ class Arch:
             {k: v for k, v in e.items() if not (k == "core" and v is None) and not (k == "overlap" and not v)}
             for e in data["exits"]
         ]
+        del data["training"]
+        if self.weights is None:
+            del data["weights"]
+        if self.training is not None:
+            data["training"] = self.training.to_dict(self)
         return {"eenas_version": ARCH_VERSION, **data}
 
 
@@ -129,7 +162,8 @@ def _precision(obj: Any, where: str) -> Precision:
 def arch_from_dict(data: Any) -> Arch:
     """Validate a parsed arch file; raise :class:`EenasError` naming the bad field."""
     _require(isinstance(data, dict), "arch", "expected a JSON object")
-    _no_unknown(data, {"eenas_version", "dataset", "backbone", "exits", "quant", "hardware"}, "arch")
+    _no_unknown(data, {"eenas_version", "dataset", "backbone", "exits", "quant", "hardware", "weights", "training"},
+                "arch")
     version = _get(data, "eenas_version", "", int)
     _require(version == ARCH_VERSION, "eenas_version", f"{version} is not supported (expected {ARCH_VERSION})")
 
@@ -170,24 +204,75 @@ def arch_from_dict(data: Any) -> Arch:
     qe = _precision(quant.get("exits", {"weights": 8, "activations": 8}), "quant.exits")
 
     hardware = _get(data, "hardware", "", str, "edge_tpu_quad")
-    return Arch(dataset, BackboneConfig(name, width), tuple(exits), QuantConfig(qb, qe), hardware)
+    weights = _weight_mode(data)
+    training = _training(data["training"], dataset, width) if "training" in data else None
+    return Arch(dataset, BackboneConfig(name, width), tuple(exits), QuantConfig(qb, qe), hardware, weights, training)
+
+
+def _training(raw: Any, dataset: str, width: float) -> TrainingRecord:
+    where = "training"
+    _require(isinstance(raw, dict), where, "expected an object")
+    _no_unknown(raw, {"dataset", "width_mult", "budget", "seed", "finetune", "amp", "training_version",
+                      "val_fraction", "recipe"}, where)
+    own = _get(raw, "dataset", where, str)
+    _require(own == dataset, f"{where}.dataset", f"'{own}' is not the arch's dataset '{dataset}'")
+    own = float(_get(raw, "width_mult", where, (int, float)))
+    _require(own == width, f"{where}.width_mult", f"{own} is not the arch's backbone.width_mult {width}")
+    budget = _get(raw, "budget", where, str)
+    _require(bool(budget), f"{where}.budget", "is empty")
+    seed = _get(raw, "seed", where, int)
+    finetune = _get(raw, "finetune", where, str)
+    _require(finetune in FINETUNE_MODES, f"{where}.finetune", f"'{finetune}' is not one of {list(FINETUNE_MODES)}")
+    amp = _get(raw, "amp", where, str)
+    _require(amp in TRAINING_DTYPES, f"{where}.amp", f"'{amp}' is not one of {list(TRAINING_DTYPES)}")
+    version = _get(raw, "training_version", where, int)
+    _require(version >= 1, f"{where}.training_version", f"{version} is not a version (1 or more)")
+    val_fraction = float(_get(raw, "val_fraction", where, (int, float)))
+    _require(0 < val_fraction < 1, f"{where}.val_fraction", f"{val_fraction} is outside (0, 1)")
+    recipe = _get(raw, "recipe", where, dict)
+    for key, value in recipe.items():
+        _require(value is None or isinstance(value, (int, float, str)), f"{where}.recipe.{key}",
+                 f"expected a number, string or null, got {json.dumps(value)}")
+    return TrainingRecord(budget, seed, finetune, amp, version, val_fraction, tuple(recipe.items()))
+
+
+def _weight_mode(data: dict) -> str | None:
+    from eenas.hardware.accelerator import WEIGHT_MODES  # here: eenas.hardware imports this module
+
+    weights = _get(data, "weights", "", str, None)
+    _require(weights in (None, *WEIGHT_MODES), "weights", f"'{weights}' is not one of {list(WEIGHT_MODES)}")
+    return weights
 
 
 def load_arch(path: str | os.PathLike) -> Arch:
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise EenasError(f"cannot read arch file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise EenasError(f"{path}: not a text file (not UTF-8); an arch file is JSON") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise EenasError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
     try:
-        return arch_from_dict(data)
+        arch = arch_from_dict(data)
     except EenasError as exc:
         raise EenasError(f"{path}: {exc}") from None
+    return replace(arch, hardware=_hardware_path(arch.hardware, path.parent, loading=True))
 
 
 def save_arch(arch: Arch, path: str | os.PathLike) -> None:
-    write_json(path, arch.to_dict())
+    data = arch.to_dict()
+    data["hardware"] = _hardware_path(arch.hardware, Path(path).parent, loading=False)
+    write_json(path, data)
+
+
+def _hardware_path(hardware: str, folder: Path, loading: bool) -> str:
+    """A hardware file named in an arch file is relative to that file's folder; in an Arch, to the working one."""
+    from eenas.hardware.accelerator import PRESETS  # here: eenas.hardware imports this module
+
+    if hardware in PRESETS or os.path.isabs(hardware):
+        return hardware
+    return os.path.normpath(folder / hardware) if loading else os.path.relpath(hardware, folder)

@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import pandas as pd
 
-from eenas.arch import Arch
+from eenas.arch import Arch, TrainingRecord
+from eenas.errors import EenasError
 from eenas.hardware import ArchCost, cost_arch, load_accelerator
 from eenas.io import write_json
 from eenas.scoring import ExitStats, route, top1
-from eenas.train import Pipeline
+from eenas.train import Pipeline, TrainConfig
+
+log = logging.getLogger(__name__)
+EVALUATE_WRITER = "eenas evaluate"  # the ``written_by`` of its JSON files: the only ones it overwrites
 
 
 @dataclass(frozen=True)
 class Evaluation:
     """What ``eenas evaluate`` reports for one arch (test split unless named ``val_``)."""
 
-    arch: Arch
+    arch: Arch  # as evaluated: its hardware, and the ``training`` block of the weights the numbers come from
     exits: pd.DataFrame
     accuracy: float
     val_accuracy: float
@@ -28,7 +34,7 @@ class Evaluation:
     product_of_averages_et: float
     static_et: float
     et_ratio: float
-    trained: tuple[str, ...]
+    trained: tuple[str, ...]  # what this evaluation trained (rather than loaded)
 
     def summary(self) -> dict:
         data = {k: v for k, v in asdict(self).items() if k not in ("arch", "exits")}
@@ -53,10 +59,16 @@ def exit_table(arch: Arch, outcome, cost: ArchCost) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def evaluate_arch(arch: Arch, pipeline: Pipeline, joint: bool = False, hardware: str | None = None) -> Evaluation:
-    """Train (or load) what ``arch`` needs and score it on the validation and test splits."""
-    hardware = hardware or arch.hardware
-    load_accelerator(hardware)  # a bad accelerator fails now, not after the training
+def evaluate_arch(
+    arch: Arch, pipeline: Pipeline, joint: bool = False, hardware: str | None = None, weights: str | None = None
+) -> Evaluation:
+    """Train (or load) what ``arch`` needs and score it on the validation and test splits.
+
+    ``hardware`` and ``weights`` override the arch's accelerator and its weight mode.
+    """
+    hardware, weights = hardware or arch.hardware, weights or arch.weights
+    load_accelerator(hardware).with_weights(weights)  # a bad accelerator fails now, not after the training
+    before = len(pipeline.trained)
     logits = pipeline.arch_logits(arch, joint=joint)
     labels = pipeline.labels()
     thresholds = [e.threshold for e in arch.exits]
@@ -66,22 +78,62 @@ def evaluate_arch(arch: Arch, pipeline: Pipeline, joint: bool = False, hardware:
         outcomes[split] = route(stats, thresholds)
     test = outcomes["test"]
     static_acc = top1(pipeline.final_logits(arch.quant.backbone).test, labels.test)
-    cost = cost_arch(arch, hardware)
+    cost = cost_arch(arch, hardware, weights)
     avg = cost.average_et(test.exit_ratios)
     return Evaluation(
-        arch=arch, exits=exit_table(arch, test, cost), accuracy=test.accuracy,
+        arch=replace(arch, hardware=hardware, weights=weights,
+                     training=training_record(pipeline.cfg, "joint" if joint else "none")),
+        exits=exit_table(arch, test, cost), accuracy=test.accuracy,
         val_accuracy=outcomes["val"].accuracy, static_accuracy=static_acc, average_et=avg,
         product_of_averages_et=cost.product_of_averages_et(test.exit_ratios), static_et=cost.static_et,
-        et_ratio=avg / cost.static_et, trained=tuple(pipeline.trained),
+        et_ratio=avg / cost.static_et, trained=tuple(pipeline.trained[before:]),
     )
 
 
-def stats_path(arch_path: Path) -> Path:
-    """``arch.json`` -> ``stats.json``, ``arch_3.json`` -> ``stats_3.json``, else ``<stem>_stats.json``."""
-    stem = arch_path.stem
-    name = "stats" + stem[4:] if stem.startswith("arch") else f"{stem}_stats"
-    return arch_path.with_name(name + ".json")
+def training_record(cfg: TrainConfig, finetune: str = "none") -> TrainingRecord:
+    """The arch file's ``training`` block for weights trained under ``cfg`` (its cache identity, by name)."""
+    identity = cfg.identity()
+    return TrainingRecord(cfg.budget.name, identity["seed"], finetune, identity["amp"], identity["training_version"],
+                          identity["val_fraction"], tuple(identity["recipe"].items()))
 
 
-def save_evaluation(evaluation: Evaluation, path: Path) -> Path:
-    return write_json(path, evaluation.to_json())
+def check_training(arch: Arch, cfg: TrainConfig, finetune: str, source: str) -> list[str]:
+    """Log one warning line when ``cfg`` does not train ``arch`` as its ``training`` block says.
+
+    Its numbers then differ from the ones the file was written with (and whatever is not
+    cached is trained).  Returns the differences, ``field recorded -> now``.
+    """
+    if arch.training is None:
+        return []
+    was, now = arch.training.to_dict(arch), training_record(cfg, finetune).to_dict(arch)
+    was_recipe, now_recipe = was.pop("recipe"), now.pop("recipe")
+    changed = [f"{k} {was[k]} -> {now[k]}" for k in was if was[k] != now[k]]
+    if was["budget"] == now["budget"]:  # another budget has another recipe anyway
+        changed += [f"recipe.{k} {was_recipe.get(k)} -> {now_recipe.get(k)}"
+                    for k in sorted({**was_recipe, **now_recipe}) if was_recipe.get(k) != now_recipe.get(k)]
+    if changed:
+        log.warning("%s: evaluated with other training than its training block records (%s): its numbers will "
+                    "differ from those it was written with", source, ", ".join(changed))
+    return changed
+
+
+def eval_path(arch_path: Path) -> Path:
+    """``arch_3.json`` -> ``arch_3.eval.json``: beside the arch, a name no search output has."""
+    return arch_path.with_name(f"{arch_path.stem}.eval.json")
+
+
+def check_writable(path: Path, force: bool = False) -> None:
+    """Refuse, before any training, to overwrite a file ``eenas evaluate`` did not write (unless ``force``)."""
+    if force or not path.exists():
+        return
+    try:
+        writer = json.loads(path.read_text()).get("written_by")
+    except (OSError, ValueError, AttributeError):
+        writer = None
+    if writer != EVALUATE_WRITER:
+        raise EenasError(f"--json: {path} exists and '{EVALUATE_WRITER}' did not write it "
+                         "(choose another path, or pass --force to overwrite it)")
+
+
+def save_evaluation(evaluation: Evaluation, path: Path, written_by: str = EVALUATE_WRITER) -> Path:
+    return write_json(path, {"written_by": written_by, **evaluation.to_json()})

@@ -57,3 +57,55 @@ def test_malformed_json_is_one_clear_error(tmp_path):
     path.write_text(json.dumps([1, 2]))
     with pytest.raises(EenasError, match="expected a JSON object"):
         load_arch(path)
+
+
+TRAINING = {"dataset": "synthetic", "width_mult": 0.25, "budget": "tiny", "seed": 7, "finetune": "none",
+            "amp": "fp32", "training_version": 3, "val_fraction": 0.1,
+            "recipe": {"pretrain_epochs": 8, "lr": 0.05, "train_limit": 1024, "head_train_limit": None}}
+
+
+def test_training_block_round_trips_and_is_optional(tmp_path):
+    arch = arch_from_dict(arch_dict(training=TRAINING))
+    assert (arch.training.budget, arch.training.seed, arch.training.training_version) == ("tiny", 7, 3)
+    assert arch.to_dict()["training"] == TRAINING
+    save_arch(arch, tmp_path / "a.json")
+    assert load_arch(tmp_path / "a.json") == arch
+    assert arch_from_dict(arch_dict()).training is None and "training" not in arch_from_dict(arch_dict()).to_dict()
+    without_amp = {k: v for k, v in TRAINING.items() if k != "amp"}
+    with pytest.raises(EenasError, match="training: missing field 'amp'"):
+        arch_from_dict(arch_dict(training=without_amp))
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"dataset": "cifar10"}, "training.dataset: 'cifar10' is not the arch's dataset 'synthetic'"),
+    ({"width_mult": 0.5}, "training.width_mult: 0.5 is not the arch's backbone.width_mult 0.25"),
+    ({"seed": "7"}, "training.seed: expected int"),
+    ({"seed": True}, "training.seed: expected int"),
+    ({"finetune": "partial"}, "training.finetune: 'partial' is not one of"),
+    ({"amp": "auto"}, "training.amp: 'auto' is not one of"),  # the block records what auto resolved to
+    ({"training_version": 0}, "training.training_version: 0"),
+    ({"val_fraction": 1.5}, "training.val_fraction: 1.5 is outside"),
+    ({"recipe": {"lr": [0.1]}}, "training.recipe.lr: expected a number"),
+    ({"colour": 1}, "training: unknown field 'colour'"),
+    ({"budget": None}, "training.budget: expected str"),
+])
+def test_training_block_validation_names_the_bad_field(change, field):
+    with pytest.raises(EenasError, match=field.replace(".", r"\.")):
+        arch_from_dict(arch_dict(training={**TRAINING, **change}))
+
+
+def test_weight_mode_is_optional_and_validated(tmp_path):
+    assert arch_from_dict(arch_dict()).weights is None and "weights" not in arch_from_dict(arch_dict()).to_dict()
+    arch = arch_from_dict(arch_dict(weights="resident"))
+    assert arch.weights == "resident" and arch.to_dict()["weights"] == "resident"
+    save_arch(arch, tmp_path / "a.json")
+    assert load_arch(tmp_path / "a.json") == arch
+    with pytest.raises(EenasError, match="^weights: 'cached' is not one of"):
+        arch_from_dict(arch_dict(weights="cached"))
+
+
+def test_a_binary_arch_file_is_one_clear_error(tmp_path):
+    path = tmp_path / "arch.json"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
+    with pytest.raises(EenasError, match="not a text file"):
+        load_arch(path)

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
+from dataclasses import fields, replace
 
 import pandas as pd
 import pytest
 
-from eenas.arch import arch_from_dict
-from eenas.evaluate import evaluate_arch, stats_path
+from eenas.arch import TrainingRecord, arch_from_dict
+from eenas.errors import EenasError
+from eenas.evaluate import check_training, check_writable, eval_path, evaluate_arch, training_record
 from eenas.hardware import cost_arch
+from eenas.train.pipeline import TRAINING_VERSION
 from tests.conftest import arch_dict, write_arch
 
 
@@ -40,10 +44,43 @@ def test_joint_finetune_returns_every_exit(tiny_pipeline):
     assert len(result.exits) == 3 and 0 <= result.accuracy <= 1
 
 
-def test_stats_path_naming(tmp_path):
-    assert stats_path(tmp_path / "arch.json").name == "stats.json"
-    assert stats_path(tmp_path / "arch_3.json").name == "stats_3.json"
-    assert stats_path(tmp_path / "mine.json").name == "mine_stats.json"
+def test_json_goes_beside_the_arch_and_never_over_a_file_evaluate_did_not_write(tmp_path):
+    assert eval_path(tmp_path / "arch_3.json") == tmp_path / "arch_3.eval.json"  # never the search's stats_3.json
+    check_writable(tmp_path / "new.json")  # nothing there yet
+    foreign = tmp_path / "stats_3.json"
+    for text in ('{"written_by": "eenas search"}', "[1, 2]", "not json"):
+        foreign.write_text(text)
+        with pytest.raises(EenasError, match="stats_3.json exists and 'eenas evaluate' did not write it"):
+            check_writable(foreign)
+        check_writable(foreign, force=True)
+    foreign.write_text('{"written_by": "eenas evaluate"}')
+    check_writable(foreign)  # its own output: rewritten freely
+
+
+def test_training_record_holds_the_whole_cache_identity(tiny_pipeline):
+    record = training_record(tiny_pipeline.cfg)
+    # Everything TrainConfig.identity() hashes is in the block (dataset and width as the arch's own fields).
+    assert set(tiny_pipeline.cfg.identity()) <= {"dataset", "width", *(f.name for f in fields(TrainingRecord))}
+    arch = replace(arch_from_dict(arch_dict()), training=record)
+    assert arch_from_dict(arch.to_dict()) == arch
+    assert (record.budget, record.seed, record.finetune, record.training_version) == ("tiny", 0, "none",
+                                                                                      TRAINING_VERSION)
+
+
+def test_other_training_than_the_block_records_is_one_warning_line(tiny_pipeline, caplog):
+    record = training_record(tiny_pipeline.cfg)
+    arch = replace(arch_from_dict(arch_dict()), training=record)
+    with caplog.at_level(logging.WARNING, logger="eenas.evaluate"):
+        assert check_training(arch, tiny_pipeline.cfg, "none", "arch.json") == []
+        assert not caplog.records
+        old = replace(arch, training=replace(record, training_version=TRAINING_VERSION - 1, seed=7))
+        changed = check_training(old, tiny_pipeline.cfg, "joint", "arch.json")
+    assert changed == ["seed 7 -> 0", "finetune none -> joint", f"training_version {TRAINING_VERSION - 1} -> "
+                       f"{TRAINING_VERSION}"]
+    assert len(caplog.records) == 1 and "numbers will differ" in caplog.records[0].getMessage()
+    retuned = replace(record, recipe=tuple((k, 99 if k == "head_epochs" else v) for k, v in record.recipe))
+    assert check_training(replace(arch, training=retuned), tiny_pipeline.cfg, "none", "a") == [
+        f"recipe.head_epochs 99 -> {dict(record.recipe)['head_epochs']}"]
 
 
 def test_cli_evaluate_end_to_end_and_second_run_trains_nothing(tmp_path, cache_dir):
@@ -51,8 +88,9 @@ def test_cli_evaluate_end_to_end_and_second_run_trains_nothing(tmp_path, cache_d
     common = ["--arch", arch, "--budget", "tiny", "--cache-dir", cache_dir, "--device", "cpu"]
     first = eenas("evaluate", *common, "--json")
     assert first.returncode == 0, first.stderr
-    stats = json.loads((tmp_path / "stats.json").read_text())
-    assert stats["arch"] == arch_dict() and 0 <= stats["accuracy"] <= 1
+    stats = json.loads((tmp_path / "arch.eval.json").read_text())
+    assert stats["written_by"] == "eenas evaluate" and stats["arch"]["training"]["budget"] == "tiny"
+    assert {k: v for k, v in stats["arch"].items() if k != "training"} == arch_dict() and 0 <= stats["accuracy"] <= 1
     assert len(stats["exits"]) == 3
     second = eenas("evaluate", *common)
     assert second.returncode == 0 and "trained: nothing (all cached)" in second.stdout
@@ -86,7 +124,7 @@ def test_real_cifar10_subset_evaluate(tmp_path, cache_dir, cifar_dir):
     res = eenas("evaluate", "--arch", arch, "--budget", "tiny", "--cache-dir", cache_dir, "--device", "cpu",
                 "--data-dir", cifar_dir, "--json")
     assert res.returncode == 0, res.stderr
-    stats = json.loads((tmp_path / "stats.json").read_text())
+    stats = json.loads((tmp_path / "arch.eval.json").read_text())
     # 8 epochs on 1,024 images reach about 26% (measured); chance is 10% +- 1.3 points on 512 images.
     assert stats["static_accuracy"] > 0.18
     table = pd.DataFrame(stats["exits"])

@@ -1,6 +1,11 @@
-"""Search: genome, operators, constraints, reproducibility and kill-and-resume (synthetic, tiny)."""
+"""Search: genome, operators, constraints, reproducibility, kill-and-resume, the holdout and
+``eenas evaluate`` of its Pareto archs (synthetic, tiny)."""
 
 from __future__ import annotations
+
+import json
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -9,17 +14,22 @@ from pymoo.core.population import Population
 from pymoo.operators.crossover.ux import UX
 
 from eenas.arch import arch_from_dict
+from eenas.cli import main
 from eenas.errors import EenasError
-from eenas.search import SearchConfig, SearchRun, SearchSpace, write_results
+from eenas.search import SearchConfig, SearchRun, SearchSpace, ThresholdGrid, write_results
 from eenas.search.evaluator import Constraints
+from eenas.search.holdout import kendall_tau_b, metrics
 from eenas.search.operators import ExitRepair, ExitSampling, ResetMutation
+from eenas.search.predictor import Predictor, kendall
 from eenas.search.problem import SurrogateProblem
 
 SMALL = {"initial": 4, "iterations": 2, "per_iteration": 2, "population": 8, "generations": 3}
+SEED = 7  # not the CLI's default seed, and 'tiny' not its default budget: evaluate must read the arch's training
 
 
 def small_config(**kwargs) -> SearchConfig:
-    return SearchConfig.create("synthetic", "tiny", overrides=SMALL, bits=(8, 4), **kwargs)
+    return SearchConfig.create("synthetic", "tiny", overrides={**SMALL, **kwargs.pop("sizes", {})}, bits=(8, 4),
+                               **{"seed": SEED, **kwargs})
 
 
 class _Stub:
@@ -35,14 +45,55 @@ def _random_genomes(space, n, seed=0):
     return problem, rng, X
 
 
-def test_genome_round_trip():
-    space = SearchSpace("synthetic", 0.25)
+@pytest.mark.parametrize("grid", [ThresholdGrid(), ThresholdGrid(0.5, 0.95, 0.05), ThresholdGrid(0.3, 0.99, 0.003)])
+def test_genome_round_trip(grid):
+    space = SearchSpace("synthetic", 0.25, thresholds=grid.values)
     problem, rng, X = _random_genomes(space, 200)
     X = ExitRepair()._do(problem, X, random_state=rng)
     for x in X:
         arch = space.decode(x)
         assert np.array_equal(space.encode(arch), x)
         assert arch_from_dict(arch.to_dict()) == arch  # a valid arch file
+
+
+def test_threshold_grid_values_and_errors():
+    assert ThresholdGrid().values[:3] == (0.1, 0.11, 0.12) and ThresholdGrid().values[-1] == 0.99
+    assert len(ThresholdGrid().values) == 90 and str(ThresholdGrid()) == "0.1:0.99:0.01"
+    assert ThresholdGrid.parse("0.5:0.99:0.01").values == tuple(round(0.50 + 0.01 * i, 2) for i in range(50))
+    assert ThresholdGrid.parse("0.7:0.95:0.05").values == (0.7, 0.75, 0.8, 0.85, 0.9, 0.95)  # the reference's range
+    for text, message in [("0.5:0.9", "is not START:STOP:STEP"), ("0:0.9:0.1", "needs 0 < START <= STOP <= 1"),
+                          ("0.9:0.5:0.1", "needs 0 < START"), ("0.1:0.9:0", "STEP must be positive"),
+                          ("0.1:0.9:1e-5", "80001 thresholds, at most 1000")]:
+        with pytest.raises(EenasError, match=message):
+            ThresholdGrid.parse(text)
+
+
+def test_bad_threshold_grid_is_one_line_on_the_command_line(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["eenas", "search", "--dataset", "synthetic", "--thresholds", "0.9:0.5:0.1"])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == "eenas: error: --thresholds 0.9:0.5:0.1: needs 0 < START <= STOP <= 1\n"
+
+
+def test_holdout_metrics_golden_numbers():
+    true, predicted = np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.0, 3.0, 2.0, 4.0])
+    # one discordant pair of six: tau = (5 - 1) / 6; RMSE = sqrt((0 + 1 + 1 + 0) / 4)
+    assert kendall_tau_b(predicted, true) == pytest.approx(4 / 6) == kendall(predicted, true)
+    points = pd.DataFrame({"accuracy": true, "predicted_accuracy": predicted, "average_et": true,
+                           "predicted_average_et": true, "et_ratio": true, "predicted_et_ratio": true + 0.5,
+                           "new_heads": [0, 1, 2, 0]})
+    m = metrics(points, np.random.default_rng(0)).set_index("metric")
+    assert m.loc["accuracy_tau", "value"] == pytest.approx(4 / 6)
+    assert m.loc["accuracy_rmse", "value"] == pytest.approx(np.sqrt(0.5))
+    assert m.loc["average_et_tau", ["value", "ci_low", "ci_high"]].tolist() == [1.0, 1.0, 1.0]  # in every resample
+    assert m.loc["et_ratio_rmse", ["value", "ci_low", "ci_high"]].tolist() == pytest.approx([0.5] * 3)
+    assert m.loc["accuracy_rmse", "ci_low"] <= m.loc["accuracy_rmse", "value"] <= m.loc["accuracy_rmse", "ci_high"]
+    assert (m["candidates"] == 4).all() and (m["with_new_heads"] == 2).all()
+    rng = np.random.default_rng(1)
+    ties_a, ties_b = rng.integers(0, 4, (200, 9)).astype(float), rng.integers(0, 4, (200, 9)).astype(float)
+    assert kendall_tau_b(ties_a, ties_b) == pytest.approx([kendall(a, b) for a, b in zip(ties_a, ties_b)],
+                                                          nan_ok=True)  # scipy's tau-b, ties and all
 
 
 def test_repair_always_yields_a_valid_arch_after_crossover_and_mutation():
@@ -113,12 +164,57 @@ def test_outputs_of_a_finished_run(finished):
     assert np.allclose(ratios, 1.0)
 
 
-def test_same_seed_same_front_even_with_a_warm_cache(finished, tmp_path, cache_dir):
-    again = SearchRun(small_config(), tmp_path / "again", cache_dir=cache_dir, device="cpu")
+def test_same_seed_same_front_even_with_a_warm_cache_and_without_the_holdout(finished, tmp_path, cache_dir):
+    assert finished.cfg.search.holdout == 8  # the tiny budget's
+    again = SearchRun(small_config(sizes={"holdout": 0}), tmp_path / "again", cache_dir=cache_dir, device="cpu")
     again.run()
     write_results(again)
     assert again.pipeline.trained == []  # everything came from the cache
-    assert (tmp_path / "again" / "pareto.csv").read_text() == (finished.out / "pareto.csv").read_text()
+    assert again.held_out is None and not (tmp_path / "again" / "holdout.csv").exists()
+    for name in ("pareto.csv", "archive.csv"):  # held-out evaluations enter neither the archive nor the front
+        assert (tmp_path / "again" / name).read_text() == (finished.out / name).read_text()
+    first = json.loads((finished.out / "config.json").read_text())["cache"]
+    second = json.loads((tmp_path / "again" / "config.json").read_text())["cache"]
+    assert first["trained"] and second["trained"] == []
+    assert set(second["loaded"]) <= set(first["trained"]) | set(first["loaded"])
+    assert {e.split("/")[0] for e in first["trained"]} >= {"backbone", "final", "head"}
+    assert all((finished.pipeline.cache.root / f"{entry}.pt").exists() for entry in first["trained"])
+
+
+def test_holdout_is_predicted_then_evaluated_outside_the_archive(finished):
+    points = pd.read_csv(finished.out / "holdout_points.csv")
+    table = pd.read_csv(finished.out / "holdout.csv").set_index("metric")
+    assert 2 <= len(points) <= 8 and not set(points["genome"]) & {r["genome"] for r in finished.state.archive}
+    assert (points["new_heads"] > 0).sum() == table["with_new_heads"].iloc[0] >= 1
+    X = np.array([[int(v) for v in g.split("-")] for g in points["genome"]])
+    truth = [finished.evaluator.score(finished.space.decode(x)) for x in X]
+    assert points["accuracy"].tolist() == pytest.approx([t.accuracy for t in truth])
+    assert points["average_et"].tolist() == pytest.approx([t.average_et for t in truth])
+    predictor = Predictor(finished.space, finished.cfg.seed).fit(*finished._training_set())
+    assert points["predicted_accuracy"].tolist() == pytest.approx(predictor.predict(X).accuracy.tolist())
+    assert table.loc["accuracy_rmse", "value"] == pytest.approx(
+        np.sqrt(np.mean((points["predicted_accuracy"] - points["accuracy"]) ** 2)))
+    assert table.loc["average_et_tau", "value"] == pytest.approx(
+        kendall(points["predicted_average_et"].to_numpy(), points["average_et"].to_numpy()), nan_ok=True)
+    assert finished.held_out.summary().startswith(f"held-out predictor quality on {len(points)} random archs")
+
+
+def test_evaluate_of_a_pareto_arch_trains_nothing_and_agrees_with_its_stats(finished, cache_dir):
+    """The bug this guards: evaluate retrained everything at its default budget and seed, then overwrote stats_k."""
+    for k in sorted({0, len(pd.read_csv(finished.out / "pareto.csv")) - 1}):
+        arch, stats = finished.out / "pareto" / f"arch_{k}.json", finished.out / "pareto" / f"stats_{k}.json"
+        written = stats.read_bytes()
+        assert json.loads(arch.read_text())["training"]["seed"] == SEED
+        res = subprocess.run([sys.executable, "-m", "eenas", "evaluate", "--arch", str(arch), "--cache-dir",
+                              str(cache_dir), "--device", "cpu", "--json"], capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0, res.stderr
+        assert "trained: nothing (all cached)" in res.stdout and "WARNING" not in res.stderr
+        assert stats.read_bytes() == written  # the search's own file is untouched
+        ours = json.loads((finished.out / "pareto" / f"arch_{k}.eval.json").read_text())
+        theirs = json.loads(written)
+        assert ours.pop("written_by") == "eenas evaluate" and theirs.pop("written_by") == "eenas search"
+        assert ours == theirs
+        assert f"accuracy {theirs['accuracy']:.4f} (validation {theirs['val_accuracy']:.4f}" in res.stdout
 
 
 def test_kill_and_resume_gives_the_same_front(finished, tmp_path, cache_dir):
@@ -137,6 +233,8 @@ def test_non_empty_run_dir_needs_resume_or_force(finished, cache_dir):
         SearchRun(small_config(), finished.out, cache_dir=cache_dir)
     with pytest.raises(EenasError, match="different 'seed'"):
         SearchRun(small_config(seed=5), finished.out, resume=True, cache_dir=cache_dir)
+    with pytest.raises(EenasError, match="different 'thresholds'"):
+        SearchRun(small_config(thresholds=ThresholdGrid(0.5)), finished.out, resume=True, cache_dir=cache_dir)
 
 
 def test_a_diverging_candidate_is_recorded_as_failed(tmp_path, cache_dir, monkeypatch):

@@ -1,4 +1,5 @@
-"""``eenas study mounts``: placements, rows against ``eenas evaluate`` and ``eenas cost``, the CLI (synthetic, tiny)."""
+"""``eenas study mounts``: placements, rows against the search's scorer, ``eenas evaluate`` and ``eenas cost``,
+choice on validation only, the CLI (synthetic, tiny)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ import sys
 
 import pandas as pd
 import pytest
+import torch
 
 from eenas.errors import EenasError
 from eenas.evaluate import evaluate_arch
 from eenas.hardware import cost_arch, network_cost
 from eenas.hardware.report import layer_frame
+from eenas.search.evaluator import Evaluator
 from eenas.study import MountSettings, run_mount_study, write_mount_study
+from eenas.train import ExitLogits
 
 
 def settings(**kwargs) -> MountSettings:
@@ -37,7 +41,7 @@ def test_placements_are_every_combination_or_a_seeded_sample():
 @pytest.mark.parametrize("kwargs, message", [
     ({"n_exits": 18}, "--exits 18"), ({"head": "mlp"}, "--head: unknown head 'mlp'"),
     ({"threshold": 0.0}, "--threshold"), ({"exit_bits": 3}, "--exit-bits 3"), ({"samples": 0}, "--samples"),
-    ({"hardware": "tpu_v9"}, "unknown hardware"),
+    ({"hardware": "tpu_v9"}, "unknown hardware"), ({"split": "train"}, "--split train"),
 ])
 def test_bad_settings_are_clear_errors(kwargs, message):
     with pytest.raises(EenasError, match=message):
@@ -49,13 +53,13 @@ def test_rows_agree_with_evaluate_and_the_cost_table(tiny_pipeline, tmp_path):
     study = run_mount_study(s, tiny_pipeline)
     table = study.placements
     assert len(table) == 5 and table["et_ratio"].is_monotonic_increasing
+    scorer = Evaluator(tiny_pipeline, s.hardware)  # the search's: validation split
     for row in table.itertuples():
         arch = s.arch(tuple(int(m) for m in row.mounts.split("-")))
-        ev = evaluate_arch(arch, tiny_pipeline)
-        ratios = [float(v) for v in row.exit_ratios.split(";")]
-        assert ratios == pytest.approx(list(ev.exits["exit_ratio"]), abs=1e-6)
-        assert row.accuracy == ev.accuracy
-        assert row.average_et == pytest.approx(ev.average_et) and row.et_ratio == pytest.approx(ev.et_ratio)
+        val = scorer.score(arch)
+        assert [float(v) for v in row.exit_ratios.split(";")] == pytest.approx(val.exit_ratios, abs=1e-6)
+        assert row.accuracy == val.accuracy == evaluate_arch(arch, tiny_pipeline).val_accuracy
+        assert row.average_et == pytest.approx(val.average_et) and row.et_ratio == pytest.approx(val.et_ratio)
         cost = cost_arch(arch)
         assert row.cum_cycles == ";".join(str(e.cum_latency_cycles) for e in cost.exits)
         layers = layer_frame(network_cost(arch))  # the per-layer table 'eenas cost' prints
@@ -75,9 +79,36 @@ def test_rows_agree_with_evaluate_and_the_cost_table(tiny_pipeline, tmp_path):
     assert set(study.layers["layer"]) == set(everything["layer"])
     assert study.layers["shape"].str.contains("@").all()
 
+    chosen = study.chosen
+    assert chosen["choice"].tolist() == ["lowest ET ratio", "median ET ratio", "highest ET ratio"]
+    assert chosen["rank"].tolist() == [1, 3, 5]
+    assert chosen["mounts"].tolist() == table["mounts"].iloc[[0, 2, 4]].tolist()
+    for row in chosen.itertuples():  # on the test split, as eenas evaluate reports
+        ev = evaluate_arch(s.arch(tuple(int(m) for m in row.mounts.split("-"))), tiny_pipeline)
+        assert row.accuracy == ev.accuracy and row.et_ratio == pytest.approx(ev.et_ratio)
+        assert [float(v) for v in row.exit_ratios.split(";")] == pytest.approx(list(ev.exits["exit_ratio"]), abs=1e-6)
+
     names = {p.name for p in write_mount_study(study, tmp_path)}
-    assert names == {"mounts.csv", "mount_points.csv", "mount_layers.csv", "mounts.md", "mounts.png", "mounts.json"}
+    assert names == {"mounts.csv", "mounts_chosen.csv", "mount_points.csv", "mount_layers.csv", "mounts.md",
+                     "mounts.png", "mounts.json"}
     assert pd.read_csv(tmp_path / "mounts.csv")["mounts"].tolist() == table["mounts"].tolist()
+
+
+def test_choice_is_made_on_validation_whatever_the_test_labels(tiny_pipeline, monkeypatch):
+    s = settings(samples=8)
+    before = run_mount_study(s, tiny_pipeline)
+    labels = tiny_pipeline.labels()
+    shuffled = labels.test[torch.randperm(len(labels.test), generator=torch.Generator().manual_seed(0))]
+    monkeypatch.setattr(tiny_pipeline, "labels", lambda: ExitLogits(labels.val, shuffled))
+    after = run_mount_study(s, tiny_pipeline)
+    pd.testing.assert_frame_equal(after.placements, before.placements)  # ranking: validation only
+    pd.testing.assert_frame_equal(after.mount_points, before.mount_points)
+    assert after.chosen["mounts"].tolist() == before.chosen["mounts"].tolist()
+    assert after.chosen["accuracy"].tolist() != before.chosen["accuracy"].tolist()  # the test split is what changed
+    assert (after.chosen["accuracy"] < 0.5).all()  # shuffled labels: about chance on 10 classes
+    val_only = run_mount_study(settings(samples=8, split="val"), tiny_pipeline).chosen
+    assert val_only.drop(columns=["choice", "rank"]).to_dict("records") == \
+        before.placements.iloc[val_only["rank"] - 1].to_dict("records")
 
 
 def test_cli_writes_every_file_and_the_same_rows(tmp_path, cache_dir, tiny_pipeline):
@@ -88,7 +119,7 @@ def test_cli_writes_every_file_and_the_same_rows(tmp_path, cache_dir, tiny_pipel
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     assert "results in" in result.stdout
-    for name in ("mounts.csv", "mount_points.csv", "mount_layers.csv", "mounts.md", "mounts.png"):
+    for name in ("mounts.csv", "mounts_chosen.csv", "mount_points.csv", "mount_layers.csv", "mounts.md", "mounts.png"):
         assert (out / name).stat().st_size > 0
     cli_rows = pd.read_csv(out / "mounts.csv")
     library = run_mount_study(settings(), tiny_pipeline).placements

@@ -17,7 +17,7 @@ from eenas.search import SearchConfig, SearchRun, write_results
 from eenas.study.report import highlights
 
 SMALL = {"initial": 4, "iterations": 2, "per_iteration": 2, "population": 8, "generations": 3}  # as test_search.py
-FIGURES = ("pareto.png", "stages.png", "predictor.png", "hypervolume.png")
+FIGURES = ("pareto.png", "stages.png", "predictor.png", "hypervolume.png", "reference_comparison.png")
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +65,11 @@ def test_report_cli_writes_every_figure_and_tables_that_match_the_archs(search_r
         assert static.loc[point["bits"], "static_et"] == pytest.approx(point["static_et"])
     history = pd.read_csv(search_run.out / "predictor.csv")
     assert f"{history['hypervolume'].iloc[-1]:.4g}" in text
+    holdout = pd.read_csv(search_run.out / "holdout.csv")
+    assert f"The {search_run.held_out.summary()}." in text and f"{holdout['value'].iloc[1]:.4g}" in text
+    reference = pd.read_csv(out / "reference_comparison.csv")
+    eenas_rows = reference[reference["group"].str.startswith("eenas")]
+    assert eenas_rows["count"].sum() == len(front)  # every front arch, on the test split of its stats_<k>.json
 
 
 def test_report_of_a_directory_that_is_not_a_run_is_a_clear_error(tmp_path, monkeypatch, capsys):

@@ -3,6 +3,7 @@
 from eenas.search.config import SEARCH_BUDGETS, SearchBudget, SearchConfig
 from eenas.search.outputs import write_results
 from eenas.search.run import SearchRun
-from eenas.search.space import SearchSpace
+from eenas.search.space import SearchSpace, ThresholdGrid
 
-__all__ = ["SEARCH_BUDGETS", "SearchBudget", "SearchConfig", "SearchRun", "SearchSpace", "write_results"]
+__all__ = ["SEARCH_BUDGETS", "SearchBudget", "SearchConfig", "SearchRun", "SearchSpace", "ThresholdGrid",
+           "write_results"]

@@ -7,7 +7,9 @@ from dataclasses import asdict, dataclass, field, replace
 from eenas.arch import DATASET_CLASSES, unknown_dataset
 from eenas.errors import EenasError
 from eenas.hardware import load_accelerator
+from eenas.hardware.accelerator import check_weight_mode
 from eenas.models.spec import HEADS
+from eenas.search.space import ThresholdGrid
 from eenas.train.budget import get_budget
 
 
@@ -18,12 +20,14 @@ class SearchBudget:
     per_iteration: int  # candidates that may pay for training per iteration
     population: int
     generations: int
+    holdout: int  # random archs evaluated after the search to measure the predictor (0: none)
 
 
 SEARCH_BUDGETS = {
-    "tiny": SearchBudget(initial=6, iterations=2, per_iteration=3, population=16, generations=5),
-    "quick": SearchBudget(initial=16, iterations=4, per_iteration=6, population=40, generations=30),
-    "standard": SearchBudget(initial=32, iterations=8, per_iteration=8, population=80, generations=60),
+    "tiny": SearchBudget(initial=6, iterations=2, per_iteration=3, population=16, generations=5, holdout=8),
+    "quick": SearchBudget(initial=16, iterations=4, per_iteration=6, population=40, generations=30, holdout=32),
+    "long": SearchBudget(initial=24, iterations=6, per_iteration=8, population=60, generations=40, holdout=32),
+    "standard": SearchBudget(initial=32, iterations=8, per_iteration=8, population=80, generations=60, holdout=32),
 }
 
 
@@ -35,13 +39,16 @@ class SearchConfig:
     budget: str = "quick"
     seed: int = 0
     hardware: str = "edge_tpu_quad"
+    weights: str | None = None  # streamed or resident; None: the accelerator file's mode
     width_mult: float | None = None
+    amp: str = "auto"  # training dtype (eenas.train.pipeline.resolve_amp)
     bits: tuple[int, ...] = (8, 4)
     heads: tuple[str, ...] = tuple(HEADS)
     max_exits: int = 6
     max_accuracy_drop: float = 1.0
     max_latency: float | None = None
     max_energy: float | None = None
+    thresholds: ThresholdGrid = field(default_factory=ThresholdGrid)
     search: SearchBudget = field(default_factory=lambda: SEARCH_BUDGETS["quick"])
 
     @classmethod
@@ -67,6 +74,7 @@ class SearchConfig:
             (s.iterations >= 0, f"--iterations must be at least 0 (got {s.iterations})"),
             (s.initial >= 2, f"--initial must be at least 2 (got {s.initial})"),
             (s.per_iteration >= 1, f"--per-iteration must be at least 1 (got {s.per_iteration})"),
+            (s.holdout >= 0, f"--holdout must be at least 0 (got {s.holdout})"),
             (self.max_accuracy_drop >= 0, f"--max-accuracy-drop must be >= 0 (got {self.max_accuracy_drop})"),
             (self.max_latency is None or self.max_latency > 0, "--max-latency must be positive"),
             (self.max_energy is None or self.max_energy > 0, "--max-energy must be positive"),
@@ -74,7 +82,10 @@ class SearchConfig:
         for ok, message in checks:
             if not ok:
                 raise EenasError(message)
+        self.thresholds.validate()
         load_accelerator(self.hardware)  # unknown preset or bad file: a clear error now, not later
+        if self.weights is not None:
+            check_weight_mode(self.weights, "--weights")
 
     def to_dict(self) -> dict:
         data = asdict(self)

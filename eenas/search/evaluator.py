@@ -71,9 +71,9 @@ class Score:
 class Evaluator:
     """Scores archs from cached exit logits, training missing heads on demand."""
 
-    def __init__(self, pipeline: Pipeline, hardware: str) -> None:
+    def __init__(self, pipeline: Pipeline, hardware: str, weights: str | None = None) -> None:
         self.pipeline = pipeline
-        self.hardware = hardware
+        self.hardware, self.weights = hardware, weights
         self._stats: dict[tuple, ExitStats] = {}  # (head id or backbone precision, split) -> stats
         # Heads this run has evaluated.  Whether a candidate is scored exactly depends on this
         # set, never on what other runs left in the disk cache, so a run's trajectory is the
@@ -108,7 +108,7 @@ class Evaluator:
         return float(self._exit_stats(p, lambda: self.pipeline.final_logits(p), split).correct.mean())
 
     def cost(self, arch: Arch) -> ArchCost:
-        return cost_arch(arch, self.hardware)
+        return cost_arch(arch, self.hardware, self.weights)
 
     def score(self, arch: Arch, split: str = "val") -> Score:
         """Exact score (trains the heads it lacks first)."""

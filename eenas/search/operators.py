@@ -62,3 +62,10 @@ class ExitRepair(Repair):
             elif len(active) == 0:
                 row[random_state.integers(0, m)] = random_state.integers(1, len(space.heads) + 1)
         return np.array([space.canonical(row) for row in X])
+
+
+def random_genomes(problem, n: int, seed: int) -> np.ndarray:
+    """``n`` valid random genomes (sampled, then repaired) from a generator seeded with ``seed``."""
+    rng = np.random.default_rng(seed)
+    X = ExitSampling().do(problem, n, random_state=rng).get("X")
+    return ExitRepair()._do(problem, X, random_state=rng)

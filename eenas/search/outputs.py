@@ -11,6 +11,7 @@ from eenas.arch import save_arch
 from eenas.io import atomic_write, write_text
 
 if TYPE_CHECKING:
+    from eenas.search.holdout import Holdout
     from eenas.search.run import SearchRun, SearchState
 
 FRONT_COLUMNS = ["k", "exits", "backbone_bits", "exit_bits", "accuracy", "test_accuracy", "accuracy_drop",
@@ -27,6 +28,12 @@ def write_progress(out: Path, state: SearchState) -> None:
     write_csv(out / "predictor.csv", pd.DataFrame(state.history))
 
 
+def write_holdout(out: Path, holdout: Holdout) -> None:
+    """``holdout.csv`` (the predictor's held-out metrics) and ``holdout_points.csv`` (every held-out arch)."""
+    write_csv(out / "holdout.csv", holdout.metrics)
+    write_csv(out / "holdout_points.csv", holdout.points)
+
+
 def write_results(run: SearchRun) -> pd.DataFrame:
     """``pareto.csv``, ``pareto/arch_<k>.json`` + ``stats_<k>.json`` and ``pareto.png``."""
     from eenas.evaluate import evaluate_arch, save_evaluation
@@ -37,9 +44,11 @@ def write_results(run: SearchRun) -> pd.DataFrame:
     front.insert(0, "k", range(len(front)))
     write_csv(run.out / "pareto.csv", front)
     for k, genome in zip(front["k"], front.get("genome", [])):
+        # The evaluation's arch carries the training block 'eenas evaluate' reproduces these numbers from.
         arch = run.space.decode([int(v) for v in genome.split("-")])
-        save_arch(arch, run.out / "pareto" / f"arch_{k}.json")
-        save_evaluation(evaluate_arch(arch, run.pipeline), run.out / "pareto" / f"stats_{k}.json")
+        evaluation = evaluate_arch(arch, run.pipeline, weights=run.cfg.weights)
+        save_arch(evaluation.arch, run.out / "pareto" / f"arch_{k}.json")
+        save_evaluation(evaluation, run.out / "pareto" / f"stats_{k}.json", written_by="eenas search")
     plot_front(run, front, run.out / "pareto.png")
     return front[FRONT_COLUMNS]
 

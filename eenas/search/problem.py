@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from pymoo.core.problem import Problem
 
+from eenas.arch import Arch
 from eenas.search.evaluator import Constraints, Evaluator, Score
 from eenas.search.predictor import Predictor
 from eenas.search.space import SearchSpace
@@ -35,12 +36,15 @@ class SurrogateProblem(Problem):
             out[i] = self.exact[key]
         todo = np.flatnonzero(~exact)
         if len(todo):
-            pred = self.predictor.predict(X[todo])
-            for j, i in enumerate(todo):
-                a = archs[i]
-                out[i] = Score(float(pred.accuracy[j]), self.evaluator.static_accuracy(a.quant.backbone),
-                               pred.exit_ratios[j], self.evaluator.cost(a))
+            for i, score in zip(todo, self.predicted(X[todo], [archs[i] for i in todo])):
+                out[i] = score
         return out, exact
+
+    def predicted(self, X: np.ndarray, archs: list[Arch]) -> list[Score]:
+        """The predictor's scores of genomes ``X`` (decoded: ``archs``): exact costs, predicted accuracy and ratios."""
+        pred = self.predictor.predict(X)
+        return [Score(float(acc), self.evaluator.static_accuracy(a.quant.backbone), ratios, self.evaluator.cost(a))
+                for acc, ratios, a in zip(pred.accuracy, pred.exit_ratios, archs)]
 
     def _evaluate(self, X, out, *args, **kwargs):
         scores, _ = self.scores(np.asarray(X, dtype=int))

@@ -5,7 +5,9 @@
 3. run NSGA-II on the surrogate problem (exact where a candidate's heads are known);
 4. truly evaluate the few candidates most worth training (spread along the predicted
    front, then the most uncertain), and add the front's exactly-scored members for free;
-5. log the predictor's quality on those new, unseen evaluations; repeat from 2.
+5. log the predictor's quality on those new, unseen evaluations; repeat from 2;
+6. measure the final predictor on ``--holdout`` random archs the search never evaluated
+   (:mod:`eenas.search.holdout`), outside the archive.
 
 Every iteration ends with an atomic checkpoint (archive, history, last population and the
 random state), so ``--resume`` replays nothing that finished, and a resumed run ends with
@@ -35,11 +37,12 @@ from eenas.errors import EenasError
 from eenas.io import write_json
 from eenas.search.config import SearchConfig
 from eenas.search.evaluator import Constraints, Evaluator, Score
-from eenas.search.operators import ExitRepair, ExitSampling, ResetMutation
-from eenas.search.outputs import write_progress
+from eenas.search.holdout import HOLDOUT_STREAM, Holdout, draw, measure
+from eenas.search.operators import ExitRepair, ExitSampling, ResetMutation, random_genomes
+from eenas.search.outputs import write_holdout, write_progress
 from eenas.search.predictor import Predictor, kendall
 from eenas.search.problem import SurrogateProblem
-from eenas.search.space import SearchSpace
+from eenas.search.space import SearchSpace, exits_text
 from eenas.train import Pipeline, TrainConfig, get_budget
 
 log = logging.getLogger(__name__)
@@ -67,12 +70,14 @@ class SearchRun:
                  data_dir: str | None = None, cache_dir: str | None = None, device: str = "auto") -> None:
         self.cfg, self.out = cfg, Path(out)
         self.space = SearchSpace(cfg.dataset, cfg.resolved_width, cfg.hardware, _cores(cfg.hardware),
-                                 tuple(cfg.heads), tuple(cfg.bits), max_exits=cfg.max_exits)
+                                 tuple(cfg.heads), tuple(cfg.bits), cfg.thresholds.values, max_exits=cfg.max_exits)
         self.constraints = Constraints(cfg.max_accuracy_drop, cfg.max_latency, cfg.max_energy)
         train_cfg = TrainConfig(cfg.dataset, get_budget(cfg.budget), cfg.resolved_width, cfg.seed,
-                                data_dir, cache_dir, device)
+                                data_dir, cache_dir, device, cfg.amp)
         self.pipeline = Pipeline(train_cfg)
-        self.evaluator = Evaluator(self.pipeline, cfg.hardware)
+        self.evaluator = Evaluator(self.pipeline, cfg.hardware, cfg.weights)
+        self.held_out: Holdout | None = None
+        self._earlier_cache: dict[str, list[str]] = {"loaded": [], "trained": []}  # of a resumed run's sessions
         self.state = self._open(resume, force)
         self.rng = np.random.default_rng(cfg.seed)
         if self.state.rng_state:
@@ -84,15 +89,15 @@ class SearchRun:
 
     # ------------------------------------------------------------------ run dir
     def _open(self, resume: bool, force: bool) -> SearchState:
-        config = {"search": self.cfg.to_dict(), "eenas_version": __version__,
-                  "python": platform.python_version(), "versions": _versions()}
         ckpt = self.out / CHECKPOINT
         if resume and ckpt.exists():
-            saved = json.loads((self.out / "config.json").read_text())["search"]
-            if saved != self.cfg.to_dict():
-                diff = next(k for k in saved if saved[k] != self.cfg.to_dict().get(k))
-                raise EenasError(f"{self.out} was searched with a different '{diff}' ({saved[diff]}); "
+            config = json.loads((self.out / "config.json").read_text())
+            saved, now = config["search"], self.cfg.to_dict()
+            if saved != now:
+                diff = next(k for k in {**now, **saved} if saved.get(k) != now.get(k))  # a key may be new
+                raise EenasError(f"{self.out} was searched with a different '{diff}' ({saved.get(diff)}); "
                                  "resume with the same options or choose a new --out")
+            self._earlier_cache = config.get("cache", self._earlier_cache)
             data = json.loads(ckpt.read_text())
             log.info("resuming %s after iteration %d", self.out, data["iteration"])
             return SearchState(data["iteration"], data["archive"], data["history"], data["population"],
@@ -102,8 +107,22 @@ class SearchRun:
                 raise EenasError(f"{self.out} is not empty: pass --resume to continue it or --force to overwrite it")
             shutil.rmtree(self.out)
         self.out.mkdir(parents=True, exist_ok=True)
-        write_json(self.out / "config.json", config)
+        self._write_config()
         return SearchState()
+
+    def _write_config(self) -> None:
+        """``config.json``: every setting, the versions, and the cache entries the run loaded and trained.
+
+        Over every session of a resumed run; an entry one session trained and a later one
+        loaded counts as trained.
+        """
+        cache = self.pipeline.cache
+        trained = list(dict.fromkeys([*self._earlier_cache["trained"], *cache.trained]))
+        done = set(trained)
+        loaded = [k for k in dict.fromkeys([*self._earlier_cache["loaded"], *cache.loaded]) if k not in done]
+        write_json(self.out / "config.json", {"search": self.cfg.to_dict(), "eenas_version": __version__,
+                                              "python": platform.python_version(), "versions": _versions(),
+                                              "cache": {"loaded": loaded, "trained": trained}})
 
     def _checkpoint(self) -> None:
         self.state.rng_state = self.rng.bit_generator.state
@@ -111,6 +130,7 @@ class SearchRun:
         write_json(self.out / CHECKPOINT, {"version": CHECKPOINT_VERSION, "iteration": s.iteration,
                                            "archive": s.archive, "history": s.history,
                                            "population": s.population, "rng_state": s.rng_state})
+        self._write_config()
 
     @property
     def done(self) -> bool:
@@ -118,7 +138,7 @@ class SearchRun:
 
     # -------------------------------------------------------------------- loop
     def run(self) -> list[dict]:
-        """Run (or finish) every iteration; returns the Pareto records."""
+        """Run (or finish) every iteration, then the holdout; returns the Pareto records."""
         self._check_feasible_bounds()
         total = self.cfg.search.iterations + 1
         done = min(self.state.iteration, total)
@@ -127,7 +147,25 @@ class SearchRun:
                 row = self.step()
                 bar.update(1)
                 bar.set_postfix(true_evals=row["true_evaluations"], best_et_ratio=f"{row['best_et_ratio']:.3f}")
+        self.held_out = self.holdout()
+        self._write_config()
         return self.pareto()
+
+    def holdout(self) -> Holdout | None:
+        """The final predictor on ``--holdout`` random archs the search never evaluated (``holdout.csv``).
+
+        The predictor is fitted on the whole final archive; the archs are drawn by a generator of
+        their own and never enter the archive, so the front does not depend on them.
+        """
+        n = self.cfg.search.holdout
+        if not n:
+            return None
+        rng = np.random.default_rng([self.cfg.seed, HOLDOUT_STREAM])
+        predictor = Predictor(self.space, self.cfg.seed).fit(*self._training_set())
+        problem = SurrogateProblem(self.space, self.evaluator, predictor, self.constraints)
+        result = measure(problem, draw(problem, self._seen, n, int(rng.integers(2**31 - 1))), rng)
+        write_holdout(self.out, result)
+        return result
 
     def step(self) -> dict:
         """One iteration (the first is the initial sample), then a checkpoint."""
@@ -137,7 +175,7 @@ class SearchRun:
         problem = SurrogateProblem(self.space, self.evaluator, None, self.constraints)
         row: dict = {"iteration": it, "seed": seed}
         if it == 0:
-            X = _initial_sample(problem, self.cfg.search.initial, seed)
+            X = random_genomes(problem, self.cfg.search.initial, seed)
             new = self._evaluate(X, "initial", it)
             row.update(predictor="", cv_tau=np.nan, tau_new=np.nan, rmse_new=np.nan, et_tau_new=np.nan, free=0)
         else:
@@ -217,9 +255,7 @@ class SearchRun:
         return [r for r in records if r["status"] == "ok"]
 
     def _record(self, key, arch, score: Score | None, status, test_acc, source, iteration, new_heads) -> dict:
-        exits = ";".join(f"{e.after_block}:{e.head}@{e.threshold:.2f}/c{e.core}{'+o' if e.overlap else ''}"
-                         for e in arch.exits)
-        rec = {"iteration": iteration, "source": source, "status": status, "genome": key, "exits": exits,
+        rec = {"iteration": iteration, "source": source, "status": status, "genome": key, "exits": exits_text(arch),
                "n_exits": len(arch.exits), "backbone_bits": arch.quant.backbone.weights,
                "exit_bits": arch.quant.exits.weights, "new_heads": new_heads}
         if score is None:
@@ -305,12 +341,6 @@ class SearchRun:
             rows.append({"bits": bits, "accuracy": self.evaluator.static_accuracy(p),
                          "test_accuracy": self.evaluator.static_accuracy(p, "test"), "static_et": cost.static_et})
         return rows
-
-
-def _initial_sample(problem: SurrogateProblem, n: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    X = ExitSampling().do(problem, n, random_state=rng).get("X")
-    return ExitRepair()._do(problem, X, random_state=rng)
 
 
 def _quality(predicted: dict[str, Score], new: list[dict]) -> dict:

@@ -3,7 +3,7 @@
 Layout (``M`` = 17 mount points)::
 
     [0, M)       exit gene per mount point: 0 = no exit, k = head type k (1-based)
-    [M, 2M)      threshold gene per mount point: index into the threshold grid
+    [M, 2M)      threshold gene per mount point: index into the threshold grid (``--thresholds``)
     [2M, 3M)     mapping gene per mount point: core * 2 + overlap
     3M           backbone bit-width index
     3M + 1       exit bit-width index
@@ -15,6 +15,7 @@ one genome and duplicate elimination works.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,7 +24,60 @@ from eenas.arch import Arch, BackboneConfig, ExitConfig, Precision, QuantConfig
 from eenas.errors import EenasError
 from eenas.models.spec import HEADS, NUM_BLOCKS
 
-DEFAULT_THRESHOLDS = tuple(round(0.50 + 0.01 * i, 2) for i in range(50))  # 0.50 .. 0.99
+MAX_THRESHOLDS = 1000  # a grid finer than this only slows the search down
+
+
+@dataclass(frozen=True)
+class ThresholdGrid:
+    """The exit thresholds a search may choose: ``start``, ``start + step``, ... up to ``stop``.
+
+    The default floor is 1/10, the lowest maximum softmax a 10-class network can produce: an
+    exit at that threshold takes every sample, so on CIFAR-10 the floor cannot bind.
+    """
+
+    start: float = 0.10
+    stop: float = 0.99
+    step: float = 0.01
+
+    @classmethod
+    def parse(cls, text: str) -> ThresholdGrid:
+        """``START:STOP:STEP``, e.g. ``0.10:0.99:0.01``; raises a one-line error naming ``--thresholds``."""
+        try:
+            start, stop, step = (float(v) for v in text.split(":"))
+        except ValueError:
+            raise EenasError(f"--thresholds: '{text}' is not START:STOP:STEP (e.g. 0.10:0.99:0.01)") from None
+        grid = cls(start, stop, step)
+        grid.validate()
+        return grid
+
+    def validate(self) -> None:
+        if not 0 < self.start <= self.stop <= 1:
+            raise EenasError(f"--thresholds {self}: needs 0 < START <= STOP <= 1")
+        if not self.step > 0:
+            raise EenasError(f"--thresholds {self}: STEP must be positive")
+        if self.count > MAX_THRESHOLDS:
+            raise EenasError(f"--thresholds {self}: {self.count} thresholds, at most {MAX_THRESHOLDS}")
+
+    @property
+    def count(self) -> int:
+        return math.floor((self.stop - self.start) / self.step + 1e-9) + 1
+
+    @property
+    def values(self) -> tuple[float, ...]:
+        return tuple(round(self.start + i * self.step, 10) for i in range(self.count))
+
+    def __str__(self) -> str:
+        return f"{self.start:g}:{self.stop:g}:{self.step:g}"
+
+
+def _threshold_text(threshold: float) -> str:
+    return f"{threshold:.2f}" if round(threshold, 2) == threshold else f"{threshold:g}"
+
+
+def exits_text(arch: Arch) -> str:
+    """An arch's exits in one table cell, e.g. ``3:pool_fc@0.90/c0+o;7:gap_fc@0.85/c1`` (``+o``: overlap)."""
+    return ";".join(f"{e.after_block}:{e.head}@{_threshold_text(e.threshold)}/c{e.core}{'+o' if e.overlap else ''}"
+                    for e in arch.exits)
 
 
 @dataclass(frozen=True)
@@ -34,7 +88,7 @@ class SearchSpace:
     cores: int = 4
     heads: tuple[str, ...] = tuple(HEADS)
     bits: tuple[int, ...] = (8, 4)
-    thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS
+    thresholds: tuple[float, ...] = ThresholdGrid().values
     mounts: tuple[int, ...] = field(default_factory=lambda: tuple(range(1, NUM_BLOCKS + 1)))
     max_exits: int = 6
 
@@ -89,13 +143,19 @@ class SearchSpace:
             for e in arch.exits:
                 i = self.mounts.index(e.after_block)
                 x[i] = self.heads.index(e.head) + 1
-                x[m + i] = self.thresholds.index(round(e.threshold, 2))
+                x[m + i] = self._threshold_index(e.threshold)
                 x[2 * m + i] = 2 * (e.core or 0) + int(e.overlap)
             x[3 * m] = self.bits.index(arch.quant.backbone.weights)
             x[3 * m + 1] = self.bits.index(arch.quant.exits.weights)
         except ValueError as exc:
             raise EenasError(f"arch lies outside the search space: {exc}") from None
         return x
+
+    def _threshold_index(self, threshold: float) -> int:
+        i = int(np.argmin(np.abs(np.asarray(self.thresholds) - threshold)))
+        if not math.isclose(self.thresholds[i], threshold, abs_tol=1e-9):
+            raise ValueError(f"threshold {threshold} is not on the grid")
+        return i
 
     def canonical(self, x: np.ndarray) -> np.ndarray:
         """Zero the threshold and mapping genes of mount points that have no exit."""

@@ -4,9 +4,12 @@ Where an exit sits changes two things at once: how many samples it can send out 
 features are more confident) and what it costs, because a stage's tensor shapes decide how
 well they fill the 8x8x4x4 MAC array.  Keeping the head type, threshold and bit-widths
 fixed isolates the placement.  Each head is trained once per mount point; after that every
-placement scores exactly from cached logits (routing on the test split, as ``eenas
-evaluate`` reports) and the cost model, so all C(17, 4) = 2380 four-exit placements take
-seconds.
+placement scores exactly from cached logits and the cost model, so all C(17, 4) = 2380
+four-exit placements take seconds.
+
+Every placement is scored, ranked and chosen on the validation split; the test split is
+reported only for the chosen placements (the lowest, median and highest ET ratio), so no
+choice ever sees a test label.
 
 Utilisation of a group of layers (a block, a head, a stage) is the MAC-weighted one:
 MACs / (array size x temporal cycles) summed over the layers that run on the MAC array,
@@ -40,6 +43,7 @@ from eenas.train import Pipeline
 
 log = logging.getLogger(__name__)
 SHOWN_PLACEMENTS = 10  # rows of each end of the placement table in the markdown
+SPLITS = ("val", "test")
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,7 @@ class MountSettings:
     hardware: str = "edge_tpu_quad"
     samples: int | None = None  # None: every placement
     seed: int = 0  # of the sample (not of training)
+    split: str = "test"  # what the chosen placements' table shows (choices are always on validation)
 
     def __post_init__(self) -> None:
         checks = [
@@ -66,6 +71,7 @@ class MountSettings:
             (self.backbone_bits in BITWIDTHS, f"--backbone-bits {self.backbone_bits} is not one of {list(BITWIDTHS)}"),
             (self.exit_bits in BITWIDTHS, f"--exit-bits {self.exit_bits} is not one of {list(BITWIDTHS)}"),
             (self.samples is None or self.samples >= 1, f"--samples must be at least 1 (got {self.samples})"),
+            (self.split in SPLITS, f"--split {self.split} is not one of {', '.join(SPLITS)}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -121,7 +127,8 @@ def _shape(layer) -> str:
 @dataclass(frozen=True)
 class MountStudy:
     settings: MountSettings
-    placements: pd.DataFrame  # one row per placement, lowest ET ratio first
+    placements: pd.DataFrame  # one row per placement (validation), lowest ET ratio first
+    chosen: pd.DataFrame  # the lowest, median and highest ET-ratio placements, on settings.split
     mount_points: pd.DataFrame  # one row per mount point: shapes, utilisation, the head alone
     layers: pd.DataFrame  # one row per layer of the backbone and of every head
 
@@ -135,12 +142,14 @@ class _Scorer:
         logits = [pipeline.exit_logits(q.backbone, m, settings.head, q.exits)
                   for m in tqdm(mounts, desc="exit heads", dynamic_ncols=True, disable=None)]
         logits.append(pipeline.final_logits(q.backbone))
-        self.stats = ExitStats.from_logits([lg.test for lg in logits], pipeline.labels().test)
+        labels = pipeline.labels()
+        self.stats = {split: ExitStats.from_logits([getattr(lg, split) for lg in logits], getattr(labels, split))
+                      for split in SPLITS}
         self.row = {m: i for i, m in enumerate(mounts)}
 
-    def placement(self, mounts: tuple[int, ...]) -> dict:
+    def placement(self, mounts: tuple[int, ...], split: str = "val") -> dict:
         s = self.settings
-        outcome = route(self.stats.select([self.row[m] for m in mounts]), [s.threshold] * len(mounts))
+        outcome = route(self.stats[split].select([self.row[m] for m in mounts]), [s.threshold] * len(mounts))
         nc = network_cost(s.arch(mounts), None, outcome.exit_ratios)
         cost, ratios = nc.cost, outcome.exit_ratios
         stages = [[r for r in nc.layers if r.stage == i] for i in range(1, len(cost.exits) + 1)]
@@ -166,8 +175,8 @@ class _Scorer:
             "block_utilization": utilization(body), "block_cycles": sum(r.cycles for r in body),
             "head_utilization": utilization(head), "head_cycles": sum(r.cycles for r in head),
             "head_energy_pj": sum(r.energy_pj + r.transfer_pj for r in head),
-            "head_accuracy": float(self.stats.correct[i].mean()),
-            "confident_share": float((self.stats.confidence[i] >= self.settings.threshold).mean()),
+            "head_accuracy": float(self.stats["val"].correct[i].mean()),
+            "confident_share": float((self.stats["val"].confidence[i] >= self.settings.threshold).mean()),
         }
 
 
@@ -185,7 +194,8 @@ def _layer_table(nc: NetworkCost, blocks: tuple[Block, ...], settings: MountSett
 
 
 def run_mount_study(settings: MountSettings, pipeline: Pipeline) -> MountStudy:
-    """Train (or load) one head per mount point, then score every placement exactly."""
+    """Train (or load) one head per mount point, score and rank every placement on validation, then
+    report the chosen ones on ``settings.split``."""
     places = settings.placements()
     mounts = sorted(set(itertools.chain.from_iterable(places)))
     log.info("%d placements of %d %s exits over %d mount points", len(places), settings.n_exits, settings.head,
@@ -193,17 +203,25 @@ def run_mount_study(settings: MountSettings, pipeline: Pipeline) -> MountStudy:
     scorer = _Scorer(settings, pipeline, mounts)
     rows = [scorer.placement(p) for p in tqdm(places, desc="placements", dynamic_ncols=True, disable=None)]
     table = pd.DataFrame(rows).sort_values(["et_ratio", "mounts"], kind="stable", ignore_index=True)
+    chosen = pd.DataFrame([{"choice": label, "rank": row + 1,
+                            **scorer.placement(tuple(int(m) for m in placement.split("-")), settings.split)}
+                           for label, row, placement in _representatives(table)])
     # One network with an exit at every mount point holds every layer the family uses.
     everything = network_cost(settings.arch(tuple(mounts)))
     blocks = backbone(settings.width_mult, settings.quant.backbone, settings.arch(()).num_classes)
     points = pd.DataFrame([scorer.mount_point(m, blocks[m], list(everything.layers)) for m in mounts])
-    return MountStudy(settings, table, points, _layer_table(everything, blocks, settings, mounts))
+    return MountStudy(settings, table, chosen, points, _layer_table(everything, blocks, settings, mounts))
 
 
-def _representatives(table: pd.DataFrame) -> pd.DataFrame:
-    """The lowest, median and highest ET-ratio placements (the table is sorted by ET ratio)."""
-    picks = sorted({0, len(table) // 2, len(table) - 1})
-    return table.iloc[picks]
+def _representatives(table: pd.DataFrame) -> list[tuple[str, int, str]]:
+    """(label, row, mounts) of the lowest, median and highest ET-ratio placements (``table`` is sorted by it).
+
+    A placement that is several of these (a table of one or two rows) gets one entry, labels joined.
+    """
+    picks: dict[int, list[str]] = {}
+    for row, label in ((0, "lowest"), (len(table) // 2, "median"), (len(table) - 1, "highest")):
+        picks.setdefault(row, []).append(label)
+    return [(" & ".join(labels) + " ET ratio", row, table["mounts"].iloc[row]) for row, labels in sorted(picks.items())]
 
 
 def plot_mounts(study: MountStudy, path: Path) -> Path:
@@ -211,7 +229,7 @@ def plot_mounts(study: MountStudy, path: Path) -> Path:
     fig, (scatter, stages, points) = two_over_one()
     t = study.placements
     dots = scatter.scatter(100 * t["early_share"], t["et_ratio"], c=100 * t["accuracy"], cmap="viridis", s=10)
-    fig.colorbar(dots, ax=scatter, label="test accuracy (%)")
+    fig.colorbar(dots, ax=scatter, label="validation accuracy (%)")
     best = t.iloc[0]
     scatter.scatter([100 * best["early_share"]], [best["et_ratio"]], marker="*", s=180, c="tab:red", edgecolors="k")
     scatter.annotate(f"lowest ET ratio: exits after {best['mounts']}", (100 * best["early_share"], best["et_ratio"]),
@@ -229,7 +247,7 @@ def plot_mounts(study: MountStudy, path: Path) -> Path:
     points.set_ylim(0, 105)
     points.legend(fontsize=7)
 
-    reps = _representatives(t)
+    reps = t.iloc[[i for _, i, _ in _representatives(t)]]
     width = 0.8 / len(reps)
     for j, (color, (_, row)) in enumerate(zip(COLORS[2:], reps.iterrows())):
         util = [100 * float(v) for v in row["stage_utilization"].split(";")]
@@ -245,12 +263,15 @@ def plot_mounts(study: MountStudy, path: Path) -> Path:
 
 
 def write_mount_study(study: MountStudy, out: Path) -> list[Path]:
-    """``mounts.csv``, ``mount_points.csv``, ``mount_layers.csv``, ``mounts.md``, ``mounts.png``, ``mounts.json``."""
+    """``mounts.csv``, ``mounts_chosen.csv``, ``mount_points.csv``, ``mount_layers.csv``, ``mounts.md``,
+    ``mounts.png``, ``mounts.json``."""
     s, t = study.settings, study.placements
+    split = {"val": "validation", "test": "test"}[s.split]
     notes = (f"{s.dataset}, MobileNetV2 width {s.width_mult:g}, {s.n_exits} exits of type {s.head} at threshold "
              f"{s.threshold:g}, backbone {s.backbone_bits}-bit, exits {s.exit_bits}-bit, hardware {s.hardware}; "
              f"{len(t)} placements ({'every one' if s.samples is None else f'a sample of {s.samples}, seed {s.seed}'}"
-             "). Accuracy and exit ratios are on the test split. ET is energy (pJ) × latency (cycles); utilisation "
+             "). Every placement is scored, ranked and chosen on the validation split; the chosen placements' "
+             f"table alone is on the {split} split. ET is energy (pJ) × latency (cycles); utilisation "
              "is the fraction of MAC slots a group of layers keeps busy (MACs / (array size × temporal cycles)); "
              f"mean_exit_block counts the final classifier as {len(MOUNT_POINTS) + 1}.")
     if len(t) <= 2 * SHOWN_PLACEMENTS:
@@ -260,14 +281,18 @@ def write_mount_study(study: MountStudy, out: Path) -> list[Path]:
         ends_title = f"The {SHOWN_PLACEMENTS} placements of lowest and highest ET ratio (all in mounts.csv)"
     paths = [
         write_json(out / "mounts.json", asdict(s)),
-        write_csv(out, "mounts", t), write_csv(out, "mount_points", study.mount_points),
+        write_csv(out, "mounts", t), write_csv(out, "mounts_chosen", study.chosen),
+        write_csv(out, "mount_points", study.mount_points),
         write_csv(out, "mount_layers", study.layers), plot_mounts(study, out / "mounts.png"),
     ]
     paths.append(write_markdown(out / "mounts.md", "Mount-point study", [
         ("Settings", notes),
         ("Figure", "![mount-point study](mounts.png)"),
-        (ends_title, markdown(ends)),
-        ("Per mount point (the head alone: head_accuracy on every sample, confident_share above threshold)",
+        (f"Chosen on validation, reported on the {split} split (rank: in the validation ranking)",
+         markdown(study.chosen)),
+        (f"{ends_title} (validation)", markdown(ends)),
+        ("Per mount point (the head alone on validation: head_accuracy on every sample, confident_share above "
+         "threshold)",
          markdown(study.mount_points)),
         ("Per layer (energy_pj: the layer's own energy plus moving its operands)", markdown(study.layers)),
     ]))

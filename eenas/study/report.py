@@ -1,7 +1,8 @@
 """``eenas report``: every figure of a finished search run, redrawn from its files, and ``report.md``.
 
 The report reads only what the run directory holds (``config.json``, ``archive.csv``,
-``pareto.csv``, ``predictor.csv``, ``pareto/stats_<k>.json``), so it needs no training,
+``pareto.csv``, ``predictor.csv``, ``pareto/stats_<k>.json``, ``holdout.csv`` where the run
+measured its predictor on held-out archs), so it needs no training,
 no cache and no model, and it can be rerun after any change to the plots.
 """
 
@@ -16,8 +17,10 @@ import numpy as np
 import pandas as pd
 
 from eenas.errors import EenasError
+from eenas.search.holdout import summary_line
 from eenas.search.outputs import plot_pareto
 from eenas.study.figures import COLORS, ET_UNIT, label_bars, panels, save, style
+from eenas.study.reference import compare_with_reference, search_front
 from eenas.study.tables import markdown, write_csv, write_markdown
 from eenas.train.budget import get_budget
 
@@ -39,6 +42,7 @@ class SearchResults:
     front: pd.DataFrame
     history: pd.DataFrame
     stats: dict[int, dict]  # Pareto index k -> pareto/stats_<k>.json (test split)
+    holdout: pd.DataFrame | None  # holdout.csv: the predictor's metrics on held-out archs (None: not measured)
 
     def statics(self) -> list[dict]:
         """The static backbone per backbone bit-width: validation accuracy and ET (from the archive)."""
@@ -66,7 +70,8 @@ def load_results(run_dir: Path) -> SearchResults:
     front = pd.read_csv(_read(run_dir / "pareto.csv"))
     history = pd.read_csv(_read(run_dir / "predictor.csv"))
     stats = {int(k): json.loads(_read(run_dir / "pareto" / f"stats_{k}.json").read_text()) for k in front["k"]}
-    return SearchResults(run_dir, config, archive[archive["status"] == "ok"], front, history, stats)
+    holdout = pd.read_csv(run_dir / "holdout.csv") if (run_dir / "holdout.csv").exists() else None
+    return SearchResults(run_dir, config, archive[archive["status"] == "ok"], front, history, stats, holdout)
 
 
 def highlights(front: pd.DataFrame) -> list[tuple[str, int]]:
@@ -162,6 +167,14 @@ def plot_hypervolume(history: pd.DataFrame, path: Path) -> Path:
     return save(fig, path)
 
 
+def _holdout_section(holdout: pd.DataFrame | None) -> str:
+    if holdout is None:
+        return "Not measured (the run's --holdout was 0, or it predates held-out measurement)."
+    return (f"The {summary_line(holdout)}. The archs were drawn at random after the search, outside its archive, "
+            "and predicted by a predictor fitted on the final archive (holdout_points.csv has each one).\n\n"
+            + markdown(holdout))
+
+
 def write_report(run_dir: Path, out: Path | None = None) -> list[Path]:
     """Every figure of the run and ``report.md`` (with its tables) in ``out`` (default: the run directory)."""
     results = load_results(run_dir)
@@ -181,6 +194,14 @@ def write_report(run_dir: Path, out: Path | None = None) -> list[Path]:
     else:
         stage_section = "The front is empty: no evaluated arch met the constraints."
     paths += [plot_predictor(history, out / "predictor.png"), plot_hypervolume(history, out / "hypervolume.png")]
+    if len(front):
+        reference = compare_with_reference(search_front(front, results.stats), out)
+        paths += [out / f"reference_comparison.{ext}" for ext in ("csv", "md", "png")]
+        reference_section = ("![front against the reference](reference_comparison.png)\n\n" + markdown(reference)
+                             + "\n\nTest split; exits counted with the final classifier, as the reference does "
+                               "(details: [reference_comparison.md](reference_comparison.md)).")
+    else:
+        reference_section = "The front is empty."
     width = c["width_mult"] or get_budget(c["budget"]).width_mult
     settings = (f"Run `{run_dir}`: {results.title}; MobileNetV2 width {width:g}, bits "
                 f"{c['bits']}, at most {c['max_exits']} exits, at most {c['max_accuracy_drop']} points below the "
@@ -193,9 +214,11 @@ def write_report(run_dir: Path, out: Path | None = None) -> list[Path]:
          "![Pareto front](pareto.png)\n\n" + markdown(front[[col for col in FRONT_COLUMNS if col in front]])
          + "\n\nStatic backbones (ET ratio 1 by definition):\n\n" + markdown(statics)),
         ("Per-stage ET of the front's extreme points and knee", stage_section),
+        ("Against the reference's released networks", reference_section),
         ("Predictor quality per iteration",
          "![predictor quality](predictor.png)\n\n"
          + markdown(history[PREDICTOR_COLUMNS].fillna({"predictor": "(initial sample)"}))),
+        ("Predictor quality on held-out archs", _holdout_section(results.holdout)),
         ("Hypervolume per iteration", "![hypervolume](hypervolume.png)\n\n" + markdown(history[PROGRESS_COLUMNS])),
     ]))
     return paths

@@ -16,10 +16,9 @@ from typing import Any
 
 import torch
 
-from eenas.io import atomic_write
+from eenas.io import DEFAULT_CACHE_DIR, atomic_write
 
 log = logging.getLogger(__name__)
-DEFAULT_CACHE_DIR = Path("~/.cache/eenas").expanduser()
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -30,8 +29,10 @@ def config_hash(config: dict[str, Any]) -> str:
 class Cache:
     def __init__(self, root: str | Path | None = None) -> None:
         self.root = Path(root).expanduser() if root else DEFAULT_CACHE_DIR
-        self.hits = 0
-        self.misses = 0
+        # Entries ("kind/key") this process read from disk and those it built, each once in first-use
+        # order: a run records them, so which of its numbers come from earlier runs' weights is known.
+        self.loaded: dict[str, None] = {}
+        self.trained: dict[str, None] = {}
 
     def path(self, kind: str, key: str) -> Path:
         return self.root / kind / f"{key}.pt"
@@ -65,9 +66,9 @@ class Cache:
                 log.warning("cache entry %s/%s does not fit (%s); rebuilding it", kind, key, exc)
                 data = None
         if data is not None:
-            self.hits += 1
+            self.loaded.setdefault(f"{kind}/{key}")
             return data
-        self.misses += 1
         data = build()
         self.save(kind, key, data)
+        self.trained.setdefault(f"{kind}/{key}")
         return data
