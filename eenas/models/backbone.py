@@ -11,13 +11,16 @@ from torch import nn
 from eenas.models.spec import INVERTED_RESIDUAL_SETTING, NUM_BLOCKS, STEM_STRIDE
 
 
-def mobilenet_v2_cifar(num_classes: int, width_mult: float = 1.0) -> torchvision.models.MobileNetV2:
+def mobilenet_v2_cifar(
+    num_classes: int, width_mult: float = 1.0, dropout: float = 0.2
+) -> torchvision.models.MobileNetV2:
     """torchvision's MobileNetV2 with the stem stride set for 32x32 inputs."""
     model = torchvision.models.mobilenet_v2(
         weights=None,
         num_classes=num_classes,
         width_mult=width_mult,
         inverted_residual_setting=[list(row) for row in INVERTED_RESIDUAL_SETTING],
+        dropout=dropout,
     )
     model.features[0][0].stride = (STEM_STRIDE, STEM_STRIDE)
     return model
@@ -30,9 +33,9 @@ class Backbone(nn.Module):
     ``final`` is the last 1x1 conv, global average pool and classifier: the last exit.
     """
 
-    def __init__(self, num_classes: int, width_mult: float = 1.0) -> None:
+    def __init__(self, num_classes: int, width_mult: float = 1.0, dropout: float = 0.2) -> None:
         super().__init__()
-        tv = mobilenet_v2_cifar(num_classes, width_mult)
+        tv = mobilenet_v2_cifar(num_classes, width_mult, dropout)
         self.features = tv.features[: NUM_BLOCKS + 1]
         self.final = nn.Sequential(tv.features[NUM_BLOCKS + 1], nn.AdaptiveAvgPool2d(1), nn.Flatten(1), tv.classifier)
 

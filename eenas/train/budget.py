@@ -1,7 +1,8 @@
 """Training budgets: how much compute each stage of the pipeline gets.
 
-``tiny`` is for tests (seconds on synthetic data), ``quick`` is the CPU default (a first
-run in well under half an hour on 2 cores), ``standard`` is the full recipe for a GPU.
+``tiny`` is for tests (seconds on synthetic data), ``quick`` is the CPU default (the demo:
+pretraining plus search within half an hour on 2 cores), ``long`` is for CPU results worth
+publishing (within two hours on 2 cores), ``standard`` is the full recipe for a GPU.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ class Budget:
     eval_limit: int | None  # cap on validation and test images
     head_train_limit: int | None = None  # cap on the cached training features exit heads see
     synthetic_size: int = 1600  # training-set size of the synthetic dataset
+    label_smoothing: float = 0.0  # of the backbone's pretraining loss
+    dropout: float = 0.2  # before the backbone's classifier (torchvision's default)
 
     def recipe(self) -> dict:
         """The fields that change trained weights (cache keys hash these)."""
@@ -39,8 +42,12 @@ BUDGETS: dict[str, Budget] = {
     for b in (
         Budget("tiny", 0.25, pretrain_epochs=8, qat_epochs=1, head_epochs=3, joint_epochs=1,
                batch_size=64, lr=0.05, train_limit=1024, eval_limit=512),
-        Budget("quick", 0.5, pretrain_epochs=10, qat_epochs=2, head_epochs=4, joint_epochs=2,
-               batch_size=128, lr=0.15, train_limit=None, eval_limit=None, head_train_limit=20000),
+        Budget("quick", 0.5, pretrain_epochs=20, qat_epochs=1, head_epochs=4, joint_epochs=2,
+               batch_size=128, lr=0.15, train_limit=None, eval_limit=None, head_train_limit=20000,
+               label_smoothing=0.1, dropout=0.0),
+        Budget("long", 0.75, pretrain_epochs=60, qat_epochs=2, head_epochs=6, joint_epochs=3,
+               batch_size=128, lr=0.15, train_limit=None, eval_limit=None, head_train_limit=30000,
+               label_smoothing=0.1, dropout=0.0),
         Budget("standard", 1.0, pretrain_epochs=150, qat_epochs=15, head_epochs=20, joint_epochs=10,
                batch_size=128, lr=0.1, train_limit=None, eval_limit=None),
     )

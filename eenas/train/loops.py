@@ -48,11 +48,16 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def _exit_losses(outputs: Outputs, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _exit_losses(outputs: Outputs, y: torch.Tensor, label_smoothing: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Sum of cross-entropies over exits (a plain model has one), and the last exit's logits."""
     outs = outputs if isinstance(outputs, list) else [outputs]
-    loss = sum(nn.functional.cross_entropy(o, y) for o in outs)
+    loss = sum(nn.functional.cross_entropy(o.float(), y, label_smoothing=label_smoothing) for o in outs)
     return loss, outs[-1]
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> torch.autocast:
+    """Mixed precision in ``dtype`` on ``device``, or a disabled context for ``None`` (float32)."""
+    return torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
 
 
 def fit(
@@ -64,9 +69,12 @@ def fit(
     one_cycle: bool = False,
     desc: str = "train",
     forward: Callable[[torch.Tensor], Outputs] | None = None,
+    label_smoothing: float = 0.0,
+    amp: torch.dtype | None = None,
 ) -> float:
     """SGD with Nesterov momentum; one-cycle for training from scratch, cosine for fine-tunes.
 
+    ``amp`` runs forward passes in that dtype (bfloat16 on a GPU); ``None`` is plain float32.
     Returns the last epoch's training accuracy.  Raises :class:`TrainingDiverged` on NaN.
     """
     forward = forward or model
@@ -84,7 +92,9 @@ def fit(
         running = 0.0
         bar = tqdm(batches, desc=f"{desc} {epoch + 1}/{epochs}", leave=False, dynamic_ncols=True, disable=None)
         for x, y in bar:
-            loss, logits = _exit_losses(forward(x), y)
+            with autocast(x.device, amp):
+                outputs = forward(x)
+            loss, logits = _exit_losses(outputs, y, label_smoothing)
             if not math.isfinite(loss.item()):
                 raise TrainingDiverged(f"{desc}: loss is {loss.item()} in epoch {epoch + 1}")
             opt.zero_grad(set_to_none=True)
@@ -104,11 +114,13 @@ def fit(
 
 
 @torch.no_grad()
-def predict(forward: Callable[[torch.Tensor], Outputs], batches: Iterable, desc: str = "predict") -> list[torch.Tensor]:
+def predict(forward: Callable[[torch.Tensor], Outputs], batches: Iterable, desc: str = "predict",
+            amp: torch.dtype | None = None) -> list[torch.Tensor]:
     """Logits of every exit over all batches, on the CPU as float32 (one tensor per exit)."""
     chunks: list[list[torch.Tensor]] = []
     for x, _ in tqdm(batches, desc=desc, leave=False, dynamic_ncols=True, disable=None):
-        outs = forward(x)
+        with autocast(x.device, amp):
+            outs = forward(x)
         outs = outs if isinstance(outs, list) else [outs]
         chunks.append([o.float().cpu() for o in outs])
     return [torch.cat(parts) for parts in zip(*chunks)]

@@ -30,7 +30,7 @@ from eenas.models.spec import NUM_BLOCKS, mobilenet_v2_spec
 from eenas.quant import calibrate, quantize_backbone, quantize_head
 from eenas.train.budget import Budget
 from eenas.train.cache import Cache, config_hash
-from eenas.train.loops import TensorBatches, fit, predict
+from eenas.train.loops import TensorBatches, autocast, fit, predict
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +40,28 @@ VAL_FRACTION = 0.1
 # backbone fall from 72% to 62% at lr 0.01 but rise to 91% at 0.001.  They use lr / 50.
 FINETUNE_LR_FACTOR = 1 / 50
 # Part of every cache key: bump it whenever a change to the training code changes weights.
-# (Seeding each job after its dependencies exist did not need a bump: it changed only weights
-# trained as a side effect of a chained request, never those trained in dependency order.)
-TRAINING_VERSION = 2
+# 3: label smoothing and classifier dropout became budget fields, and mixed precision a setting.
+TRAINING_VERSION = 3
+AMP_MODES = ("auto", "fp32", "bf16")
 HEAD_LR = 0.05
+
+
+def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for training: ``auto`` is bfloat16 where it is native, else float32.
+
+    On CPUs without AVX-512 BF16 or AMX, bfloat16 is emulated and trained 13x slower than
+    float32 in our benchmark, so ``auto`` keeps float32 there; ``fp32`` is the reference.
+    """
+    if mode not in AMP_MODES:
+        raise EenasError(f"--amp {mode}: unknown (use {', '.join(AMP_MODES)})")
+    if mode == "auto":
+        native = torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_has_native_bf16()
+        mode = "bf16" if native else "fp32"
+    return torch.bfloat16 if mode == "bf16" else None
+
+
+def cpu_has_native_bf16() -> bool:
+    return torch.backends.cpu.get_cpu_capability() in ("AVX512_BF16", "AMX")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -68,10 +86,13 @@ class TrainConfig:
     data_dir: str | None = None
     cache_dir: str | Path | None = None
     device: str = "auto"
+    amp: str = "auto"  # autocast dtype: auto, fp32 or bf16 (see resolve_amp)
 
     def identity(self) -> dict:
+        amp = resolve_amp(self.amp, resolve_device(self.device))
         return {"dataset": self.dataset, "width": self.width_mult, "seed": self.seed,
-                "recipe": self.budget.recipe(), "val_fraction": VAL_FRACTION, "training_version": TRAINING_VERSION}
+                "recipe": self.budget.recipe(), "val_fraction": VAL_FRACTION, "training_version": TRAINING_VERSION,
+                "amp": "fp32" if amp is None else "bf16"}
 
 
 @dataclass(frozen=True)
@@ -104,6 +125,7 @@ class Pipeline:
         self.cfg = cfg
         self.cache = Cache(cfg.cache_dir)
         self.device = resolve_device(cfg.device)
+        self.amp = resolve_amp(cfg.amp, self.device)
         self.spec = mobilenet_v2_spec(cfg.width_mult)
         self._splits: Splits | None = None
         self._backbones: dict[Precision, Backbone] = {}
@@ -131,7 +153,7 @@ class Pipeline:
                        shuffle=train, augment=train, seed=self.cfg.seed)
 
     def _new_backbone(self) -> Backbone:
-        return Backbone(self.splits.num_classes, self.cfg.width_mult)
+        return Backbone(self.splits.num_classes, self.cfg.width_mult, self.cfg.budget.dropout)
 
     def _to_device(self, model: nn.Module) -> nn.Module:
         return model.to(self.device, memory_format=torch.channels_last)
@@ -172,14 +194,16 @@ class Pipeline:
             log.info("pretraining the float backbone (width %.2f, %d epochs)", self.cfg.width_mult, b.pretrain_epochs)
             torch.manual_seed(_seed_from(key))
             model = self._to_device(self._new_backbone())
-            fit(model, self._batches("train", train=True), b.pretrain_epochs, b.lr, one_cycle=True, desc="pretrain")
+            fit(model, self._batches("train", train=True), b.pretrain_epochs, b.lr, one_cycle=True, desc="pretrain",
+                label_smoothing=b.label_smoothing, amp=self.amp)
         else:
             start = copy.deepcopy(self.float_backbone())  # may train it: seed only afterwards
             log.info("QAT fine-tuning the backbone at %s (%d epochs)", p.tag, b.qat_epochs)
             torch.manual_seed(_seed_from(key))
             model = self._to_device(quantize_backbone(start, p))
             calibrate(model, next(iter(self._batches("train")))[0])
-            fit(model, self._batches("train", train=True), b.qat_epochs, b.lr * FINETUNE_LR_FACTOR, desc=f"QAT {p.tag}")
+            fit(model, self._batches("train", train=True), b.qat_epochs, b.lr * FINETUNE_LR_FACTOR, desc=f"QAT {p.tag}",
+                label_smoothing=b.label_smoothing, amp=self.amp)
         self.trained.append(f"backbone {p.tag}")
         return {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}
 
@@ -200,7 +224,8 @@ class Pipeline:
         taps: dict[int, list[torch.Tensor]] = {m: [] for m in mounts}
         finals = []
         for x, _ in self._loader(data):
-            out, final = model.taps(x, mounts)
+            with autocast(self.device, self.amp):
+                out, final = model.taps(x, mounts)
             for m in mounts:
                 taps[m].append(out[m].half().cpu())
             finals.append(final.float().cpu())
@@ -235,16 +260,16 @@ class Pipeline:
                               shuffle=True, seed=_seed_from(key))
         model = self.new_head(mount, head).to(self.device)
         desc = f"head {head}@{mount}"
-        fit(model, train, b.head_epochs, HEAD_LR, desc=desc)
+        fit(model, train, b.head_epochs, HEAD_LR, desc=desc, amp=self.amp)
         if p_exit != FLOAT:
             model = quantize_head(model, p_exit).to(self.device)
             calibrate(model, next(iter(train))[0])
-            fit(model, train, max(1, b.head_epochs // 3), HEAD_LR / 10, desc=f"{desc} QAT {p_exit.tag}")
+            fit(model, train, max(1, b.head_epochs // 3), HEAD_LR / 10, desc=f"{desc} QAT {p_exit.tag}", amp=self.amp)
         logits = {}
         for split in ("val", "test"):
             feats = getattr(bank, split)[mount]
             batches = TensorBatches(feats, torch.zeros(len(feats), dtype=torch.long), 1024, self.device)
-            logits[split] = predict(model, batches)[0]
+            logits[split] = predict(model, batches, amp=self.amp)[0]
         self.trained.append(f"head {head}@{mount} {p_exit.tag}")
         return {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, **logits}
 
@@ -278,9 +303,11 @@ class Pipeline:
             net = self._to_device(EarlyExitNet(copy.deepcopy(self.backbone(q.backbone)), modules))
             torch.manual_seed(_seed_from(key))
             b = self.cfg.budget
-            fit(net, self._batches("train", train=True), b.joint_epochs, b.lr * FINETUNE_LR_FACTOR, desc="joint")
+            fit(net, self._batches("train", train=True), b.joint_epochs, b.lr * FINETUNE_LR_FACTOR, desc="joint",
+                amp=self.amp)
             self.trained.append("joint fine-tune")
-            split_logits = {s: predict(net, self._batches(s), desc=f"joint {s}") for s in ("val", "test")}
+            split_logits = {s: predict(net, self._batches(s), desc=f"joint {s}", amp=self.amp)
+                            for s in ("val", "test")}
             return {"val": split_logits["val"], "test": split_logits["test"]}
 
         entry = self.cache.get_or_build("joint", key, build)
