@@ -28,12 +28,15 @@ def table_dict(**operators) -> dict:
 def test_preset_lists_every_pair_with_a_source():
     table = load_energy_table()
     assert table.labels == ["mac8/digital", "mac8/cim", "mac4/digital", "mac4/cim", "binary/digital",
-                            "binary/cim", "mf/digital", "mf/cim", "shift/digital"]
+                            "binary/cim", "mf/digital", "mf/cim", "shift/digital", "xnor/digital", "xnor/cim"]
     assert all(c.source for c in table.candidates)
     assert table.cim.array_rows == 62 and table.cim.adc_bits == 5
     # 105 TOPS/W (MF-Net) is 2 / 105 pJ per weight-input pair.
     mf_cim = next(c for c in table.candidates if c.label == "mf/cim")
     assert mf_cim.pj_per_op == pytest.approx(2 / 105)
+    # XNOR: one bit-plane by one weight bit, 16x fewer evaluations than MF-Net's 16: 2 / 1680 pJ.
+    xnor_cim = next(c for c in table.candidates if c.label == "xnor/cim")
+    assert xnor_cim.pj_per_op == pytest.approx(2 / 1680)
 
 
 def test_digital_mac8_energy_is_the_core_models_mac_weight_and_psum_terms():
@@ -95,13 +98,14 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 def test_cli_unknown_operator_in_the_energy_file_is_one_line_and_exit_2(tmp_path: Path):
     path = tmp_path / "bad.yaml"
-    data = table_dict(mac8={"digital": {"pj_per_op": 1, "source": "x"}}, xnor={"cim": {"pj_per_op": 1, "source": "x"}})
+    data = table_dict(mac8={"digital": {"pj_per_op": 1, "source": "x"}},
+                      ternary={"cim": {"pj_per_op": 1, "source": "x"}})
     path.write_text(yaml.safe_dump(data))
     proc = _cli("enos", "--dataset", "synthetic", "--budget", "tiny", "--energy-table", str(path),
                 "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"))
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0
-    assert "unknown operator 'xnor'" in proc.stderr
+    assert "unknown operator 'ternary'" in proc.stderr
 
 
 def test_cli_negative_energy_weight_is_one_line_and_exit_2(tmp_path: Path):
@@ -114,7 +118,8 @@ def test_cli_negative_energy_weight_is_one_line_and_exit_2(tmp_path: Path):
 
 @pytest.mark.parametrize("args", [("enos", "sweep", "--energy-weights", "0,-2"), ("enos", "--energy-weight", "nan"),
                                   ("enos", "sweep", "--energy-weights", "0,x"), ("enos", "--scheme", "greedy"),
-                                  ("enos", "--budget", "tiny", "sweep")])
+                                  ("enos", "--budget", "tiny", "sweep"), ("enos", "--weights", "per-layer"),
+                                  ("enos", "sweep", "--seeds", "0,0"), ("enos", "sweep", "--seeds", "1,x")])
 def test_cli_bad_options_exit_2_in_process(args, tmp_path: Path, monkeypatch, capsys):
     from eenas.cli import main
 

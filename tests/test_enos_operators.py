@@ -14,6 +14,8 @@ from eenas.enos.operators import (
     SHIFT_EXPONENTS,
     BinaryWeight,
     DeepShift,
+    Xnor,
+    binary_activations,
     binary_weights,
     conv_similarity,
     mf_similarity,
@@ -54,6 +56,29 @@ def test_constrained_weights_pass_gradients_straight_through(op_cls, weights):
     upstream = torch.randn_like(w)
     (op_cls(6).weight(w) * upstream).sum().backward()
     assert torch.equal(w.grad, upstream)
+
+
+def test_xnor_dot_product_is_a_popcount_of_agreeing_signs():
+    """+-1 activations and weights: the dot product over n pairs is 2 * (agreements) - n, times the weight scale."""
+    torch.manual_seed(4)
+    op = Xnor(3)
+    x, w = torch.rand(2, 5, 1, 1), torch.randn(3, 5, 1, 1)
+    xb, wb = op(x, w)
+    assert op.threshold.item() == pytest.approx(x.mean().item())  # initialised from the first batch
+    assert set(xb.unique().tolist()) <= {-1.0, 1.0} and set(wb.sign().unique().tolist()) <= {-1.0, 1.0}
+    y = op.similarity(xb, wb, 1, 0, 1)
+    agree = (xb.sign().view(2, 1, 5) == wb.sign().view(1, 3, 5)).sum(-1)
+    scale = w.abs().flatten(1).mean(1)
+    assert torch.allclose(y.view(2, 3), (2 * agree - 5) * scale, atol=1e-6)
+
+
+def test_binary_activations_gradient_is_clipped_straight_through():
+    x = torch.tensor([-2.0, -0.5, 0.25, 3.0], requires_grad=True)
+    t = torch.tensor(0.0, requires_grad=True)
+    out = binary_activations(x, t)
+    assert out.tolist() == [-1.0, -1.0, 1.0, 1.0]
+    out.sum().backward()
+    assert x.grad.tolist() == [0.0, 1.0, 1.0, 0.0] and t.grad.item() == -2.0
 
 
 def test_mf_similarity_matches_its_definition():

@@ -15,8 +15,8 @@ from eenas.enos.budget import ENOS_BUDGETS
 from eenas.enos.energy import load_energy_table, table_from_dict
 from eenas.enos.networks import build_network, make_searchable
 from eenas.enos.relaxation import Architecture, MixedLayer, VariationalArchitecture, relax
-from eenas.enos.schemes import SCHEMES, Sequential
-from eenas.enos.search import EnosConfig, run_enos
+from eenas.enos.schemes import SCHEMES, Progressive
+from eenas.enos.search import EnosConfig, recalibrate_bn, run_enos
 from eenas.enos.searcher import Searcher, SearchSettings
 from eenas.hardware import ConvLayer
 
@@ -121,7 +121,7 @@ def test_large_energy_weight_picks_the_cheapest_candidate_of_every_layer(table):
     assert searcher.mean_probabilities().argmax(1).tolist() == energy.argmin(1).tolist()
 
 
-def test_sequential_pins_every_layer_most_confident_first(table):
+def test_progressive_pins_every_layer_most_confident_first(table):
     net = _mini_network(table)
     energy = table.matrix([layer.shape for layer in net.layers])
     searcher = Searcher(net, Architecture(2, len(table.candidates)), energy,
@@ -129,11 +129,11 @@ def test_sequential_pins_every_layer_most_confident_first(table):
     with torch.no_grad():
         searcher.arch.alpha[1, 3] = 5.0  # layer 1 is sure of candidate 3; layer 0 undecided
         searcher.arch.alpha[0, 2] = 0.5
-    assert Sequential.next_layer(searcher) == 1
+    assert Progressive.next_layer(searcher) == 1
     searcher.fix(1)
-    assert Sequential.next_layer(searcher) == 0
+    assert Progressive.next_layer(searcher) == 0
     batches = _batches(32)
-    Sequential().run(searcher, batches, batches, 2)
+    Progressive().run(searcher, batches, batches, 2)
     assert all(layer.fixed is not None for layer in net.layers)
     assert net.layers[1].fixed == 3 and list(searcher.pinned) == [1, 0]
 
@@ -159,3 +159,128 @@ def test_every_scheme_returns_a_valid_assignment(scheme, tmp_path: Path, table):
             assert 0.0 < layer["choice_frequency"] <= 1.0 and layer["choice_probability_std"] >= 0.0
     assert saved["energy_pj"] == pytest.approx(total)
     assert min(saved["single_operator_energy_pj"].values()) <= total <= max(saved["single_operator_energy_pj"].values())
+
+
+def _searcher(table, settings: SearchSettings) -> Searcher:
+    net = _mini_network(table)
+    energy = table.matrix([layer.shape for layer in net.layers])
+    return Searcher(net, Architecture(len(net.layers), len(table.candidates)), energy, settings)
+
+
+def test_bilevel_steps_the_logits_only_on_validation_batches(table):
+    train, val = _batches(64), [(x + 100.0, y) for x, y in _batches(32)]  # shifted: told apart by value
+    settings = SearchSettings(0.0, "softmax", lr=0.05, arch_lr=0.1, total_steps=2 * len(train),
+                              warmup_steps=len(train))
+    searcher = _searcher(table, settings)
+    seen: list[torch.Tensor] = []
+    objective, arch_step = searcher.objective, searcher.arch_opt.step
+    searcher.objective = lambda x, y: (seen.append(x), objective(x, y))[1]
+    stepped: list[torch.Tensor] = []
+    searcher.arch_opt.step = lambda *a, **k: (stepped.append(seen[-1]), arch_step(*a, **k))[1]
+    SCHEMES["bilevel"].run(searcher, train, val, 2)
+    assert len(stepped) == len(train)  # one logit step per training batch after the one-epoch warm-up
+    assert all(x.min() > 50 for x in stepped)  # every one on a validation batch
+    assert sum(x.min() > 50 for x in seen) == len(train)  # and no validation batch was spent in the warm-up
+
+
+def test_warm_up_trains_weights_only_and_tau_anneals_geometrically(table):
+    batches = _batches(64)
+    settings = SearchSettings(1.0, "softmax", lr=0.05, arch_lr=0.1, total_steps=2 * len(batches),
+                              tau=(2.0, 0.5), warmup_steps=len(batches))
+    searcher = _searcher(table, settings)
+    assert searcher.tau == 2.0
+    weight = searcher.layers[0].weights["shared"].detach().clone()
+    SCHEMES["single"].run(searcher, batches, batches, 1)
+    assert torch.equal(searcher.arch.alpha, torch.zeros_like(searcher.arch.alpha))
+    assert not torch.equal(searcher.layers[0].weights["shared"], weight)
+    assert searcher.tau == pytest.approx(2.0 * 0.25 ** (4 / 7))  # 4 of 8 steps: progress 4/7 of the way
+    SCHEMES["single"].run(searcher, batches, batches, 1)
+    assert searcher.tau == pytest.approx(0.5) and searcher.arch.alpha.abs().sum() > 0
+
+
+def test_sequential_learns_one_layers_logits_per_step(table):
+    batches = _batches(48)  # 3 batches over 2 layers: layer 0, layer 1, layer 0
+    searcher = _searcher(table, SearchSettings(1.0, "softmax", lr=0.05, arch_lr=0.1, total_steps=3))
+    history = []
+    step = searcher.step
+    searcher.step = lambda *a, **k: (step(*a, **k), history.append(searcher.arch.alpha.detach().clone()))[0]
+    SCHEMES["sequential"].run(searcher, batches, batches, 1)
+    before = torch.zeros_like(history[0])
+    for t, alpha in enumerate(history):
+        changed = (alpha != before).any(dim=1).tolist()
+        assert changed == [t % 2 == 0, t % 2 == 1], t
+        before = alpha
+
+
+def test_energy_is_normalised_by_the_all_mac8_digital_network(table):
+    searcher = _searcher(table, SearchSettings(1.0, "softmax", lr=0.05, arch_lr=0.1, total_steps=1))
+    assert searcher.energy[:, 0].sum().item() == pytest.approx(1.0)  # mac8/digital is the first candidate
+    assert table.labels[0] == "mac8/digital" and searcher.energy.max() > searcher.energy[:, 0].max()
+
+
+def test_family_weights_give_each_operator_family_its_own_float_weights(table):
+    layer = MixedLayer(nn.Conv2d(4, 6, 3, padding=1, bias=False), nn.BatchNorm2d(6), ConvLayer(4, 6, 8, 8, 3),
+                       table, "conv", 0, weights="family")
+    assert set(layer.weights) == {"lsq", "sign", "mf", "shift"}
+    assert layer.families[:4] == ["lsq"] * 4 and layer.families[-2:] == ["sign"] * 2  # mac8, mac4; xnor with binary
+    assert torch.equal(layer.weights["lsq"], layer.weights["shift"])  # the same start
+    layer.keep_only(table.labels.index("shift/digital"))
+    assert list(layer.weights) == ["shift"] and layer(torch.randn(2, 4, 8, 8)).shape == (2, 6, 8, 8)
+
+
+def test_bn_recalibration_is_a_plain_average_over_the_batches():
+    net = nn.Sequential(nn.BatchNorm2d(3))
+    net[0].running_mean.fill_(7.0)
+    batches = [(torch.full((2, 3, 1, 1), float(v)), None) for v in (1, 2, 6, 100)]
+    recalibrate_bn(net, batches, max_batches=3)
+    assert net[0].running_mean.tolist() == pytest.approx([3.0] * 3) and net[0].momentum == 0.1
+    assert not net.training
+
+
+def test_the_searched_network_is_retrained_exactly_like_a_baseline(tmp_path: Path, monkeypatch, table):
+    """One fit per network, same recipe, on a fresh seeded network holding only the chosen candidates."""
+    import eenas.enos.search as search
+
+    calls = []
+    real_fit = search.fit
+
+    def recording_fit(net, batches, epochs, lr, **kwargs):
+        first = net.layers[0]
+        calls.append({"epochs": epochs, "lr": lr, "batches": len(batches), **{k: v for k, v in kwargs.items()
+                                                                              if k != "desc"},
+                      "candidates": [len(layer.candidates) for layer in net.layers],
+                      "labels": [layer.labels[0] for layer in net.layers],
+                      "weight": next(iter(first.weights.values())).detach().clone()})
+        return real_fit(net, batches, epochs, lr, **kwargs)
+
+    monkeypatch.setattr(search, "fit", recording_fit)
+    cfg = EnosConfig(dataset="synthetic", budget="tiny", energy_weight=0.5, device="cpu")
+    ws = search.Workspace(cfg)
+    cache = search.Cache(str(tmp_path / "cache"))
+    found = search.run_search(cfg, ws, cache)
+    baseline = search.train_single_operator(cfg, 3, ws, cache)
+    assert len(calls) == 2 and baseline.val_accuracy >= 0.0
+    enos_call, base_call = calls
+    assert enos_call["labels"] == [f"{c.operator}/{c.mode}" for c in found.layers]
+    assert base_call["labels"] == [table.labels[3]] * len(found.layers)
+    fresh, _ = ws.network()
+    for call in calls:
+        assert set(call["candidates"]) == {1}
+        assert torch.equal(call["weight"], fresh.layers[0].weights["shared"])  # from scratch, not the supernet's
+        assert call["one_cycle"] is True
+    recipe = ("epochs", "lr", "batches", "one_cycle", "label_smoothing", "amp")
+    assert {k: enos_call[k] for k in recipe} == {k: base_call[k] for k in recipe}
+    assert enos_call["epochs"] == TINY.train_epochs
+    assert 0.0 <= found.details["supernet_val_accuracy"] <= 1.0 and 0.0 <= found.val_accuracy <= 1.0
+
+
+def test_cifar100_runs_through_the_data_path_with_100_classes(tmp_path: Path, monkeypatch):
+    import eenas.data as data
+
+    monkeypatch.setattr(data, "_load_cifar", lambda name, root, train: synthetic_dataset(
+        320 if train else 80, num_classes=100, seed=int(train)))
+    cfg = EnosConfig(dataset="cifar100", budget="tiny", relaxation="gumbel", device="cpu", data_dir=str(tmp_path))
+    result = run_enos(cfg, tmp_path / "out", cache_dir=str(tmp_path / "cache"))
+    assert result.layers[-1].name == "fc" and 0.0 <= result.test_accuracy <= 1.0
+    fc = json.loads((tmp_path / "out" / "assignment.json").read_text())["layers"][-1]
+    assert fc["macs"] == 100 * 1024 // 8  # 1/8-width conv5 (128 channels) to 100 classes

@@ -1,35 +1,90 @@
-"""``eenas enos sweep`` end to end on synthetic data with a two-candidate energy table."""
+"""``eenas enos sweep``: the iso-energy table, envelopes and bisection on hand-made sweeps, and the CLI end to end."""
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
 from eenas.enos.search import RunResult
-from eenas.enos.sweep import SweepResult
+from eenas.enos.sweep import Run, SweepResult, bisect_energy_weight, difference_interval, pareto_front
+from eenas.errors import EenasError
 
 
 def _result(label: str, accuracy: float, energy: float) -> RunResult:
-    return RunResult(label, accuracy, energy, (), 0.0)
+    return RunResult(label, accuracy, energy, (), 0.0, val_accuracy=accuracy)
 
 
-def test_comparison_takes_the_best_single_operator_network_at_no_more_energy():
-    sweep = SweepResult(
-        searched=((0.0, _result("enos λ=0", 0.80, 100.0)), (10.0, _result("enos λ=10", 0.60, 40.0)),
-                  (99.0, _result("enos λ=99", 0.50, 10.0))),
-        singles=(_result("mac8/digital", 0.82, 150.0), _result("mac4/digital", 0.70, 90.0),
-                 _result("binary/cim", 0.40, 30.0)),
-    )
-    table = sweep.comparison().set_index("energy_weight")
-    assert table.loc[0.0, "best_single_at_or_below"] == "mac4/digital"
-    assert table.loc[0.0, "accuracy_gain_points"] == pytest.approx(10.0)
-    assert table.loc[10.0, "best_single_at_or_below"] == "binary/cim"
-    assert table.loc[10.0, "accuracy_gain_points"] == pytest.approx(20.0)
-    assert table.loc[99.0, "best_single_at_or_below"] == "none"
+def test_difference_interval_adds_seed_spread_and_test_sampling():
+    a, b = np.array([0.80, 0.82, 0.84]), np.array([0.79, 0.80, 0.81])
+    # Paired differences 0.01, 0.02, 0.03: mean 0.02, variance 1e-4, over 3 seeds 3.333e-5; binomial
+    # (0.82 * 0.18 + 0.80 * 0.20) / 10,000 = 3.076e-5; t(0.975, 2) = 4.3027; half width 4.3027 * 8.006e-3.
+    low, high = difference_interval(a, b, 10_000)
+    assert (low, high) == pytest.approx((0.02 - 0.034447, 0.02 + 0.034447), abs=1e-5)
+    # One seed: the binomial term alone, with the normal quantile 1.96.
+    low, high = difference_interval(np.array([0.5]), np.array([0.4]), 100)
+    assert high - 0.1 == pytest.approx(1.959964 * math.sqrt((0.25 + 0.24) / 100), rel=1e-5)
+
+
+def test_pareto_front_keeps_points_nobody_beats_in_energy_and_accuracy():
+    points = pd.DataFrame({"energy_pj": [10, 20, 30, 15, 40], "test_accuracy": [0.5, 0.7, 0.6, 0.4, 0.9]})
+    assert pareto_front(points)["energy_pj"].tolist() == [10, 20, 40]
+
+
+def test_bisection_finds_the_dearest_search_within_the_target():
+    calls = []
+
+    def energy_at(w: float) -> float:
+        calls.append(w)
+        return 100 / (1 + w)
+
+    # Bracket (1, 10); sqrt(10) = 3.162 -> 24.0 (fits, too far below 30); 10^0.25 = 1.778 -> 36.0 (too dear);
+    # 10^0.375 = 2.371 -> 29.66 (within 5% below 30).
+    assert bisect_energy_weight(energy_at, 30.0, (0.0, 1.0, 10.0), steps=3) == pytest.approx(10**0.375)
+    assert calls[3:] == pytest.approx([10**0.5, 10**0.25, 10**0.375])
+    assert bisect_energy_weight(energy_at, 200.0, (0.0, 1.0), steps=3) == 0.0  # λ = 0 already fits
+    assert bisect_energy_weight(energy_at, 5.0, (0.0, 10.0), steps=1) == 40.0  # widened 4x: 100/41 fits
+    with pytest.raises(EenasError, match="reaches 5 pJ"):
+        bisect_energy_weight(energy_at, 5.0, (0.0, 10.0), steps=0)
+
+
+def _sweep() -> SweepResult:
+    runs = []
+    for seed, (mac, binary, enos_hi, enos_lo) in enumerate([(0.80, 0.50, 0.81, 0.60), (0.82, 0.52, 0.83, 0.64)]):
+        runs += [Run("single", seed, _result("mac8/digital", mac, 100.0)),
+                 Run("single", seed, _result("binary/cim", binary, 10.0)),
+                 Run("enos", seed, _result("enos λ=0", enos_hi, 90.0), energy_weight=0.0),
+                 Run("matched", seed, _result("enos λ=0", enos_hi, 90.0), energy_weight=0.0, target="mac8/digital"),
+                 Run("matched", seed, _result("enos λ=3", enos_lo, 9.0), energy_weight=3.0, target="binary/cim")]
+    return SweepResult(tuple(runs), test_images=10_000)
+
+
+def test_iso_energy_table_pairs_each_single_operator_network_with_its_matched_search():
+    iso = _sweep().iso_energy().set_index("single")
+    assert iso.loc["binary/cim", "enos_energy_weights"] == "3 3"
+    assert iso.loc["binary/cim", "difference_points"] == pytest.approx(11.0)  # (0.60 + 0.64 - 0.50 - 0.52) / 2
+    assert iso.loc["mac8/digital", "difference_points"] == pytest.approx(1.0)
+    # Differences 0.01 and 0.01: no seed spread, so only the binomial term remains (t with 1 degree of freedom).
+    half = 12.7062 * math.sqrt((0.82 * 0.18 + 0.81 * 0.19) / 10_000)
+    assert iso.loc["mac8/digital", "ci_high_points"] == pytest.approx(100 * (0.01 + half), rel=1e-4)
+
+
+def test_summary_and_envelope_average_over_seeds():
+    sweep = _sweep()
+    summary = sweep.summary().set_index("network")
+    assert summary.loc["mac8/digital", "test_accuracy_mean"] == pytest.approx(0.81)
+    assert summary.loc["mac8/digital", "test_accuracy_std"] == pytest.approx(math.sqrt(2e-4))
+    assert summary.loc["enos λ=0", "seeds"] == 2 and "enos λ=3" not in summary.index  # matched runs stay apart
+    envelope = sweep.envelope()
+    singles = envelope[envelope["family"] == "single"]
+    assert singles["network"].tolist() == ["binary/cim", "mac8/digital"]
+    enos = envelope[envelope["family"] == "enos"]
+    assert enos["energy_pj"].tolist() == [9.0, 90.0] and enos["test_accuracy"].tolist() == pytest.approx([0.62, 0.82])
 
 
 def test_sweep_cli_writes_tables_figure_and_reuses_its_cache(tmp_path: Path, monkeypatch, capsys):
@@ -43,19 +98,30 @@ def test_sweep_cli_writes_tables_figure_and_reuses_its_cache(tmp_path: Path, mon
                       "binary": {"cim": {"tops_per_watt": 210, "source": "test"}}},
     }, sort_keys=False))
     out = tmp_path / "sweep"
-    args = ["eenas", "enos", "sweep", "--energy-weights", "0,100", "--dataset", "synthetic", "--budget", "tiny",
-            "--relaxation", "gumbel", "--energy-table", str(energy), "--cache-dir", str(tmp_path / "cache"),
-            "--device", "cpu"]
+    args = ["eenas", "enos", "sweep", "--energy-weights", "0,100", "--seeds", "0,1", "--dataset", "synthetic",
+            "--budget", "tiny", "--energy-table", str(energy), "--cache-dir", str(tmp_path / "cache"),
+            "--device", "cpu", "--bisection-steps", "1"]
     monkeypatch.setattr(sys, "argv", [*args, "--out", str(out)])
     main()
     points = pd.read_csv(out / "sweep.csv")
-    assert list(points["kind"]) == ["enos", "enos", "single", "single"]
-    assert list(points["network"][2:]) == ["mac8/digital", "binary/cim"]
-    assert points["test_accuracy"].between(0, 1).all()
+    per_seed = points[points["seed"] == 0]
+    assert list(per_seed["kind"]) == ["enos", "enos", "single", "matched", "single", "matched"]
+    # λ = 100 put every layer on binary/cim, so it is the baseline's assignment: trained once, the same accuracy.
+    same = per_seed.set_index("network").loc[["enos λ=100", "binary/cim"], "test_accuracy"]
+    assert same.iloc[0] == same.iloc[1]
+    assert set(points["seed"]) == {0, 1}
+    assert points["test_accuracy"].between(0, 1).all() and points["val_accuracy"].between(0, 1).all()
     # λ = 100 drives every layer to the cheaper candidate's network energy or below λ = 0's.
-    assert points["energy_pj"][1] <= points["energy_pj"][0]
-    for name in ("sweep.md", "comparison.csv", "sweep.png", "lambda_0/assignment.json", "lambda_100/layers.md",
-                 "single/binary_cim/assignment.json"):
+    assert per_seed["energy_pj"].iloc[1] <= per_seed["energy_pj"].iloc[0]
+    matched = points[points["kind"] == "matched"]
+    single_energy = points[points["kind"] == "single"].set_index(["network", "seed"])["energy_pj"]
+    for _, row in matched.iterrows():  # never more energy than the network it is matched to
+        assert row["energy_pj"] <= single_energy[(row["target"], row["seed"])] + 1e-9
+    summary = pd.read_csv(out / "summary.csv")
+    assert (summary["seeds"] == 2).all()
+    for name in ("summary.md", "iso_energy.csv", "iso_energy.md", "envelope.csv", "sweep.png",
+                 "seed_0/lambda_0/assignment.json", "seed_1/lambda_100/layers.md",
+                 "seed_1/single/binary_cim/assignment.json"):
         assert (out / name).stat().st_size > 0, name
     assert (out / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     first = capsys.readouterr().out

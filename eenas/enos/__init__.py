@@ -4,6 +4,6 @@ Follows Nasrin et al., arXiv:2104.05217; see docs/enos.md.  Only the CLI imports
 """
 
 from eenas.enos.search import EnosConfig, RunResult, run_enos
-from eenas.enos.sweep import SweepResult, parse_energy_weights, run_sweep
+from eenas.enos.sweep import SweepResult, parse_energy_weights, parse_seeds, run_sweep
 
-__all__ = ["EnosConfig", "RunResult", "SweepResult", "parse_energy_weights", "run_enos", "run_sweep"]
+__all__ = ["EnosConfig", "RunResult", "SweepResult", "parse_energy_weights", "parse_seeds", "run_enos", "run_sweep"]

@@ -1,12 +1,17 @@
-"""ENOS budgets: network size, data and epochs for the search, the fine-tune and the baselines.
+"""ENOS budgets: network size, data and epochs for the search and for training the chosen networks.
 
-* ``tiny``: tests; a 1-unit-per-stage network at 1/8 width on a few hundred images,
-  softmax relaxation (every candidate runs), seconds per scheme.
-* ``quick``: a CPU sweep on CIFAR-10 in under half an hour on 2 cores: networks at 1/4
-  width (ShuffleNetV2 with 1, 2, 1 units per stage), 8,000 training, 1,000 validation and
-  2,000 test images, 3 search epochs with hard Gumbel sampling (one candidate runs per
-  step) and 2 fine-tune epochs; each single-operator baseline trains for the same 5 epochs.
-* ``standard``: the full networks and datasets for a GPU, with the softmax relaxation.
+The protocol is the standard NAS one: a search (weights-only warm-up, then weights and
+architecture logits together), discretisation, and then the chosen assignment is trained
+from scratch with exactly the recipe of the single-operator baselines (``train_epochs``,
+one-cycle ``lr``, ``label_smoothing``), so the sweep compares networks, not training runs.
+
+* ``tiny``: tests; a 1-unit-per-stage network at 1/8 width on a few hundred images, seconds per run.
+* ``quick``: a CPU smoke sweep on 8,000 CIFAR-10 images, networks at 1/4 width.
+* ``long``: the CPU sweep on the whole CIFAR-10 training split (45,000 training, 5,000
+  validation, 10,000 test images), networks at 1/4 width; the softmax supernet costs 14
+  single-network steps per step on a CPU, so the search sees the first 4,000 training
+  images (docs/enos.md has the measured step times and the sweep's time).
+* ``standard``: the full networks and datasets for a GPU.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from dataclasses import asdict, dataclass
 
 from eenas.enos.networks import NetworkSize
 from eenas.errors import EenasError
+
+WEIGHT_SHARING = ("shared", "family")
 
 
 @dataclass(frozen=True)
@@ -25,12 +32,16 @@ class EnosBudget:
     val_limit: int | None  # cap on the validation images (bi-level search steps alpha on them)
     test_limit: int | None
     batch_size: int
-    search_epochs: int
-    finetune_epochs: int
-    lr: float  # peak SGD rate for weights in the search and for baselines from scratch
-    finetune_lr: float  # cosine-annealed SGD rate for the discretised network
+    search_limit: int | None  # the search's training images (the first of the training split; None: all)
+    search_epochs: int  # the whole search, warm-up included
+    warmup_epochs: int  # weights only: the logits start learning once the weights mean something
+    train_epochs: int  # every trained network, searched or single-operator: one-cycle SGD from scratch
+    lr: float  # peak SGD rate for weights, in the search and in training
     arch_lr: float  # Adam rate for the architecture logits
     relaxation: str  # default relaxation: softmax or gumbel
+    tau: tuple[float, float] = (1.0, 1.0)  # relaxation temperature, annealed geometrically from first to second
+    weights: str = "shared"  # float weights of a layer: one for all candidates, or one per operator family
+    label_smoothing: float = 0.0
     synthetic_size: int = 1600
 
     def recipe(self) -> dict:
@@ -44,14 +55,17 @@ ENOS_BUDGETS: dict[str, EnosBudget] = {
     b.name: b
     for b in (
         EnosBudget("tiny", NetworkSize(0.125, (1, 1, 1)), train_limit=192, val_limit=64, test_limit=128,
-                   batch_size=64, search_epochs=2, finetune_epochs=1, lr=0.05, finetune_lr=0.01, arch_lr=0.1,
-                   relaxation="softmax", synthetic_size=320),
+                   batch_size=64, search_limit=None, search_epochs=2, warmup_epochs=1, train_epochs=2, lr=0.05,
+                   arch_lr=0.1, relaxation="softmax", tau=(2.0, 0.5), synthetic_size=320),
         EnosBudget("quick", NetworkSize(0.25, (1, 2, 1)), train_limit=8000, val_limit=1000, test_limit=2000,
-                   batch_size=128, search_epochs=3, finetune_epochs=2, lr=0.1, finetune_lr=0.05, arch_lr=0.05,
-                   relaxation="gumbel"),
+                   batch_size=128, search_limit=None, search_epochs=3, warmup_epochs=1, train_epochs=5, lr=0.1,
+                   arch_lr=0.05, relaxation="softmax", tau=(2.0, 0.5)),
+        EnosBudget("long", NetworkSize(0.25, (1, 2, 1)), train_limit=None, val_limit=None, test_limit=None,
+                   batch_size=128, search_limit=4000, search_epochs=3, warmup_epochs=1, train_epochs=2, lr=0.1,
+                   arch_lr=0.05, relaxation="softmax", tau=(2.0, 0.5)),
         EnosBudget("standard", NetworkSize(1.0), train_limit=None, val_limit=None, test_limit=None,
-                   batch_size=128, search_epochs=50, finetune_epochs=30, lr=0.1, finetune_lr=0.01, arch_lr=3e-3,
-                   relaxation="softmax"),
+                   batch_size=128, search_limit=None, search_epochs=50, warmup_epochs=10, train_epochs=200, lr=0.1,
+                   arch_lr=3e-3, relaxation="softmax", tau=(2.0, 0.2), label_smoothing=0.1),
     )
 }
 

@@ -117,7 +117,7 @@ def _trace(net: nn.Module) -> dict[nn.Module, ConvLayer]:
 
 
 def _make_searchable(parent: nn.Module, shapes: dict[nn.Module, ConvLayer], order: list[nn.Module],
-                     table: EnergyTable, prefix: str = "") -> None:
+                     table: EnergyTable, weights: str, prefix: str = "") -> None:
     """Replace every conv (with the BatchNorm that follows it, else a new one) and FC layer."""
     children = list(parent.named_children())
     for i, (name, child) in enumerate(children):
@@ -129,19 +129,20 @@ def _make_searchable(parent: nn.Module, shapes: dict[nn.Module, ConvLayer], orde
                 setattr(parent, children[i + 1][0], nn.Identity())
             else:
                 bn = nn.BatchNorm2d(shapes[child].out_channels)
-            setattr(parent, name, MixedLayer(child, bn, shapes[child], table, path, order.index(child)))
+            setattr(parent, name, MixedLayer(child, bn, shapes[child], table, path, order.index(child), weights))
         elif not isinstance(child, MixedLayer):
-            _make_searchable(child, shapes, order, table, f"{path}.")
+            _make_searchable(child, shapes, order, table, weights, f"{path}.")
 
 
-def make_searchable(net: nn.Module, table: EnergyTable) -> SearchableNetwork:
+def make_searchable(net: nn.Module, table: EnergyTable, weights: str = "shared") -> SearchableNetwork:
     """Replace every conv/FC layer of a network for 3x32x32 inputs by a :class:`MixedLayer`."""
     shapes = _trace(net)
-    _make_searchable(net, shapes, list(shapes), table)
+    _make_searchable(net, shapes, list(shapes), table, weights)
     return SearchableNetwork(net)
 
 
-def build_network(name: str, num_classes: int, size: NetworkSize, table: EnergyTable) -> SearchableNetwork:
+def build_network(name: str, num_classes: int, size: NetworkSize, table: EnergyTable,
+                  weights: str = "shared") -> SearchableNetwork:
     if name not in NETWORKS:
         raise EenasError(f"unknown network '{name}' (known: {', '.join(NETWORKS)})")
-    return make_searchable(NETWORKS[name](num_classes, size), table)
+    return make_searchable(NETWORKS[name](num_classes, size), table, weights)

@@ -13,11 +13,17 @@ multiplication-free operator replaces the dot product by an add/sign similarity.
   weight-input pair; 8-bit weights and activations; signs pass gradients straight through.
 * ``shift``: DeepShift-Q (Elhoushi et al. 2021): ``sign(w) * 2^round(log2 |w|)`` with the
   exponent in ``[-7, 0]`` (a sign bit and a 3-bit shift), 8-bit activations.
+* ``xnor``: XNOR-Net (Rastegari et al. 2016): binary weights as ``binary`` and binary
+  activations ``sign(x - t)`` with a learned threshold ``t`` (inputs are ReLU outputs, so a
+  plain sign would be constant); a dot product of +-1 vectors is an XNOR and a popcount,
+  the natural operation of a CIM macro.
 
 Weights are the layer's shared float weights; every constraint passes gradients straight
 through (STE) so the float weights keep training.  ``storage_bits`` is the weight width the
 digital energy model charges for fetching a weight (the core model knows 2, 4, 8 bits, so a
-binary weight is charged as 2 bits; see docs/enos.md).
+binary weight is charged as 2 bits; see docs/enos.md); ``act_bits`` likewise is the activation
+width charged (and, except for ``xnor``, the LSQ width).  ``family`` groups operators whose
+float weights mean the same thing, for per-family weights (``weights: family`` budgets).
 """
 
 from __future__ import annotations
@@ -78,6 +84,7 @@ class Operator(nn.Module, ABC):
     """Quantizes a layer's activations and weights the way the operator's hardware stores them."""
 
     name: ClassVar[str]
+    family: ClassVar[str]
     act_bits: ClassVar[int] = 8
     storage_bits: ClassVar[int] = 8
 
@@ -98,6 +105,7 @@ class Operator(nn.Module, ABC):
 
 class Mac8(Operator):
     name = "mac8"
+    family = "lsq"
 
     def __init__(self, out_channels: int) -> None:
         super().__init__(out_channels)
@@ -115,6 +123,7 @@ class Mac4(Mac8):
 
 class BinaryWeight(Operator):
     name = "binary"
+    family = "sign"
     storage_bits = 2
 
     def weight(self, w: torch.Tensor) -> torch.Tensor:
@@ -123,6 +132,7 @@ class BinaryWeight(Operator):
 
 class MultiplicationFree(Mac8):
     name = "mf"
+    family = "mf"
 
     def similarity(self, x: torch.Tensor, w: torch.Tensor, stride: int, padding: int, groups: int) -> torch.Tensor:
         return mf_similarity(x, w, stride, padding, groups)
@@ -130,10 +140,37 @@ class MultiplicationFree(Mac8):
 
 class DeepShift(Operator):
     name = "shift"
+    family = "shift"
     storage_bits = 4
 
     def weight(self, w: torch.Tensor) -> torch.Tensor:
         return straight_through(w, power_of_two_weights(w))
 
 
-OPERATORS: dict[str, type[Operator]] = {op.name: op for op in (Mac8, Mac4, BinaryWeight, MultiplicationFree, DeepShift)}
+def binary_activations(x: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
+    """``sign(x - t)`` (+1 at the threshold), gradient passed where ``|x - t| <= 1`` (XNOR-Net's clipped STE)."""
+    shifted = x - threshold
+    clipped = shifted.clamp(-1.0, 1.0)
+    return straight_through(clipped, torch.where(shifted >= 0, 1.0, -1.0).to(x.dtype))
+
+
+class Xnor(BinaryWeight):
+    name = "xnor"
+    act_bits = 2  # charged at the core model's narrowest width; the activations are 1-bit
+
+    def __init__(self, out_channels: int) -> None:
+        nn.Module.__init__(self)  # no LSQ activation quantizer: a learned threshold instead
+        self.threshold = nn.Parameter(torch.zeros(()))
+        self.register_buffer("initialized", torch.tensor(False))
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if not bool(self.initialized):  # start at the mean input, so both signs occur
+            with torch.no_grad():
+                self.threshold.fill_(x.detach().float().mean())
+                self.initialized.fill_(True)
+        return binary_activations(x, self.threshold), self.weight(w)
+
+
+OPERATORS: dict[str, type[Operator]] = {
+    op.name: op for op in (Mac8, Mac4, BinaryWeight, MultiplicationFree, DeepShift, Xnor)
+}

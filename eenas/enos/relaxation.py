@@ -2,12 +2,15 @@
 
 A :class:`MixedLayer` replaces one conv or FC layer and the BatchNorm after it.  Its candidates are the
 (operator, mode) pairs of the energy table; they share the layer's float weights (as
-mixed-precision searches such as EdMIPS do), and each has its own quantizer steps and its
-own BatchNorm, because operators differ in output scale.  The layer's output is
+mixed-precision searches such as EdMIPS do), or with ``weights="family"`` one float weight
+per operator family (:attr:`Operator.family`: LSQ MACs, sign-based binary, shift,
+multiplication-free), whose weights mean different things.  Each candidate has its own
+quantizer steps and its own BatchNorm, because operators differ in output scale.  The layer's output is
 ``sum_i w_i * candidate_i(x)`` with mixing weights ``w`` set by the search for each step:
 
-* ``softmax``: ``w = softmax(alpha)``, every candidate runs (DARTS);
-* ``gumbel``: ``w`` is a hard Gumbel-softmax sample with straight-through gradients, so
+* ``softmax``: ``w = softmax(alpha / tau)``, every candidate runs (DARTS; annealing ``tau``
+  towards 0 makes the mix approach the discretised network the search will hand over);
+* ``gumbel``: ``w`` is a hard Gumbel-softmax sample at temperature ``tau`` with straight-through gradients, so
   only the sampled candidate runs (GDAS), about as cheap as training one network.
 
 :class:`Architecture` holds the logits ``alpha[layer, candidate]``;
@@ -68,12 +71,14 @@ class MixedLayer(nn.Module):
     """
 
     def __init__(self, module: nn.Conv2d | nn.Linear, bn: nn.BatchNorm2d, shape: ConvLayer,
-                 table: EnergyTable, name: str, index: int) -> None:
+                 table: EnergyTable, name: str, index: int, weights: str = "shared") -> None:
         super().__init__()
         self.name, self.index, self.shape = name, index, shape
         self.is_linear = isinstance(module, nn.Linear)
         weight = module.weight.detach()
-        self.weight = nn.Parameter(weight.view(*weight.shape, 1, 1) if self.is_linear else weight.clone())
+        weight = weight.view(*weight.shape, 1, 1) if self.is_linear else weight
+        self.families = [OPERATORS[c.operator].family if weights == "family" else "shared" for c in table.candidates]
+        self.weights = nn.ParameterDict({f: nn.Parameter(weight.clone()) for f in dict.fromkeys(self.families)})
         self.bias = nn.Parameter(module.bias.detach().clone()) if module.bias is not None else None
         self.labels = table.labels
         self.candidates = nn.ModuleList(
@@ -85,19 +90,23 @@ class MixedLayer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.is_linear:
             x = x.view(*x.shape, 1, 1)
-        args = (x, self.weight, self.bias, self.shape)
         if self.fixed is not None:
-            y = self.candidates[self.fixed](*args)
+            y = self._candidate(self.fixed, x)
         elif self.mix is not None:
-            y = sum(self.mix.weights[i] * self.candidates[i](*args) for i in self.mix.active)
+            y = sum(self.mix.weights[i] * self._candidate(i, x) for i in self.mix.active)
         else:
             raise RuntimeError(f"{self.name}: set a mix or fix a candidate before the forward pass")
         return y.flatten(1) if self.is_linear else y
 
+    def _candidate(self, i: int, x: torch.Tensor) -> torch.Tensor:
+        return self.candidates[i](x, self.weights[self.families[i]], self.bias, self.shape)
+
     def keep_only(self, index: int) -> None:
         """Discretise: drop every candidate but ``index`` (and its parameters) for good."""
+        family = self.families[index]
         self.candidates = nn.ModuleList([self.candidates[index]])
-        self.labels = [self.labels[index]]
+        self.weights = nn.ParameterDict({family: self.weights[family]})
+        self.labels, self.families = [self.labels[index]], [family]
         self.fixed, self.mix = 0, None
 
 
@@ -152,7 +161,7 @@ class VariationalArchitecture(Architecture):
 def relax(logits: torch.Tensor, relaxation: str, tau: float = 1.0) -> list[Mix]:
     """Mixing weights per layer from ``[layers, candidates]`` logits."""
     if relaxation == "softmax":
-        weights = torch.softmax(logits, dim=-1)
+        weights = torch.softmax(logits / tau, dim=-1)
         everyone = tuple(range(logits.shape[1]))
         return [Mix(w, everyone) for w in weights]
     samples = F.gumbel_softmax(logits, tau=tau, hard=True, dim=-1)

@@ -1,9 +1,15 @@
-"""The four ENOS training schemes, in a small registry (``SCHEMES[name]``).
+"""The ENOS training schemes, in a small registry (``SCHEMES[name]``).
+
+Every scheme leaves the logits alone during the searcher's weights-only warm-up.
 
 * ``single``: weights and logits take one joint step per training batch.
 * ``bilevel``: first-order DARTS; per training batch, the logits step on a validation
-  batch, then the weights step on the training batch.
-* ``sequential``: joint steps for the first ``WARMUP_FRACTION`` of the search; then, spread
+  batch (never on a training batch), then the weights step on the training batch.
+* ``sequential``: as the reference describes, each training step learns the assignment of
+  one layer: the weights step on every batch, and the logits of layer ``t mod layers`` only
+  (round robin, in execution order).
+* ``progressive``: after the weights-only warm-up, joint steps for ``WARMUP_FRACTION`` of the
+  remaining steps (so the logits have learned something before the first pin); then, spread
   evenly over the rest, layers are pinned one at a time to their most probable candidate,
   always the most confident undecided layer first (largest top probability; ties go to the
   earlier layer), with joint steps (fine-tuning weights and the remaining logits) between
@@ -82,7 +88,8 @@ class Bilevel(Scheme):
         val_batches = itertools.cycle(val)  # cycle() replays its first pass: fixed order, as DARTS's loader
 
         def step(t: int, x: torch.Tensor, y: torch.Tensor) -> StepStats:
-            searcher.step(*next(val_batches), weights=False)
+            if not searcher.warming_up:
+                searcher.step(*next(val_batches), weights=False)
             return searcher.step(x, y, arch=False)
 
         _loop(train, epochs, f"enos {self.name}", step)
@@ -93,8 +100,18 @@ class Sequential(Scheme):
     name = "sequential"
 
     def run(self, searcher: Searcher, train: Batches, val: Batches, epochs: int) -> None:
+        layers = len(searcher.layers)
+        _loop(train, epochs, f"enos {self.name}", lambda t, x, y: searcher.step(x, y, rows=[t % layers]))
+
+
+@register
+class Progressive(Scheme):
+    name = "progressive"
+
+    def run(self, searcher: Searcher, train: Batches, val: Batches, epochs: int) -> None:
         total = epochs * len(train) if isinstance(train, Sized) else searcher.settings.total_steps
-        warmup = int(total * WARMUP_FRACTION)
+        weights_only = searcher.settings.warmup_steps
+        warmup = weights_only + int((total - weights_only) * WARMUP_FRACTION)
         layers = len(searcher.layers)
 
         def step(t: int, x: torch.Tensor, y: torch.Tensor) -> StepStats:

@@ -1,9 +1,16 @@
-"""One ENOS run: search the per-layer (operator, mode) assignment, discretise, fine-tune, test.
+"""One ENOS run: search the per-layer (operator, mode) assignment, discretise, retrain, test.
 
-Also trains the single-operator baselines (every layer one candidate) with the same total
-epochs, for the sweep.  Outputs of a run (:func:`write_run`): ``assignment.json`` (each
-layer's chosen operator and mode with the probabilities of all candidates, and the run's
-accuracy and energy), ``layers.csv`` and ``layers.md`` (operator, mode, MACs, energy).
+The standard NAS protocol: the search ends in an assignment (each layer's most probable
+candidate); the supernet discretised to it, with its BatchNorm statistics recalibrated, is
+scored on validation images; then :func:`train_assignment` trains that assignment from
+scratch, exactly as it trains every single-operator baseline (every layer one candidate).
+Every choice uses validation accuracy; test accuracy is only reported.  Searches and
+trainings are cached separately (a training by its assignment), so a bisection on λ
+(``sweep.py``) pays for the searches it needs, and an assignment is never trained twice.
+
+Outputs of a run (:func:`write_run`): ``assignment.json`` (each layer's chosen operator and
+mode with the probabilities of all candidates, and the run's accuracies and energy),
+``layers.csv`` and ``layers.md`` (operator, mode, MACs, energy).
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -20,7 +27,7 @@ import pandas as pd
 import torch
 
 from eenas.data import Batches, Splits, load_splits
-from eenas.enos.budget import EnosBudget, get_enos_budget
+from eenas.enos.budget import WEIGHT_SHARING, EnosBudget, get_enos_budget
 from eenas.enos.energy import DEFAULT_TABLE, EnergyTable, load_energy_table
 from eenas.enos.networks import NETWORKS, SearchableNetwork, build_network
 from eenas.enos.relaxation import RELAXATIONS, Architecture, VariationalArchitecture
@@ -30,12 +37,13 @@ from eenas.errors import EenasError
 from eenas.io import write_json, write_text
 from eenas.train.cache import Cache, config_hash
 from eenas.train.loops import TrainingDiverged, fit, predict
-from eenas.train.pipeline import resolve_device
+from eenas.train.pipeline import resolve_amp, resolve_device
 
 log = logging.getLogger(__name__)
 
 VAL_FRACTION = 0.1
-CACHE_VERSION = 1  # part of every cache key: bump it when a change alters trained results
+CACHE_VERSION = 2  # part of every cache key: bump it when a change alters trained results
+BN_BATCHES = 20  # training batches (not augmented) that recalibrate BatchNorm statistics
 POSTERIOR_SAMPLES = 1000  # Monte-Carlo samples for the variational scheme's uncertainty
 
 
@@ -58,9 +66,12 @@ class EnosConfig:
     seed: int = 0
     data_dir: str | None = None
     device: str = "auto"
+    weights: str | None = None  # None: the budget's weight sharing (shared or family)
 
     def __post_init__(self) -> None:
         check_energy_weight(self.energy_weight)
+        if self.weights is not None and self.weights not in WEIGHT_SHARING:
+            raise EenasError(f"unknown weight sharing '{self.weights}' (known: {', '.join(WEIGHT_SHARING)})")
         if self.model not in NETWORKS:
             raise EenasError(f"unknown network '{self.model}' (known: {', '.join(NETWORKS)})")
         if self.relaxation is not None and self.relaxation not in RELAXATIONS:
@@ -75,6 +86,10 @@ class EnosConfig:
     @property
     def relaxation_used(self) -> str:
         return self.relaxation or self.budget_spec.relaxation
+
+    @property
+    def weights_used(self) -> str:
+        return self.weights or self.budget_spec.weights
 
 
 @dataclass(frozen=True)
@@ -103,17 +118,26 @@ class RunResult:
     layers: tuple[LayerChoice, ...]
     seconds: float
     details: dict = field(default_factory=dict)
+    val_accuracy: float = math.nan
 
     def to_dict(self) -> dict:
-        return {"label": self.label, "test_accuracy": self.test_accuracy, "energy_pj": self.energy_pj,
-                "seconds": round(self.seconds, 1), **self.details, "layers": [asdict(c) for c in self.layers]}
+        return {"label": self.label, "val_accuracy": self.val_accuracy, "test_accuracy": self.test_accuracy,
+                "energy_pj": self.energy_pj, "seconds": round(self.seconds, 1), **self.details,
+                "layers": [asdict(c) for c in self.layers]}
 
     @classmethod
     def from_dict(cls, data: dict) -> RunResult:
-        fields = ("label", "test_accuracy", "energy_pj", "seconds", "layers")
+        fields = ("label", "val_accuracy", "test_accuracy", "energy_pj", "seconds", "layers")
         details = {k: v for k, v in data.items() if k not in fields}
         layers = tuple(LayerChoice(**c) for c in data["layers"])
-        return cls(data["label"], data["test_accuracy"], data["energy_pj"], layers, data["seconds"], details)
+        return cls(data["label"], data["test_accuracy"], data["energy_pj"], layers, data["seconds"], details,
+                   data["val_accuracy"])
+
+    @property
+    def picks(self) -> list[int]:
+        """Each layer's candidate index, in the energy table's order."""
+        labels = list(self.layers[0].probabilities) if self.layers else []
+        return [labels.index(f"{c.operator}/{c.mode}") for c in self.layers]
 
     def table(self) -> pd.DataFrame:
         return pd.DataFrame([
@@ -130,28 +154,52 @@ class Workspace:
         self.cfg, self.budget = cfg, cfg.budget_spec
         self.table: EnergyTable = load_energy_table(cfg.energy_table)
         self.device = resolve_device(cfg.device)
+        self.amp = resolve_amp("auto", self.device)
         b = self.budget
         s = load_splits(cfg.dataset, cfg.data_dir, VAL_FRACTION, cfg.seed, b.synthetic_size)
         self.splits = Splits(s.dataset, s.train.subset(b.train_limit), s.val.subset(b.val_limit),
                              s.test.subset(b.test_limit))
 
-    def batches(self, split: str, train: bool = False) -> Batches:
-        return Batches(getattr(self.splits, split), self.cfg.dataset, self.budget.batch_size, self.device,
-                       shuffle=train, augment=train, seed=self.cfg.seed)
+    def batches(self, split: str, train: bool = False, limit: int | None = None) -> Batches:
+        return Batches(getattr(self.splits, split).subset(limit), self.cfg.dataset, self.budget.batch_size,
+                       self.device, shuffle=train, augment=train, seed=self.cfg.seed)
 
-    def network(self) -> tuple[SearchableNetwork, torch.Tensor]:
+    def network(self, weights: str = "shared") -> tuple[SearchableNetwork, torch.Tensor]:
         """A fresh seeded network and its ``[layers, candidates]`` energy matrix in pJ."""
         torch.manual_seed(self.cfg.seed)
-        net = build_network(self.cfg.model, self.splits.num_classes, self.budget.size, self.table)
+        net = build_network(self.cfg.model, self.splits.num_classes, self.budget.size, self.table, weights)
         energy = self.table.matrix([layer.shape for layer in net.layers])
         return net.to(self.device, memory_format=torch.channels_last), energy
 
     @torch.no_grad()
-    def test_accuracy(self, net: SearchableNetwork) -> float:
-        net.eval()
+    def accuracy(self, net: SearchableNetwork, split: str) -> float:
+        """Top-1 accuracy on ``val`` or ``test``, after recalibrating BatchNorm statistics."""
         torch.manual_seed(self.cfg.seed)  # CIM noise is drawn at inference too
-        logits = predict(net, self.batches("test"), desc="test")[0]
-        return (logits.argmax(1) == self.splits.test.labels).float().mean().item()
+        recalibrate_bn(net, self.batches("train"), BN_BATCHES)
+        logits = predict(net, self.batches(split), desc=split, amp=self.amp)[0]
+        return (logits.argmax(1) == getattr(self.splits, split).labels).float().mean().item()
+
+
+@torch.no_grad()
+def recalibrate_bn(net: torch.nn.Module, batches: Batches, max_batches: int) -> None:
+    """Recompute every BatchNorm's statistics as a plain average over ``max_batches`` batches.
+
+    A supernet's per-candidate statistics were gathered under the mixed inputs of the search,
+    and a trained network's are a running average weighted to the last few augmented batches.
+    """
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    net.train()
+    for i, (x, _) in enumerate(batches):
+        if i == max_batches:
+            break
+        net(x)
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    net.eval()
 
 
 def _entropy(p: torch.Tensor) -> float:
@@ -176,23 +224,27 @@ def _choices(net: SearchableNetwork, energy: torch.Tensor, table: EnergyTable, p
     return tuple(out)
 
 
-def run_search(cfg: EnosConfig, ws: Workspace | None = None) -> RunResult:
-    """Search, discretise to each layer's most probable candidate, fine-tune, and test."""
+def search_assignment(cfg: EnosConfig, ws: Workspace | None = None) -> RunResult:
+    """Search, discretise to each layer's most probable candidate, and score the supernet on validation.
+
+    The result's ``val_accuracy`` is the discretised supernet's (BatchNorm recalibrated); it
+    has no test accuracy: only the retrained network (:func:`run_search`) is tested.
+    """
     ws = ws or Workspace(cfg)
     b, scheme = ws.budget, get_scheme(cfg.scheme)
-    net, energy = ws.network()
-    train, val = ws.batches("train", train=True), ws.batches("val")
+    net, energy = ws.network(cfg.weights_used)
+    train, val = ws.batches("train", train=True, limit=b.search_limit), ws.batches("val")
     layers, candidates = len(net.layers), len(ws.table.candidates)
     arch_cls = VariationalArchitecture if scheme.variational else Architecture
     arch = arch_cls(layers, candidates).to(ws.device)
     settings = SearchSettings(
         energy_weight=cfg.energy_weight, relaxation=cfg.relaxation_used, lr=b.lr, arch_lr=b.arch_lr,
-        total_steps=b.search_epochs * len(train), kl_weight=1.0 / len(ws.splits.train) if scheme.variational else 0.0,
+        total_steps=b.search_epochs * len(train), kl_weight=1.0 / len(train.data) if scheme.variational else 0.0,
+        tau=b.tau, warmup_steps=b.warmup_epochs * len(train),
     )
     searcher = Searcher(net, arch, energy, settings)
     start = time.perf_counter()
     scheme.run(searcher, train, val, b.search_epochs)
-    searched = time.perf_counter() - start
 
     posterior = None
     if isinstance(arch, VariationalArchitecture):
@@ -204,58 +256,88 @@ def run_search(cfg: EnosConfig, ws: Workspace | None = None) -> RunResult:
     choices = _choices(net, energy, ws.table, probs, picks, posterior)
     for layer, k in zip(net.layers, picks):
         layer.keep_only(k)
-    fit(net, train, b.finetune_epochs, b.finetune_lr, desc="enos fine-tune")
-    accuracy = ws.test_accuracy(net)
+    supernet_val = ws.accuracy(net, "val")
     total = float(sum(c.energy_pj for c in choices))
     seconds = time.perf_counter() - start
-    log.info("%s λ=%g: test accuracy %.4f, energy %.4g pJ (search %.0f s, total %.0f s)",
-             cfg.scheme, cfg.energy_weight, accuracy, total, searched, seconds)
-    details = {"config": asdict(cfg), "relaxation": cfg.relaxation_used, "budget": b.recipe(),
-               "energy_table": ws.table.name, "search_seconds": searched,
+    log.info("%s λ=%g: energy %.4g pJ, discretised supernet val accuracy %.4f (search %.0f s)",
+             cfg.scheme, cfg.energy_weight, total, supernet_val, seconds)
+    details = {"config": asdict(cfg), "relaxation": cfg.relaxation_used, "weights": cfg.weights_used,
+               "budget": b.recipe(), "energy_table": ws.table.name, "search_seconds": seconds,
                "pin_order": [net.layers[i].name for i in searcher.pinned],
                "single_operator_energy_pj": dict(zip(ws.table.labels, energy.sum(0).tolist()))}
-    return RunResult(f"enos λ={cfg.energy_weight:g}", accuracy, total, choices, seconds, details)
+    return RunResult(f"enos λ={cfg.energy_weight:g}", math.nan, total, choices, seconds, details, supernet_val)
 
 
-def train_single_operator(cfg: EnosConfig, index: int, ws: Workspace | None = None) -> RunResult:
-    """A baseline with every layer on candidate ``index``, trained for search + fine-tune epochs."""
-    ws = ws or Workspace(cfg)
+def train_assignment(ws: Workspace, picks: list[int], label: str) -> dict:
+    """Train a fresh network with layer ``l`` on candidate ``picks[l]``: the one recipe for every network.
+
+    One-cycle SGD from the seeded initialisation for the budget's ``train_epochs``, then
+    BatchNorm recalibration; returns validation and test accuracy and the seconds it took.
+    """
     b = ws.budget
-    net, energy = ws.network()
-    for layer in net.layers:
-        layer.keep_only(index)
-    label = ws.table.labels[index]
+    net, _ = ws.network()
+    for layer, k in zip(net.layers, picks):
+        layer.keep_only(k)
     start = time.perf_counter()
-    fit(net, ws.batches("train", train=True), b.search_epochs + b.finetune_epochs, b.lr, one_cycle=True,
-        desc=f"single {label}")
-    accuracy = ws.test_accuracy(net)
+    fit(net, ws.batches("train", train=True), b.train_epochs, b.lr, one_cycle=True, desc=f"train {label}",
+        label_smoothing=b.label_smoothing, amp=ws.amp)
+    result = {"val_accuracy": ws.accuracy(net, "val"), "test_accuracy": ws.accuracy(net, "test"),
+              "train_seconds": time.perf_counter() - start}
+    log.info("%s: val accuracy %.4f, test accuracy %.4f", label, result["val_accuracy"], result["test_accuracy"])
+    return result
+
+
+def _trained(ws: Workspace, cache: Cache, picks: list[int], label: str) -> dict:
+    return cached("train", ws, cache, partial(train_assignment, ws, picks, label), picks=picks)
+
+
+def searched(cfg: EnosConfig, ws: Workspace, cache: Cache) -> RunResult:
+    """The (cached) search at ``cfg``'s energy weight, not yet retrained."""
+    return RunResult.from_dict(cached(
+        "search", ws, cache, lambda: search_assignment(cfg, ws).to_dict(), scheme=cfg.scheme,
+        energy_weight=cfg.energy_weight, relaxation=cfg.relaxation_used, weights=cfg.weights_used))
+
+
+def run_search(cfg: EnosConfig, ws: Workspace, cache: Cache) -> RunResult:
+    """Search (cached), then train the assignment with the baseline recipe (cached)."""
+    found = searched(cfg, ws, cache)
+    trained = _trained(ws, cache, found.picks, found.label)
+    details = {**found.details, "supernet_val_accuracy": found.val_accuracy, "train_seconds": trained["train_seconds"]}
+    return replace(found, val_accuracy=trained["val_accuracy"], test_accuracy=trained["test_accuracy"],
+                   seconds=found.seconds + trained["train_seconds"], details=details)
+
+
+def train_single_operator(cfg: EnosConfig, index: int, ws: Workspace, cache: Cache) -> RunResult:
+    """A baseline: every layer on candidate ``index``, trained by :func:`train_assignment`."""
+    label = ws.table.labels[index]
+    net, energy = ws.network()
+    picks = [index] * len(net.layers)
+    trained = _trained(ws, cache, picks, label)
     onehot = torch.zeros(len(ws.table.candidates))
     onehot[index] = 1.0
-    choices = _choices(net, energy, ws.table, onehot.expand(len(net.layers), -1), [index] * len(net.layers), None)
-    total = float(energy[:, index].sum())
-    log.info("single %s: test accuracy %.4f, energy %.4g pJ", label, accuracy, total)
-    return RunResult(label, accuracy, total, choices, time.perf_counter() - start, {"config": asdict(cfg)})
+    choices = _choices(net, energy, ws.table, onehot.expand(len(net.layers), -1), picks, None)
+    return RunResult(label, trained["test_accuracy"], float(energy[:, index].sum()), choices,
+                     trained["train_seconds"], {"config": asdict(cfg)}, trained["val_accuracy"])
 
 
-def cached(kind: str, ws: Workspace, cache: Cache, build: Callable[[], RunResult], **identity) -> RunResult:
+def cached(kind: str, ws: Workspace, cache: Cache, build: Callable[[], dict], **identity) -> dict:
     """``build()``, or its stored result from an earlier run with the same identity.
 
-    The key holds the model, dataset, seed, budget recipe and the whole energy table (its
-    numbers and CIM settings change results), plus what ``identity`` adds.
+    The key holds the model, dataset, seed, budget recipe, the training precision and the whole
+    energy table (its numbers and CIM settings change results), plus what ``identity`` adds.
     """
     cfg = ws.cfg
     key = config_hash({"stage": f"enos-{kind}", "version": CACHE_VERSION, "model": cfg.model,
                        "dataset": cfg.dataset, "seed": cfg.seed, "budget": ws.budget.recipe(),
-                       "table": repr(ws.table), **identity})
-    return RunResult.from_dict(cache.get_or_build("enos", key, lambda: build().to_dict()))
+                       "table": repr(ws.table), "amp": str(ws.amp), **identity})
+    return cache.get_or_build("enos", key, build)
 
 
 def run_enos(cfg: EnosConfig, out: Path, cache_dir: str | None = None) -> RunResult:
     """``eenas enos``: one search (cached), its outputs written under ``out``."""
     ws = Workspace(cfg)
     try:
-        result = cached("search", ws, Cache(cache_dir), partial(run_search, cfg, ws), scheme=cfg.scheme,
-                        energy_weight=cfg.energy_weight, relaxation=cfg.relaxation_used)
+        result = run_search(cfg, ws, Cache(cache_dir))
     except TrainingDiverged as exc:
         raise EenasError(f"training diverged ({exc}); try a smaller --energy-weight or another --seed") from None
     write_run(result, out)
@@ -269,6 +351,7 @@ def write_run(result: RunResult, out: Path) -> list[Path]:
         write_json(out / "assignment.json", result.to_dict()),
         write_text(out / "layers.csv", table.to_csv(index=False)),
         write_text(out / "layers.md", table.to_markdown(index=False, floatfmt=".4g") + "\n\n"
-                   + f"test accuracy {result.test_accuracy:.4f}, energy {result.energy_pj:.4g} pJ per image\n"),
+                   + f"validation accuracy {result.val_accuracy:.4f}, test accuracy {result.test_accuracy:.4f}, "
+                   f"energy {result.energy_pj:.4g} pJ per image\n"),
     ]
     return paths

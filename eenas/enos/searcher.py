@@ -2,10 +2,14 @@
 
 ``loss = CE + energy_weight * E[energy] / E_ref + kl_weight * KL``, where
 ``E[energy] = sum_l sum_i softmax(alpha)[l, i] * E[l, i]`` from the energy table and
-``E_ref = sum_l max_i E[l, i]``, the dearest network: so ``energy_weight`` is unitless, and
-1 makes going from the dearest network to a free one worth one nat of cross-entropy.
+``E_ref`` the energy of the all-``mac8/digital`` network (the dearest network if the table
+has no such candidate): so ``energy_weight`` is unitless, and 1 makes saving the reference
+network's whole energy worth one nat of cross-entropy.
 Weights train by SGD with Nesterov momentum and a cosine schedule (weight decay on conv
-and FC weights only); the logits by Adam, as in DARTS.
+and FC weights only); the logits by Adam, as in DARTS.  For the first ``warmup_steps``
+weight steps the logits do not learn (a cross-entropy gradient from untrained weights
+favours whichever candidate trains fastest, not the one that ends best), and the relaxation
+temperature falls geometrically from ``tau[0]`` to ``tau[1]`` over the search.
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ from torch.nn import functional as F
 from eenas.enos.energy import expected_energy
 from eenas.enos.networks import SearchableNetwork
 from eenas.enos.relaxation import Architecture, relax
-from eenas.train.loops import TrainingDiverged
+from eenas.train.loops import TrainingDiverged, param_groups
 
 WEIGHT_DECAY = 5e-4
+REFERENCE_CANDIDATE = "mac8/digital"
 
 
 @dataclass(frozen=True)
@@ -32,7 +37,8 @@ class SearchSettings:
     arch_lr: float
     total_steps: int
     kl_weight: float = 0.0
-    tau: float = 1.0
+    tau: tuple[float, float] = (1.0, 1.0)  # temperature at the first and the last step
+    warmup_steps: int = 0  # weight steps before the logits start learning
 
 
 @dataclass(frozen=True)
@@ -47,17 +53,22 @@ class Searcher:
     def __init__(self, net: SearchableNetwork, arch: Architecture, energy_pj: torch.Tensor, settings: SearchSettings):
         self.net, self.arch, self.settings = net, arch, settings
         self.layers = net.layers
-        self.energy = (energy_pj / energy_pj.max(dim=1).values.sum()).float()
-        decay = [layer.weight for layer in self.layers]
-        decayed = {id(p) for p in decay}
-        rest = [p for p in net.parameters() if id(p) not in decayed]
-        self.weight_opt = torch.optim.SGD(
-            [{"params": decay, "weight_decay": WEIGHT_DECAY}, {"params": rest, "weight_decay": 0.0}],
-            lr=settings.lr, momentum=0.9, nesterov=True,
-        )
+        self.energy = (energy_pj / reference_energy(energy_pj, self.layers[0].labels)).float()
+        self.weight_opt = torch.optim.SGD(param_groups(net, WEIGHT_DECAY), lr=settings.lr, momentum=0.9, nesterov=True)
         self.schedule = torch.optim.lr_scheduler.CosineAnnealingLR(self.weight_opt, T_max=max(1, settings.total_steps))
         self.arch_opt = torch.optim.Adam(arch.parameters(), lr=settings.arch_lr, betas=(0.5, 0.999))
         self.pinned: dict[int, torch.Tensor] = {}  # layer -> its probabilities when it was pinned, in pin order
+        self.weight_steps = 0
+
+    @property
+    def warming_up(self) -> bool:
+        return self.weight_steps < self.settings.warmup_steps
+
+    @property
+    def tau(self) -> float:
+        start, end = self.settings.tau
+        progress = min(1.0, self.weight_steps / max(1, self.settings.total_steps - 1))
+        return start * (end / start) ** progress
 
     def fixed_mask(self) -> torch.Tensor:
         return torch.tensor([layer.fixed is not None for layer in self.layers])
@@ -76,7 +87,7 @@ class Searcher:
     def objective(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The loss for one batch, and the logits (a fresh relaxation sample is drawn)."""
         logits = self.arch.logits()
-        for layer, mix in zip(self.layers, relax(logits, self.settings.relaxation, self.settings.tau)):
+        for layer, mix in zip(self.layers, relax(logits, self.settings.relaxation, self.tau)):
             layer.mix = mix
         out = self.net(x)
         loss = F.cross_entropy(out, y)
@@ -86,8 +97,13 @@ class Searcher:
             loss = loss + self.settings.kl_weight * self.arch.kl()
         return loss, out
 
-    def step(self, x: torch.Tensor, y: torch.Tensor, weights: bool = True, arch: bool = True) -> StepStats:
-        """One gradient step on the weights, the logits or both, on one batch."""
+    def step(self, x: torch.Tensor, y: torch.Tensor, weights: bool = True, arch: bool = True,
+             rows: list[int] | None = None) -> StepStats:
+        """One gradient step on the weights, the logits or both, on one batch.
+
+        The logits do not step while warming up; ``rows`` limits their step to those layers.
+        """
+        arch = arch and not self.warming_up
         self.net.train()
         loss, out = self.objective(x, y)
         if not math.isfinite(loss.item()):
@@ -98,8 +114,16 @@ class Searcher:
         if weights:
             self.weight_opt.step()
             self.schedule.step()
+            self.weight_steps += 1
         if arch:
+            kept = [p.detach().clone() for p in self.arch.parameters()] if rows is not None else []
             self.arch_opt.step()
+            if rows is not None:  # Adam's momentum would move the other rows too: put them back
+                with torch.no_grad():
+                    for p, old in zip(self.arch.parameters(), kept):
+                        others = torch.ones(p.shape[0], dtype=torch.bool, device=p.device)
+                        others[rows] = False
+                        p[others] = old[others]
         return StepStats(loss.item(), (out.argmax(1) == y).float().mean().item())
 
     def mean_probabilities(self) -> torch.Tensor:
@@ -121,3 +145,10 @@ class Searcher:
         for i, row in self.pinned.items():
             probs[i] = row
         return probs
+
+
+def reference_energy(energy_pj: torch.Tensor, labels: list[str]) -> float:
+    """``E_ref``: the all-``mac8/digital`` network's energy, else the dearest network's (pJ)."""
+    if REFERENCE_CANDIDATE in labels:
+        return float(energy_pj[:, labels.index(REFERENCE_CANDIDATE)].sum())
+    return float(energy_pj.max(dim=1).values.sum())

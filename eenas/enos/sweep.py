@@ -1,11 +1,17 @@
-"""The accuracy-against-energy curve: ENOS at several energy weights against single-operator networks.
+"""The accuracy-against-energy comparison: ENOS at several energy weights against single-operator networks.
 
-For each energy weight, one search (fine-tuned and tested); for each candidate of the energy
-table, one network with every layer on that candidate, trained for the same total epochs.
-Each run is cached under ``--cache-dir``, so an interrupted sweep resumes where it stopped.
-``sweep.csv`` / ``sweep.md`` list every point; ``sweep.md`` also compares each ENOS point
-with the most accurate single-operator network that needs no more energy.  ``sweep.png``
-plots them all.
+For every seed: one search per energy weight, and one network per candidate of the energy
+table with every layer on that candidate; every network is trained by the same recipe
+(:func:`eenas.enos.search.train_assignment`).  Then, for every single-operator network,
+ENOS at matched energy: λ is bisected (on the searches' energies; the searches only ever
+see training and validation images) for the costliest searched network that needs no more
+energy than the single-operator one, and that network is trained and tested.
+
+Outputs under ``--out``: ``sweep.csv`` (every run and seed), ``summary.csv``/``.md`` (mean ±
+std over seeds), ``iso_energy.csv``/``.md`` (ENOS at each single-operator network's energy,
+the accuracy difference and its 95% confidence interval), ``envelope.csv`` (the
+accuracy-energy envelopes) and ``sweep.png``.  Each run is cached under ``--cache-dir``,
+so an interrupted sweep resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -17,15 +23,17 @@ from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from scipy import stats
 
 from eenas.enos.search import (
     EnosConfig,
     RunResult,
     Workspace,
-    cached,
     check_energy_weight,
     run_search,
+    searched,
     train_single_operator,
     write_run,
 )
@@ -36,33 +44,113 @@ from eenas.train.loops import TrainingDiverged
 
 log = logging.getLogger(__name__)
 
+MATCH_TOLERANCE = 0.05  # bisection stops once a search lands within 5% below the target energy
+CONFIDENCE = 0.95
+
+
+@dataclass(frozen=True)
+class Run:
+    """One trained network of the sweep."""
+
+    kind: str  # enos, single or matched (ENOS bisected to a single-operator network's energy)
+    seed: int
+    result: RunResult
+    energy_weight: float | None = None
+    target: str | None = None  # matched: the single-operator network whose energy it matches
+
 
 @dataclass(frozen=True)
 class SweepResult:
-    searched: tuple[tuple[float, RunResult], ...]  # (energy weight, result)
-    singles: tuple[RunResult, ...]
+    runs: tuple[Run, ...]
+    test_images: int
 
     def points(self) -> pd.DataFrame:
-        rows = [{"network": r.label, "kind": "enos", "energy_weight": w, "energy_pj": r.energy_pj,
-                 "test_accuracy": r.test_accuracy} for w, r in self.searched]
-        rows += [{"network": r.label, "kind": "single", "energy_weight": None, "energy_pj": r.energy_pj,
-                  "test_accuracy": r.test_accuracy} for r in self.singles]
+        return pd.DataFrame([
+            {"network": r.result.label, "kind": r.kind, "energy_weight": r.energy_weight, "target": r.target,
+             "seed": r.seed, "energy_pj": r.result.energy_pj, "val_accuracy": r.result.val_accuracy,
+             "test_accuracy": r.result.test_accuracy} for r in self.runs
+        ])
+
+    def summary(self) -> pd.DataFrame:
+        """Mean and standard deviation over seeds of every ENOS λ and single-operator network."""
+        points = self.points()
+        points = points[points["kind"] != "matched"].fillna({"energy_weight": -1.0})
+        rows = []
+        for (kind, network, weight), group in points.groupby(["kind", "network", "energy_weight"], sort=False):
+            rows.append({"network": network, "kind": kind, "energy_weight": None if weight < 0 else weight,
+                         "seeds": len(group), **_mean_std(group, "energy_pj"), **_mean_std(group, "val_accuracy"),
+                         **_mean_std(group, "test_accuracy")})
         return pd.DataFrame(rows)
 
-    def comparison(self) -> pd.DataFrame:
-        """Each ENOS point against the best single-operator network at no more energy."""
+    def iso_energy(self) -> pd.DataFrame:
+        """For each single-operator network, ENOS at no more energy: accuracies and their difference."""
         rows = []
-        for w, r in self.searched:
-            affordable = [s for s in self.singles if s.energy_pj <= r.energy_pj]
-            best = max(affordable, key=lambda s: s.test_accuracy, default=None)
+        singles = [r for r in self.runs if r.kind == "single"]
+        for label in dict.fromkeys(r.result.label for r in singles):
+            base = {r.seed: r.result for r in singles if r.result.label == label}
+            match = {r.seed: r for r in self.runs if r.kind == "matched" and r.target == label}
+            seeds = sorted(set(base) & set(match))
+            if not seeds:
+                rows.append({"single": label, "single_energy_pj": np.mean([b.energy_pj for b in base.values()]),
+                             "matched": False})
+                continue
+            a = np.array([match[s].result.test_accuracy for s in seeds])
+            b = np.array([base[s].test_accuracy for s in seeds])
+            low, high = difference_interval(a, b, self.test_images)
             rows.append({
-                "energy_weight": w, "enos_energy_pj": r.energy_pj, "enos_accuracy": r.test_accuracy,
-                "best_single_at_or_below": best.label if best else "none",
-                "single_energy_pj": best.energy_pj if best else None,
-                "single_accuracy": best.test_accuracy if best else None,
-                "accuracy_gain_points": 100 * (r.test_accuracy - best.test_accuracy) if best else None,
+                "single": label, "single_energy_pj": np.mean([base[s].energy_pj for s in seeds]), "matched": True,
+                "enos_energy_pj": np.mean([match[s].result.energy_pj for s in seeds]),
+                "enos_energy_weights": " ".join(f"{match[s].energy_weight:.3g}" for s in seeds),
+                "seeds": len(seeds), "single_test_accuracy": b.mean(), "enos_test_accuracy": a.mean(),
+                "difference_points": 100 * (a.mean() - b.mean()), "ci_low_points": 100 * low,
+                "ci_high_points": 100 * high,
             })
         return pd.DataFrame(rows)
+
+    def envelope(self) -> pd.DataFrame:
+        """The accuracy-energy envelope (Pareto front of seed means) of ENOS and of the single-operator networks."""
+        points = self.points().dropna(subset=["test_accuracy"])
+        points["group"] = points["network"] + "|" + points["target"].fillna("")
+        means = points.groupby(["kind", "group"]).agg(
+            network=("network", "first"), energy_pj=("energy_pj", "mean"), test_accuracy=("test_accuracy", "mean"),
+        ).reset_index()
+        means["family"] = np.where(means["kind"] == "single", "single", "enos")
+        fronts = [pareto_front(group).assign(family=family) for family, group in means.groupby("family")]
+        return pd.concat(fronts, ignore_index=True)[["family", "network", "energy_pj", "test_accuracy"]]
+
+
+def _mean_std(group: pd.DataFrame, column: str) -> dict:
+    values = group[column].to_numpy(dtype=float)
+    std = float(values.std(ddof=1)) if len(values) > 1 else math.nan
+    return {f"{column}_mean": float(values.mean()), f"{column}_std": std}
+
+
+def difference_interval(a: np.ndarray, b: np.ndarray, test_images: int) -> tuple[float, float]:
+    """A 95% interval for ``mean(a) - mean(b)``, test accuracies of two networks over the same seeds.
+
+    The seed-to-seed spread of the paired differences (Student t, ``seeds - 1`` degrees of
+    freedom) and the binomial sampling error of the test set (both accuracies, as if
+    independent, which overstates it) are added in quadrature; with one seed only the
+    binomial term is left and the quantile is the normal one.
+    """
+    d = a - b
+    n = len(d)
+    binomial = (a.mean() * (1 - a.mean()) + b.mean() * (1 - b.mean())) / test_images
+    seed_var = d.var(ddof=1) / n if n > 1 else 0.0
+    quantile = stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) if n > 1 else stats.norm.ppf(0.5 + CONFIDENCE / 2)
+    half = float(quantile * math.sqrt(seed_var + binomial))
+    return float(d.mean()) - half, float(d.mean()) + half
+
+
+def pareto_front(points: pd.DataFrame) -> pd.DataFrame:
+    """The points no other point beats in both energy (lower) and accuracy (higher), by energy."""
+    ordered = points.sort_values(["energy_pj", "test_accuracy"], ascending=[True, False])
+    best, keep = -math.inf, []
+    for index, accuracy in ordered["test_accuracy"].items():
+        if accuracy > best:
+            keep.append(index)
+            best = accuracy
+    return ordered.loc[keep]
 
 
 def parse_energy_weights(text: str) -> tuple[float, ...]:
@@ -77,26 +165,84 @@ def parse_energy_weights(text: str) -> tuple[float, ...]:
     return weights
 
 
-def run_sweep(cfg: EnosConfig, energy_weights: tuple[float, ...], out: Path, cache_dir: str | None) -> SweepResult:
-    """Searches at each energy weight, then every single-operator baseline; writes each run's outputs."""
-    ws = Workspace(cfg)
+def parse_seeds(text: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise EenasError(f"--seeds: '{text}' is not a comma-separated list of integers") from None
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise EenasError(f"--seeds: expected distinct non-negative integers, got '{text}'")
+    return seeds
+
+
+def bisect_energy_weight(energy_at: Callable[[float], float], target_pj: float, grid: tuple[float, ...],
+                         steps: int) -> float:
+    """The energy weight whose search needs the most energy without exceeding ``target_pj``.
+
+    ``energy_at(λ)`` is a search's energy (cached, so the grid costs nothing twice).  The
+    bracket from the grid is halved ``steps`` times in log λ (or widened by 4x while every
+    λ tried is too dear).  Energy need not fall strictly with λ, so the answer is the best
+    of every λ tried, not the bracket's end.  Raises when no λ tried fits the target.
+    """
+    tried = {w: energy_at(w) for w in grid}
+    for _ in range(steps):
+        fits = [w for w, e in tried.items() if e <= target_pj]
+        if fits and max(tried[w] for w in fits) >= (1 - MATCH_TOLERANCE) * target_pj:
+            break
+        high = min(fits, default=None)
+        dear = [w for w, e in tried.items() if e > target_pj and (high is None or w < high)]
+        low = max(dear, default=None)
+        if high is None:
+            mid = 4 * max(max(tried), 1.0)
+        elif low is None:
+            break  # the smallest λ tried already fits: nothing dearer to find below it
+        else:
+            mid = math.sqrt(low * high) if low > 0 else high / 4
+        tried[mid] = energy_at(mid)
+    fits = [w for w, e in tried.items() if e <= target_pj]
+    if not fits:
+        raise EenasError(f"no energy weight tried ({', '.join(f'{w:g}' for w in sorted(tried))}) "
+                         f"reaches {target_pj:.4g} pJ")
+    return max(fits, key=lambda w: (tried[w], -w))
+
+
+def run_sweep(cfg: EnosConfig, energy_weights: tuple[float, ...], seeds: tuple[int, ...], out: Path,
+              cache_dir: str | None, bisection_steps: int = 3) -> SweepResult:
+    """Every seed: searches at each energy weight, every single-operator baseline, and ENOS matched to each."""
     cache = Cache(cache_dir)
-    searched = []
-    for w in energy_weights:
-        result = _attempt(f"enos λ={w:g}", lambda w=w: cached(
-            "search", ws, cache, partial(run_search, replace(cfg, energy_weight=w), ws),
-            scheme=cfg.scheme, energy_weight=w, relaxation=cfg.relaxation_used))
-        write_run(result, out / f"lambda_{w:g}")
-        searched.append((w, result))
-    singles = []
-    for index, label in enumerate(ws.table.labels):
-        result = _attempt(label, lambda index=index, label=label: cached(
-            "single", ws, cache, partial(train_single_operator, cfg, index, ws), candidate=label))
-        write_run(result, out / "single" / label.replace("/", "_"))
-        singles.append(result)
-    sweep = SweepResult(tuple(searched), tuple(singles))
+    runs: list[Run] = []
+    test_images = 0
+    for seed in seeds:
+        ws = Workspace(replace(cfg, seed=seed))
+        test_images = len(ws.splits.test)
+        for w in energy_weights:
+            result = _attempt(f"enos λ={w:g} seed {seed}", partial(run_search, replace(ws.cfg, energy_weight=w),
+                                                                   ws, cache))
+            write_run(result, out / f"seed_{seed}" / f"lambda_{w:g}")
+            runs.append(Run("enos", seed, result, energy_weight=w))
+        for index, label in enumerate(ws.table.labels):
+            result = _attempt(f"{label} seed {seed}", partial(train_single_operator, ws.cfg, index, ws, cache))
+            write_run(result, out / f"seed_{seed}" / "single" / label.replace("/", "_"))
+            runs.append(Run("single", seed, result))
+            if not math.isnan(result.energy_pj):  # a diverged baseline has nothing to match
+                runs += _matched(ws, cache, result, energy_weights, bisection_steps)
+    sweep = SweepResult(tuple(runs), test_images)
     write_sweep(sweep, cfg, out)
     return sweep
+
+
+def _matched(ws: Workspace, cache: Cache, single: RunResult, grid: tuple[float, ...], steps: int) -> list[Run]:
+    """ENOS bisected to ``single``'s energy and trained, or nothing if no λ reaches it."""
+    def energy_at(w: float) -> float:
+        return searched(replace(ws.cfg, energy_weight=w), ws, cache).energy_pj
+
+    try:
+        weight = bisect_energy_weight(energy_at, single.energy_pj, grid, steps)
+        result = run_search(replace(ws.cfg, energy_weight=weight), ws, cache)
+    except (EenasError, TrainingDiverged) as exc:
+        log.warning("no ENOS network matches %s (seed %d): %s", single.label, ws.cfg.seed, exc)
+        return []
+    return [Run("matched", ws.cfg.seed, result, energy_weight=weight, target=single.label)]
 
 
 def _attempt(label: str, run: Callable[[], RunResult]) -> RunResult:
@@ -109,38 +255,48 @@ def _attempt(label: str, run: Callable[[], RunResult]) -> RunResult:
 
 
 def write_sweep(sweep: SweepResult, cfg: EnosConfig, out: Path) -> None:
-    points, comparison = sweep.points(), sweep.comparison()
+    points, summary, iso, envelope = sweep.points(), sweep.summary(), sweep.iso_energy(), sweep.envelope()
+    title = f"{cfg.model} on {cfg.dataset}, scheme {cfg.scheme}, budget {cfg.budget}"
     write_text(out / "sweep.csv", points.to_csv(index=False))
-    write_text(out / "comparison.csv", comparison.to_csv(index=False))
-    write_text(out / "sweep.md", (
-        f"# ENOS sweep: {cfg.model} on {cfg.dataset}, scheme {cfg.scheme}, budget {cfg.budget}\n\n"
-        + points.to_markdown(index=False, floatfmt=".4g")
-        + "\n\n## Against the best single-operator network at equal or lower energy\n\n"
-        + comparison.to_markdown(index=False, floatfmt=".4g") + "\n"
+    write_text(out / "summary.csv", summary.to_csv(index=False))
+    write_text(out / "iso_energy.csv", iso.to_csv(index=False))
+    write_text(out / "envelope.csv", envelope.to_csv(index=False))
+    write_text(out / "summary.md", f"# ENOS sweep: {title}\n\n" + summary.to_markdown(index=False, floatfmt=".4g")
+               + "\n")
+    write_text(out / "iso_energy.md", (
+        f"# ENOS at matched energy: {title}\n\nDifference: ENOS minus single-operator test accuracy, points, "
+        f"with a {CONFIDENCE:.0%} interval (seeds and test-set sampling).\n\n"
+        + iso.to_markdown(index=False, floatfmt=".4g") + "\n"
     ))
-    atomic_write(out / "sweep.png", lambda fh: _figure(sweep, cfg, fh))
+    atomic_write(out / "sweep.png", lambda fh: _figure(sweep, envelope, title, fh))
     log.info("sweep tables and figure in %s", out)
 
 
-def _figure(sweep: SweepResult, cfg: EnosConfig, fh) -> None:
+def _figure(sweep: SweepResult, envelope: pd.DataFrame, title: str, fh) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    searched = sorted(sweep.searched, key=lambda p: p[1].energy_pj)
-    ax.plot([r.energy_pj / 1e3 for _, r in searched], [100 * r.test_accuracy for _, r in searched],
-            "o-", color="C0", label=f"ENOS ({cfg.scheme})")
-    for w, r in searched:
-        ax.annotate(f"λ={w:g}", (r.energy_pj / 1e3, 100 * r.test_accuracy), textcoords="offset points",
-                    xytext=(4, 4), fontsize=8, color="C0")
-    for i, r in enumerate(sweep.singles):
-        ax.scatter(r.energy_pj / 1e3, 100 * r.test_accuracy, marker="s", color=f"C{(i % 9) + 1}", label=r.label)
+    points = sweep.points().dropna(subset=["test_accuracy"])
+    style = {"single": ("s", "C1", "single-operator"), "enos": ("o", "C0", "ENOS, λ grid"),
+             "matched": ("D", "C2", "ENOS, λ matched to a single-operator energy")}
+    for kind, (marker, colour, label) in style.items():
+        part = points[points["kind"] == kind]
+        ax.scatter(part["energy_pj"] / 1e3, 100 * part["test_accuracy"], marker=marker, color=colour, alpha=0.45,
+                   s=18, label=f"{label} (each seed)")
+    for family, colour in (("enos", "C0"), ("single", "C1")):
+        front = envelope[envelope["family"] == family]
+        ax.step(front["energy_pj"] / 1e3, 100 * front["test_accuracy"], where="post", color=colour,
+                label=f"{'ENOS' if family == 'enos' else 'single-operator'} envelope (seed means)")
+    for _, row in points[points["kind"] == "single"].drop_duplicates("network").iterrows():
+        ax.annotate(row["network"], (row["energy_pj"] / 1e3, 100 * row["test_accuracy"]), fontsize=6,
+                    textcoords="offset points", xytext=(3, -8), color="C1")
     ax.set_xscale("log")
     ax.set_xlabel("energy per image (nJ)")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"{cfg.model} on {cfg.dataset}: searched mix against single-operator networks")
+    ax.set_title(title, fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()

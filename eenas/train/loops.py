@@ -38,7 +38,7 @@ class TensorBatches:
             yield self.x[idx].to(self.device).float(), self.y[idx].to(self.device)
 
 
-def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     """Decay conv/linear weights only: not BN affine parameters, biases or quantizer steps."""
     decay, no_decay = [], []
     for name, p in model.named_parameters():
@@ -78,7 +78,7 @@ def fit(
     Returns the last epoch's training accuracy.  Raises :class:`TrainingDiverged` on NaN.
     """
     forward = forward or model
-    params = _param_groups(model, weight_decay)
+    params = param_groups(model, weight_decay)
     opt = torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True)
     total = max(1, epochs * len(batches))
     if one_cycle:
