@@ -15,7 +15,10 @@ import click
 from eenas import __version__
 from eenas.arch import DATASET_CLASSES, Precision
 from eenas.errors import EenasError
+from eenas.hardware.accelerator import WEIGHT_MODES
+from eenas.hardware.allocation import ALLOCATIONS, DEFAULT_ALLOCATION
 from eenas.train.budget import BUDGETS
+from eenas.train.pipeline import AMP_MODES
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -31,7 +34,7 @@ def training_options(func):
     """Options every command that trains or reads the training caches takes."""
     options = [
         click.option("--budget", type=click.Choice(list(BUDGETS)), default="quick", show_default=True,
-                     help="Training budget: tiny (tests), quick (CPU), standard (GPU)."),
+                     help="Training budget: tiny (tests), quick (CPU demo), long (CPU, 2 h), standard (GPU)."),
         click.option("--data-dir", type=click.Path(file_okay=False), default=None,
                      help="Folder holding the dataset (default: $EENAS_DATA, then ~/.cache/eenas/data)."),
         click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
@@ -44,12 +47,49 @@ def training_options(func):
     return func
 
 
-def _pipeline(dataset: str, budget: str, width_mult: float | None, data_dir, cache_dir, device, seed):
+def _from_command_line(ctx: click.Context) -> list[str]:
+    """The parameters the user gave on the command line (rather than left at their defaults)."""
+    return [p for p in ctx.params if ctx.get_parameter_source(p) == click.core.ParameterSource.COMMANDLINE]
+
+
+def _arch_training(ctx: click.Context, arch, arch_path: Path, **options) -> dict:
+    """Training ``options`` (budget, seed, finetune) for an arch: those given on the command line, else
+    its training block's, else the defaults.  ``check_training`` then warns when they differ from the block."""
+    if arch.training is None:
+        return options
+    if arch.training.budget not in BUDGETS:
+        raise EenasError(f"{arch_path}: training.budget: unknown budget '{arch.training.budget}' "
+                         f"(known: {', '.join(BUDGETS)})")
+    given = _from_command_line(ctx)
+    return {k: v if k in given else getattr(arch.training, k) for k, v in options.items()}
+
+
+def _pipeline(dataset: str, budget: str, width_mult: float | None, data_dir, cache_dir, device, seed, amp):
     from eenas.train import Pipeline, TrainConfig, get_budget
 
     b = get_budget(budget)
-    cfg = TrainConfig(dataset, b, width_mult or b.width_mult, seed, data_dir, cache_dir, device)
+    cfg = TrainConfig(dataset, b, width_mult or b.width_mult, seed, data_dir, cache_dir, device, amp)
     return Pipeline(cfg)
+
+
+AMP_OPTION = click.option(
+    "--amp", type=click.Choice(AMP_MODES), default="auto", show_default=True,
+    help="Training dtype: auto (bfloat16 on GPUs and on CPUs with native bfloat16, else float32), fp32 (the "
+         "reference) or bf16.")
+
+
+WEIGHTS_OPTION = click.option(
+    "--weights", type=click.Choice(list(WEIGHT_MODES)), default=None,
+    help="Weight SRAMs empty at every inference (streamed) or keeping the weights that fit across inferences "
+         "(resident); default: the arch file's 'weights', else the accelerator file's.")
+
+
+def _allocation_cache(cache_dir):
+    """Searched core allocations are cached beside the trained weights."""
+    from eenas.hardware import use_cache_dir
+    from eenas.io import DEFAULT_CACHE_DIR
+
+    return use_cache_dir(cache_dir or DEFAULT_CACHE_DIR)
 
 
 def _parse_precisions(text: str) -> list[Precision]:
@@ -68,15 +108,16 @@ def _parse_precisions(text: str) -> list[Precision]:
 @click.option("--width-mult", type=float, default=None, help="Backbone width (default: the budget's).")
 @click.option("--precisions", default="w8a8", show_default=True,
               help="Comma-separated backbone precisions to QAT fine-tune as well, e.g. w8a8,w4a4 ('' for none).")
+@AMP_OPTION
 @training_options
-def pretrain(dataset, width_mult, precisions, budget, data_dir, cache_dir, device, seed) -> None:
+def pretrain(dataset, width_mult, precisions, amp, budget, data_dir, cache_dir, device, seed) -> None:
     """Pretrain the float backbone (cached) and QAT fine-tune it at the given precisions."""
     import pandas as pd
 
     from eenas.scoring import top1
     from eenas.train.pipeline import FLOAT
 
-    pipe = _pipeline(dataset, budget, width_mult, data_dir, cache_dir, device, seed)
+    pipe = _pipeline(dataset, budget, width_mult, data_dir, cache_dir, device, seed, amp)
     rows = []
     for p in [FLOAT, *_parse_precisions(precisions)]:
         logits, labels = pipe.final_logits(p), pipe.labels()
@@ -93,16 +134,32 @@ def pretrain(dataset, width_mult, precisions, budget, data_dir, cache_dir, devic
 @click.option("--finetune", type=click.Choice(["none", "joint"]), default="none", show_default=True,
               help="joint: fine-tune the backbone with all exits together (weighted sum of exit losses).")
 @click.option("--hardware", default=None, help="Accelerator preset or YAML file (default: the arch's).")
-@click.option("--json", "write_stats", is_flag=True, help="Also write the results as stats.json beside the arch.")
+@WEIGHTS_OPTION
+@click.option("--json", "json_path", is_flag=False, flag_value="", default=None, metavar="[PATH]",
+              help="Also write the results as JSON, to PATH or else to <arch>.eval.json beside the arch.")
+@click.option("--force", is_flag=True, help="Let --json overwrite a file that 'eenas evaluate' did not write.")
+@AMP_OPTION
 @training_options
-def evaluate(arch_path, finetune, hardware, write_stats, budget, data_dir, cache_dir, device, seed) -> None:
-    """Train (or load from cache) what an arch needs and report it on the test split."""
+@click.pass_context
+def evaluate(ctx, arch_path, finetune, hardware, weights, json_path, force, amp, budget, data_dir, cache_dir, device,
+             seed) -> None:
+    """Train (or load from cache) what an arch needs and report it on the test split.
+
+    --budget, --seed and --finetune default to the arch file's training block, when it has one.
+    """
     from eenas.arch import load_arch
-    from eenas.evaluate import evaluate_arch, save_evaluation, stats_path
+    from eenas.evaluate import check_training, check_writable, eval_path, evaluate_arch, save_evaluation
 
     arch = load_arch(arch_path)
-    pipe = _pipeline(arch.dataset, budget, arch.backbone.width_mult, data_dir, cache_dir, device, seed)
-    result = evaluate_arch(arch, pipe, joint=finetune == "joint", hardware=hardware)
+    out = None if json_path is None else Path(json_path) if json_path else eval_path(arch_path)
+    if out is not None:
+        check_writable(out, force)
+    settings = _arch_training(ctx, arch, arch_path, budget=budget, seed=seed, finetune=finetune, amp=amp)
+    pipe = _pipeline(arch.dataset, settings["budget"], arch.backbone.width_mult, data_dir, cache_dir, device,
+                     settings["seed"], settings["amp"])
+    check_training(arch, pipe.cfg, settings["finetune"], arch_path.name)
+    with _allocation_cache(cache_dir):
+        result = evaluate_arch(arch, pipe, joint=settings["finetune"] == "joint", hardware=hardware, weights=weights)
     click.echo(result.exits.to_markdown(index=False, floatfmt=".4g"))
     click.echo(
         f"\naccuracy {result.accuracy:.4f} (validation {result.val_accuracy:.4f}; "
@@ -111,18 +168,23 @@ def evaluate(arch_path, finetune, hardware, write_stats, budget, data_dir, cache
         f"static ET {result.static_et:.4g}; ET ratio {result.et_ratio:.3f}\n"
         f"trained: {', '.join(result.trained) or 'nothing (all cached)'}"
     )
-    if write_stats:
-        click.echo(f"wrote {save_evaluation(result, stats_path(arch_path))}")
+    if out is not None:
+        click.echo(f"wrote {save_evaluation(result, out)}")
 
 
 @cli.command("cost")
 @click.option("--arch", "arch_path", type=click.Path(dir_okay=False), required=True, help="Arch file (arch.json).")
 @click.option("--hardware", default=None, help="Accelerator preset or YAML file (default: the arch's).")
+@WEIGHTS_OPTION
+@click.option("--allocation", type=click.Choice(list(ALLOCATIONS)), default=DEFAULT_ALLOCATION, show_default=True,
+              help="Backbone layer-to-core allocation: the better of greedy and a genetic search, or greedy only.")
 @click.option("--exit-ratios", default=None,
               help="Fraction of samples leaving at each exit and the final classifier, e.g. 0.3,0.2,0.5.")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @click.option("--frequency-mhz", type=float, default=None, help="Also show time at this clock frequency.")
-def cost(arch_path, hardware, exit_ratios, fmt, frequency_mhz) -> None:
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+              help="Where searched allocations are cached (default: ~/.cache/eenas).")
+def cost(arch_path, hardware, weights, allocation, exit_ratios, fmt, frequency_mhz, cache_dir) -> None:
     """Per-layer and per-exit latency, energy and ET of an arch on an accelerator (no training)."""
     from eenas.arch import load_arch
     from eenas.hardware import network_cost, parse_exit_ratios
@@ -130,7 +192,9 @@ def cost(arch_path, hardware, exit_ratios, fmt, frequency_mhz) -> None:
 
     arch = load_arch(arch_path)
     ratios = None if exit_ratios is None else parse_exit_ratios(exit_ratios, len(arch.exits) + 1)
-    click.echo(render(network_cost(arch, hardware, ratios), fmt, frequency_mhz))
+    with _allocation_cache(cache_dir):
+        nc = network_cost(arch, hardware, ratios, weights or arch.weights, allocation)
+    click.echo(render(nc, fmt, frequency_mhz))
 
 
 def _int_list(name: str, text: str) -> tuple[int, ...]:
@@ -147,6 +211,7 @@ def _int_list(name: str, text: str) -> tuple[int, ...]:
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--force", is_flag=True, help="Overwrite a non-empty --out.")
 @click.option("--hardware", default="edge_tpu_quad", show_default=True, help="Accelerator preset or YAML file.")
+@WEIGHTS_OPTION
 @click.option("--width-mult", type=float, default=None, help="Backbone width (default: the budget's).")
 @click.option("--bits", default="8,4", show_default=True, help="Bit-widths for backbone and exits (32, 8, 4, 2).")
 @click.option("--max-exits", type=int, default=6, show_default=True, help="Most early exits per network.")
@@ -159,32 +224,41 @@ def _int_list(name: str, text: str) -> tuple[int, ...]:
 @click.option("--iterations", type=int, default=None, help="Predictor refits after the initial sample.")
 @click.option("--initial", type=int, default=None, help="True evaluations in the initial sample.")
 @click.option("--per-iteration", type=int, default=None, help="Candidates trained per iteration.")
+@click.option("--thresholds", default="0.10:0.99:0.01", show_default=True,
+              help="Exit-threshold grid START:STOP:STEP (STOP included).")
+@click.option("--holdout", type=int, default=None,
+              help="Random archs evaluated after the search to measure the predictor (default: the budget's; 0: none).")
+@AMP_OPTION
 @training_options
-def search(dataset, out, resume, force, hardware, width_mult, bits, max_exits, max_accuracy_drop, max_latency,
-           max_energy, population, generations, iterations, initial, per_iteration, budget, data_dir,
-           cache_dir, device, seed) -> None:
+def search(dataset, out, resume, force, hardware, weights, width_mult, bits, max_exits, max_accuracy_drop, max_latency,
+           max_energy, population, generations, iterations, initial, per_iteration, thresholds, holdout, amp, budget,
+           data_dir, cache_dir, device, seed) -> None:
     """NSGA-II search for early-exit networks: accuracy against average energy-delay product."""
     import time
 
-    from eenas.search import SearchConfig, SearchRun, write_results
+    from eenas.search import SearchConfig, SearchRun, ThresholdGrid, write_results
 
     if resume and out is None:
         raise EenasError("--resume needs the --out of the run to continue")
     cfg = SearchConfig.create(
         dataset, budget,
         overrides={"population": population, "generations": generations, "iterations": iterations,
-                   "initial": initial, "per_iteration": per_iteration},
-        seed=seed, hardware=hardware, width_mult=width_mult, bits=_int_list("--bits", bits), max_exits=max_exits,
-        max_accuracy_drop=max_accuracy_drop, max_latency=max_latency, max_energy=max_energy,
+                   "initial": initial, "per_iteration": per_iteration, "holdout": holdout},
+        seed=seed, hardware=hardware, weights=weights, width_mult=width_mult, amp=amp, bits=_int_list("--bits", bits),
+        max_exits=max_exits, max_accuracy_drop=max_accuracy_drop, max_latency=max_latency, max_energy=max_energy,
+        thresholds=ThresholdGrid.parse(thresholds),
     )
     out = out or Path("runs") / time.strftime("search-%Y%m%d-%H%M%S")
     run = SearchRun(cfg, out, resume=resume, force=force, data_dir=data_dir, cache_dir=cache_dir, device=device)
-    run.run()
-    front = write_results(run)
+    with _allocation_cache(cache_dir):
+        run.run()
+        front = write_results(run)
     click.echo(front.to_markdown(index=False, floatfmt=".4g"))
     for static in run.static_points():
         click.echo(f"static backbone {static['bits']}-bit: accuracy {static['accuracy']:.4f} "
                    f"(test {static['test_accuracy']:.4f}), ET {static['static_et']:.4g} pJ*cycles")
+    if run.held_out is not None:
+        click.echo(run.held_out.summary())
     click.echo(f"results in {out}")
 
 
@@ -194,10 +268,12 @@ def enos_options(func):
         click.option("--model", default="shufflenet_v2", show_default=True, help="shufflenet_v2 or squeezenet."),
         click.option("--dataset", type=click.Choice(list(DATASET_CLASSES)), default="cifar10", show_default=True),
         click.option("--scheme", default="single", show_default=True,
-                     help="single, bilevel, sequential or variational."),
+                     help="single, bilevel, sequential, progressive or variational."),
         click.option("--energy-table", default="enos_hybrid", show_default=True,
                      help="Operator energy preset or YAML file (docs/enos.md)."),
         click.option("--relaxation", default=None, help="softmax or gumbel (default: the budget's)."),
+        click.option("--weights", default=None,
+                     help="A layer's float weights in the search: shared or family (default: the budget's)."),
         click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
                      help="Output folder (default: runs/enos-<timestamp>)."),
     ]
@@ -206,10 +282,12 @@ def enos_options(func):
     return func
 
 
-def _enos_config(model, dataset, scheme, energy_table, relaxation, energy_weight, budget, data_dir, device, seed):
+def _enos_config(model, dataset, scheme, energy_table, relaxation, weights, energy_weight, budget, data_dir, device,
+                 seed):
     from eenas.enos import EnosConfig
 
-    return EnosConfig(model, dataset, scheme, energy_weight, budget, energy_table, relaxation, seed, data_dir, device)
+    return EnosConfig(model, dataset, scheme, energy_weight, budget, energy_table, relaxation, seed, data_dir, device,
+                      weights)
 
 
 def _enos_out(out: Path | None, kind: str) -> Path:
@@ -221,43 +299,49 @@ def _enos_out(out: Path | None, kind: str) -> Path:
 @cli.group(invoke_without_command=True)
 @enos_options
 @click.option("--energy-weight", type=float, default=0.0, show_default=True,
-              help="λ: weight of the expected energy (relative to the dearest network) in the loss.")
+              help="λ: weight of the expected energy (relative to the all-mac8/digital network) in the loss.")
 @training_options
 @click.pass_context
-def enos(ctx, model, dataset, scheme, energy_table, relaxation, out, energy_weight, budget, data_dir, cache_dir,
-         device, seed) -> None:
+def enos(ctx, model, dataset, scheme, energy_table, relaxation, weights, out, energy_weight, budget, data_dir,
+         cache_dir, device, seed) -> None:
     """ENOS: search each layer's operator and computing mode (digital or CIM) for accuracy and energy."""
     if ctx.invoked_subcommand is not None:
-        early = [p for p in ctx.params if ctx.get_parameter_source(p) == click.core.ParameterSource.COMMANDLINE]
+        early = _from_command_line(ctx)
         if early:
             raise EenasError(f"put options after 'enos {ctx.invoked_subcommand}' "
                              f"(--{early[0].replace('_', '-')} came before it)")
         return
     from eenas.enos import run_enos
 
-    cfg = _enos_config(model, dataset, scheme, energy_table, relaxation, energy_weight, budget, data_dir, device, seed)
+    cfg = _enos_config(model, dataset, scheme, energy_table, relaxation, weights, energy_weight, budget, data_dir,
+                       device, seed)
     out = _enos_out(out, "enos")
     result = run_enos(cfg, out, cache_dir)
     click.echo(result.table().to_markdown(index=False, floatfmt=".4g"))
-    click.echo(f"\ntest accuracy {result.test_accuracy:.4f}, energy {result.energy_pj:.4g} pJ per image\n"
-               f"results in {out}")
+    click.echo(f"\nvalidation accuracy {result.val_accuracy:.4f}, test accuracy {result.test_accuracy:.4f}, "
+               f"energy {result.energy_pj:.4g} pJ per image\nresults in {out}")
 
 
 @enos.command("sweep")
 @enos_options
 @click.option("--energy-weights", default="0,0.1,1,10", show_default=True, help="Comma-separated λ values.")
+@click.option("--seeds", default=None, help="Comma-separated seeds, each a full sweep (default: --seed's).")
+@click.option("--bisection-steps", type=click.IntRange(0, 20), default=3, show_default=True,
+              help="Extra searches per single-operator network to match its energy.")
 @training_options
-def enos_sweep(model, dataset, scheme, energy_table, relaxation, out, energy_weights, budget, data_dir, cache_dir,
-               device, seed) -> None:
-    """Accuracy against energy: ENOS at each λ and every single-operator network, with a figure."""
-    from eenas.enos import parse_energy_weights, run_sweep
+def enos_sweep(model, dataset, scheme, energy_table, relaxation, weights, out, energy_weights, seeds, bisection_steps,
+               budget, data_dir, cache_dir, device, seed) -> None:
+    """Accuracy against energy: ENOS at each λ, every single-operator network, and ENOS at their energies."""
+    from eenas.enos import parse_energy_weights, parse_seeds, run_sweep
 
-    weights = parse_energy_weights(energy_weights)
-    cfg = _enos_config(model, dataset, scheme, energy_table, relaxation, weights[0], budget, data_dir, device, seed)
+    grid = parse_energy_weights(energy_weights)
+    seed_list = parse_seeds(seeds) if seeds is not None else (seed,)
+    cfg = _enos_config(model, dataset, scheme, energy_table, relaxation, weights, grid[0], budget, data_dir, device,
+                       seed_list[0])
     out = _enos_out(out, "enos-sweep")
-    sweep = run_sweep(cfg, weights, out, cache_dir)
-    click.echo(sweep.points().to_markdown(index=False, floatfmt=".4g"))
-    click.echo("\n" + sweep.comparison().to_markdown(index=False, floatfmt=".4g"))
+    sweep = run_sweep(cfg, grid, seed_list, out, cache_dir, bisection_steps)
+    click.echo(sweep.summary().to_markdown(index=False, floatfmt=".4g"))
+    click.echo("\n" + sweep.iso_energy().to_markdown(index=False, floatfmt=".4g"))
     click.echo(f"results in {out}")
 
 
@@ -277,17 +361,26 @@ def _trained_line(pipe) -> str:
 @click.option("--hardware", default=None, help="Accelerator preset or YAML file (default: the arch's).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output folder (default: <arch>_precision beside the arch file).")
+@AMP_OPTION
 @training_options
-def study_precision(arch_path, dataset, hardware, out, budget, data_dir, cache_dir, device, seed) -> None:
-    """One arch at (backbone, exits) bit-widths 32/32, 8/8, 8/4, 4/8 and 4/4: accuracy, exit ratios, ET."""
+@click.pass_context
+def study_precision(ctx, arch_path, dataset, hardware, out, amp, budget, data_dir, cache_dir, device, seed) -> None:
+    """One arch at (backbone, exits) bit-widths 32/32, 8/8, 8/4, 4/8 and 4/4: accuracy, exit ratios, ET.
+
+    --budget and --seed default to the arch file's training block, when it has one.
+    """
     from dataclasses import replace
 
     from eenas.arch import load_arch
+    from eenas.evaluate import check_training
     from eenas.study import run_precision_study, write_precision_study
 
     arch = load_arch(arch_path)
     arch = replace(arch, dataset=dataset or arch.dataset, hardware=hardware or arch.hardware)
-    pipe = _pipeline(arch.dataset, budget, arch.backbone.width_mult, data_dir, cache_dir, device, seed)
+    settings = _arch_training(ctx, arch, arch_path, budget=budget, seed=seed, amp=amp)
+    pipe = _pipeline(arch.dataset, settings["budget"], arch.backbone.width_mult, data_dir, cache_dir, device,
+                     settings["seed"], settings["amp"])
+    check_training(arch, pipe.cfg, "none", arch_path.name)
     result = run_precision_study(arch, pipe)
     out = out or arch_path.with_name(f"{arch_path.stem}_precision")
     write_precision_study(result, out)
@@ -307,23 +400,29 @@ def study_precision(arch_path, dataset, hardware, out, budget, data_dir, cache_d
 @click.option("--samples", type=int, default=None, help="Score a random sample of N placements instead of all.")
 @click.option("--sample-seed", type=int, default=0, show_default=True,
               help="Seed of that sample (--seed is the training seed: changing it retrains).")
+@click.option("--split", type=click.Choice(["val", "test"]), default="test", show_default=True,
+              help="Split the chosen placements are reported on (ranking and choice are always on validation).")
 @click.option("--hardware", default="edge_tpu_quad", show_default=True, help="Accelerator preset or YAML file.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output folder (default: runs/mounts-<dataset>-<budget>-<exits>x<head>).")
+@AMP_OPTION
 @training_options
-def study_mounts(n_exits, head, threshold, dataset, width_mult, backbone_bits, exit_bits, samples, sample_seed,
-                 hardware, out, budget, data_dir, cache_dir, device, seed) -> None:
+def study_mounts(n_exits, head, threshold, dataset, width_mult, backbone_bits, exit_bits, samples, sample_seed, split,
+                 hardware, out, amp, budget, data_dir, cache_dir, device, seed) -> None:
     """Identical exits at every placement of their mount points: ET, exit ratios and MAC-array utilisation."""
     from eenas.study import MountSettings, run_mount_study, write_mount_study
 
-    pipe = _pipeline(dataset, budget, width_mult, data_dir, cache_dir, device, seed)
+    pipe = _pipeline(dataset, budget, width_mult, data_dir, cache_dir, device, seed, amp)
     settings = MountSettings(dataset, pipe.cfg.width_mult, n_exits, head, threshold, backbone_bits, exit_bits,
-                             hardware, samples, sample_seed)
+                             hardware, samples, sample_seed, split)
     result = run_mount_study(settings, pipe)
     out = out or Path("runs") / f"mounts-{dataset}-{budget}-{n_exits}x{head}"
     write_mount_study(result, out)
     columns = ["mounts", "accuracy", "exit_ratios", "et_ratio", "stage_utilization"]
-    click.echo("lowest ET ratios:\n" + result.placements[columns].head(5).to_markdown(index=False, floatfmt=".4g"))
+    click.echo("lowest ET ratios (validation):\n"
+               + result.placements[columns].head(5).to_markdown(index=False, floatfmt=".4g"))
+    click.echo(f"\nchosen on validation, on the {split} split:\n"
+               + result.chosen[["choice", "rank", *columns]].to_markdown(index=False, floatfmt=".4g"))
     click.echo(f"{_trained_line(pipe)}\nresults in {out}")
 
 
