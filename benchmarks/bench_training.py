@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import time
 from collections.abc import Callable
@@ -110,6 +111,7 @@ def path_speeds(x: torch.Tensor, y: torch.Tensor) -> tuple[list[dict], dict[str,
     return rows, rates
 
 
+@functools.cache
 def _schedule_data():
     try:
         splits = load_splits("cifar10", os.environ.get("EENAS_DATA"))

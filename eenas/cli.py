@@ -53,7 +53,7 @@ def _from_command_line(ctx: click.Context) -> list[str]:
 
 
 def _arch_training(ctx: click.Context, arch, arch_path: Path, **options) -> dict:
-    """Training ``options`` (budget, seed, finetune) for an arch: those given on the command line, else
+    """Training ``options`` (budget, seed, finetune, amp) for an arch: those given on the command line, else
     its training block's, else the defaults.  ``check_training`` then warns when they differ from the block."""
     if arch.training is None:
         return options
@@ -145,7 +145,7 @@ def evaluate(ctx, arch_path, finetune, hardware, weights, json_path, force, amp,
              seed) -> None:
     """Train (or load from cache) what an arch needs and report it on the test split.
 
-    --budget, --seed and --finetune default to the arch file's training block, when it has one.
+    --budget, --seed, --finetune and --amp default to the arch file's training block, when it has one.
     """
     from eenas.arch import load_arch
     from eenas.evaluate import check_training, check_writable, eval_path, evaluate_arch, save_evaluation
@@ -367,7 +367,7 @@ def _trained_line(pipe) -> str:
 def study_precision(ctx, arch_path, dataset, hardware, out, amp, budget, data_dir, cache_dir, device, seed) -> None:
     """One arch at (backbone, exits) bit-widths 32/32, 8/8, 8/4, 4/8 and 4/4: accuracy, exit ratios, ET.
 
-    --budget and --seed default to the arch file's training block, when it has one.
+    --budget, --seed and --amp default to the arch file's training block, when it has one.
     """
     from dataclasses import replace
 
