@@ -37,6 +37,10 @@ class Cache:
     def path(self, kind: str, key: str) -> Path:
         return self.root / kind / f"{key}.pt"
 
+    def checkpoint(self, kind: str, key: str) -> Path:
+        """Where the training of ``kind/key`` keeps its per-epoch state until the entry is saved."""
+        return self.root / "checkpoints" / kind / f"{key}.pt"
+
     def load(self, kind: str, key: str) -> dict[str, Any] | None:
         path = self.path(kind, key)
         if not path.exists():

@@ -5,12 +5,15 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterable, Iterator, Sized
+from pathlib import Path
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
 from eenas.data import batch_indices
+from eenas.errors import EenasError
+from eenas.io import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +74,13 @@ def fit(
     forward: Callable[[torch.Tensor], Outputs] | None = None,
     label_smoothing: float = 0.0,
     amp: torch.dtype | None = None,
+    checkpoint: Path | None = None,
 ) -> float:
     """SGD with Nesterov momentum; one-cycle for training from scratch, cosine for fine-tunes.
 
     ``amp`` runs forward passes in that dtype (bfloat16 on a GPU); ``None`` is plain float32.
+    With ``checkpoint``, the state after every epoch is saved there and a killed run continues
+    from it, to the same weights as an uninterrupted run; the file is removed at the end.
     Returns the last epoch's training accuracy.  Raises :class:`TrainingDiverged` on NaN.
     """
     forward = forward or model
@@ -85,9 +91,9 @@ def fit(
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total, pct_start=0.25)
     else:
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+    start, acc = _resume(checkpoint, model, opt, sched, batches) if checkpoint else (0, 0.0)
     model.train()
-    acc = 0.0
-    for epoch in range(epochs):
+    for epoch in range(start, epochs):
         seen = correct = 0
         running = 0.0
         bar = tqdm(batches, desc=f"{desc} {epoch + 1}/{epochs}", leave=False, dynamic_ncols=True, disable=None)
@@ -109,8 +115,51 @@ def fit(
         # Long epochs get a log line too, for logs where the progress bar is off (not a terminal).
         level = logging.INFO if len(batches) >= LONG_EPOCH_BATCHES else logging.DEBUG
         log.log(level, "%s epoch %d/%d: loss %.4f, train acc %.4f", desc, epoch + 1, epochs, running, acc)
+        if checkpoint and epoch + 1 < epochs:
+            _save_checkpoint(checkpoint, epoch + 1, acc, model, opt, sched, batches)
+    if checkpoint:
+        checkpoint.unlink(missing_ok=True)
     model.eval()
     return acc
+
+
+def _rng_states(batches: object) -> dict[str, torch.Tensor]:
+    """Every random stream an epoch draws from: torch's global one and the batches' shuffling/augmentation."""
+    states = {"torch": torch.get_rng_state()}
+    if isinstance(getattr(batches, "gen", None), torch.Generator):
+        states["batches"] = batches.gen.get_state()
+    return states
+
+
+def _save_checkpoint(path: Path, epochs_done: int, acc: float, model: nn.Module, opt: torch.optim.Optimizer,
+                     sched: torch.optim.lr_scheduler.LRScheduler, batches: object) -> None:
+    state = {"epochs_done": epochs_done, "acc": acc, "model": model.state_dict(), "optimizer": opt.state_dict(),
+             "scheduler": sched.state_dict(), "rng": _rng_states(batches)}
+    atomic_write(path, lambda fh: torch.save(state, fh))
+
+
+def _resume(path: Path, model: nn.Module, opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LRScheduler,
+            batches: object) -> tuple[int, float]:
+    """Restore a checkpoint written by :func:`_save_checkpoint`; (0, 0.0) when there is none or it is unusable."""
+    if not path.exists():
+        return 0, 0.0
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated or foreign: start over rather than trust it
+        log.warning("training checkpoint %s is unreadable (%s); starting from epoch 1", path, type(exc).__name__)
+        path.unlink(missing_ok=True)
+        return 0, 0.0
+    try:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if "batches" in state["rng"]:
+            batches.gen.set_state(state["rng"]["batches"])
+    except Exception as exc:  # the model is half restored now: only a person can decide
+        raise EenasError(f"training checkpoint {path} does not fit this training job ({exc}); delete it") from None
+    log.info("resuming from %s after epoch %d", path, state["epochs_done"])
+    return state["epochs_done"], state["acc"]
 
 
 @torch.no_grad()

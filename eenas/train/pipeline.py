@@ -195,7 +195,7 @@ class Pipeline:
             torch.manual_seed(_seed_from(key))
             model = self._to_device(self._new_backbone())
             fit(model, self._batches("train", train=True), b.pretrain_epochs, b.lr, one_cycle=True, desc="pretrain",
-                label_smoothing=b.label_smoothing, amp=self.amp)
+                label_smoothing=b.label_smoothing, amp=self.amp, checkpoint=self.cache.checkpoint("backbone", key))
         else:
             start = copy.deepcopy(self.float_backbone())  # may train it: seed only afterwards
             log.info("QAT fine-tuning the backbone at %s (%d epochs)", p.tag, b.qat_epochs)
@@ -203,7 +203,7 @@ class Pipeline:
             model = self._to_device(quantize_backbone(start, p))
             calibrate(model, next(iter(self._batches("train")))[0])
             fit(model, self._batches("train", train=True), b.qat_epochs, b.lr * FINETUNE_LR_FACTOR, desc=f"QAT {p.tag}",
-                label_smoothing=b.label_smoothing, amp=self.amp)
+                label_smoothing=b.label_smoothing, amp=self.amp, checkpoint=self.cache.checkpoint("backbone", key))
         self.trained.append(f"backbone {p.tag}")
         return {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}
 
