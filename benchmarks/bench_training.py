@@ -5,6 +5,8 @@
   accuracy the reference and the path ``--amp auto`` picks on this machine reach after the same
   short schedule on a CIFAR-10 subset ($EENAS_DATA; synthetic data without it), so that speed
   gained is not accuracy lost;
+* widths: float training images/s of the adopted path at widths 0.5, 0.75 and 1.0, which
+  sizes the budgets' epochs;
 * QAT overhead: W8A8 against float on the adopted path (target: at most 1.6x slower);
 * the data path: augmented, normalised batches per second against the training rate;
 * cached features: training images/s of an exit head on cached block outputs against
@@ -111,6 +113,18 @@ def path_speeds(x: torch.Tensor, y: torch.Tensor) -> tuple[list[dict], dict[str,
     return rows, rates
 
 
+def width_speeds(x: torch.Tensor, y: torch.Tensor, widths: tuple[float, ...] = (0.5, 0.75, 1.0)) -> list[dict]:
+    """Float training speed of the adopted path per width: what sizes a budget's epochs."""
+    path, rows = adopted_path(), []
+    for width in widths:
+        torch.manual_seed(0)
+        model = path.prepare(Backbone(10, width)).train()
+        rows.append({"benchmark": "training", "metric": f"{path.name}: float training, width {width}",
+                     "value": _images_per_second(_train_step(model, path.forward(model), x, y, path.amp)),
+                     "unit": "images/s", "target": ""})
+    return rows
+
+
 @functools.cache
 def _schedule_data():
     try:
@@ -192,7 +206,8 @@ def run() -> pd.DataFrame:
     y = torch.randint(0, 10, (BATCH,))
     speeds, rates = path_speeds(x, y)
     train_rate = rates[f"{adopted_path().name} float"]
-    return pd.DataFrame(speeds + path_accuracy() + data_path(train_rate) + cached_feature_speedup(x, y))
+    return pd.DataFrame(speeds + width_speeds(x, y) + path_accuracy() + data_path(train_rate)
+                        + cached_feature_speedup(x, y))
 
 
 if __name__ == "__main__":

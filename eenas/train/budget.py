@@ -45,7 +45,7 @@ BUDGETS: dict[str, Budget] = {
         Budget("quick", 0.5, pretrain_epochs=20, qat_epochs=1, head_epochs=4, joint_epochs=2,
                batch_size=128, lr=0.15, train_limit=None, eval_limit=None, head_train_limit=20000,
                label_smoothing=0.1, dropout=0.0),
-        Budget("long", 0.75, pretrain_epochs=60, qat_epochs=2, head_epochs=6, joint_epochs=3,
+        Budget("long", 0.5, pretrain_epochs=40, qat_epochs=2, head_epochs=6, joint_epochs=3,
                batch_size=128, lr=0.15, train_limit=None, eval_limit=None, head_train_limit=30000,
                label_smoothing=0.1, dropout=0.0),
         Budget("standard", 1.0, pretrain_epochs=150, qat_epochs=15, head_epochs=20, joint_epochs=10,
