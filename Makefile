@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DATA ?= $(abspath ../shared/datasets/cifar10)
 export EENAS_DATA ?= $(DATA)
 
-.PHONY: install test demo bench lint clean
+.PHONY: install test demo bench gpu-check lint clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ demo: install
 
 bench: install
 	$(PY) benchmarks/run.py
+
+# On a lent GPU machine, under a time limit: timeout 540 make gpu-check (results in $$OUT or here)
+gpu-check: install
+	$(PY) benchmarks/gpu_check.py
 
 lint: install
 	$(VENV)/bin/ruff check eenas tests benchmarks

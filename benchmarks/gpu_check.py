@@ -1,0 +1,159 @@
+"""The one prepared device check (``make gpu-check``): CUDA code paths and real training speed.
+
+Device time is short (minutes per task), so this is one script with its own time budget:
+
+1. **paths**: the tiny pipeline end to end on the device, in the dtype ``--amp auto`` picks
+   there (pretraining, QAT W8A8, exit heads, ``evaluate_arch`` of a two-exit arch), checked to
+   learn (synthetic data, accuracy well above chance) and to agree with the cost model;
+2. **speed**: float and W8A8 QAT training images/s of the ``standard`` budget's backbone
+   (width 1.0, batch 128, channels_last) in float32 and bfloat16 autocast;
+3. **projection**: the ``standard`` budget's pretraining plus QAT time from those rates
+   (the budget itself takes longer than a device session; the projection says how long).
+
+Writes ``gpu_check.json`` and ``gpu_check.md`` into ``$OUT`` (the device tool's result folder)
+or ``--out``. ``--device cpu --steps 2`` runs the same on a CPU: the test suite does, so the
+script cannot rot between the rare sessions that have a GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from eenas.arch import Precision, arch_from_dict
+from eenas.evaluate import evaluate_arch
+from eenas.hardware import cost_arch
+from eenas.io import write_json, write_text
+from eenas.models.backbone import Backbone
+from eenas.quant import calibrate, quantize_backbone
+from eenas.train import Pipeline, TrainConfig, get_budget
+from eenas.train.loops import autocast
+from eenas.train.pipeline import resolve_amp
+
+BATCH = 128
+TRAIN_IMAGES = 45_000
+ARCH = {
+    "eenas_version": 1,
+    "dataset": "synthetic",
+    "backbone": {"name": "mobilenet_v2", "width_mult": 0.25},
+    "exits": [{"after_block": 3, "head": "pool_fc", "threshold": 0.9},
+              {"after_block": 7, "head": "conv_pool_fc", "threshold": 0.85}],
+    "quant": {"backbone": {"weights": 8, "activations": 8}, "exits": {"weights": 8, "activations": 8}},
+    "hardware": "edge_tpu_quad",
+}
+
+
+def check_paths(device: str, cache_dir: Path) -> dict:
+    """Every training stage and evaluate on ``device``; raises if one fails or does not learn."""
+    start = time.perf_counter()
+    pipe = Pipeline(TrainConfig("synthetic", get_budget("tiny"), 0.25, cache_dir=cache_dir, device=device))
+    arch = arch_from_dict(ARCH)
+    result = evaluate_arch(arch, pipe)
+    static = result.static_accuracy
+    if static < 0.5 or result.accuracy < 0.3:  # 10 classes: chance is 0.1
+        raise SystemExit(f"gpu-check: training on {device} did not learn (static {static:.3f}, "
+                         f"early-exit {result.accuracy:.3f})")
+    cost = cost_arch(arch)
+    if list(result.exits["cum_cycles"]) != [e.cum_latency_cycles for e in cost.exits]:
+        raise SystemExit("gpu-check: evaluate's cost table disagrees with the cost model")
+    return {"device": str(pipe.device), "amp": "fp32" if pipe.amp is None else "bf16",
+            "static_w8a8_test_accuracy": round(static, 4), "early_exit_test_accuracy": round(result.accuracy, 4),
+            "et_ratio": round(result.et_ratio, 4), "trained": list(result.trained),
+            "seconds": round(time.perf_counter() - start, 1)}
+
+
+def _rate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, amp: torch.dtype | None, steps: int) -> float:
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.01, momentum=0.9)
+
+    def step() -> None:
+        with autocast(x.device, amp):
+            out = model(x)
+        loss = torch.nn.functional.cross_entropy(out.float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    for _ in range(2):  # warm-up: cuDNN autotuning, quantizer initialisation
+        step()
+    if x.device.type == "cuda":
+        torch.cuda.synchronize()
+    begin = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if x.device.type == "cuda":
+        torch.cuda.synchronize()
+    return steps * len(y) / (time.perf_counter() - begin)
+
+
+def training_speed(device: str, width: float, steps: int, batch: int = BATCH) -> list[dict]:
+    dev = torch.device(device)
+    x = torch.randn(batch, 3, 32, 32, device=dev).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (batch,), device=dev)
+    rows = []
+    for dtype_name, amp in (("fp32", None), ("bf16", torch.bfloat16)):
+        torch.manual_seed(0)
+        model = Backbone(10, width).to(dev, memory_format=torch.channels_last).train()
+        qat = quantize_backbone(copy.deepcopy(model), Precision(8, 8)).train()
+        calibrate(qat, x)
+        for kind, m in (("float", model), ("QAT W8A8", qat)):
+            rows.append({"dtype": dtype_name, "training": kind, "width": width,
+                         "images_per_s": round(_rate(m, x, y, amp, steps), 1)})
+    return rows
+
+
+def projection(rows: list[dict], amp: torch.dtype | None) -> dict:
+    """Wall time of the standard budget's pretraining and one QAT fine-tune at the measured rates."""
+    b, dtype = get_budget("standard"), "fp32" if amp is None else "bf16"
+    rate = {r["training"]: r["images_per_s"] for r in rows if r["dtype"] == dtype}
+    pretrain = b.pretrain_epochs * TRAIN_IMAGES / rate["float"]
+    qat = b.qat_epochs * TRAIN_IMAGES / rate["QAT W8A8"]
+    return {"dtype": dtype, "pretrain_epochs": b.pretrain_epochs, "qat_epochs": b.qat_epochs,
+            "pretrain_min": round(pretrain / 60, 1), "qat_min_per_precision": round(qat / 60, 1)}
+
+
+def environment(device: str) -> dict:
+    env = {"torch": torch.__version__, "cuda": torch.version.cuda, "device": device}
+    if device.startswith("cuda"):
+        env["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    return env
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--steps", type=int, default=30, help="timed training steps per row")
+    parser.add_argument("--width", type=float, default=get_budget("standard").width_mult)
+    parser.add_argument("--batch", type=int, default=BATCH)
+    parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ".")))
+    parser.add_argument("--cache-dir", type=Path, default=None, help="training cache (default: a fresh temporary one)")
+    args = parser.parse_args(argv)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        print("gpu-check: error: CUDA is not available here (run it on a GPU machine, or pass --device cpu)",
+              file=sys.stderr)
+        return 2
+    report = {"environment": environment(args.device)}
+    with tempfile.TemporaryDirectory() as cache:
+        report["paths"] = check_paths(args.device, args.cache_dir or Path(cache))
+    report["speed"] = training_speed(args.device, args.width, args.steps, args.batch)
+    report["standard_projection"] = projection(report["speed"], resolve_amp("auto", torch.device(args.device)))
+    write_json(args.out / "gpu_check.json", report)
+    text = "\n\n".join([
+        "# gpu-check", json.dumps(report["environment"]), json.dumps(report["paths"]),
+        pd.DataFrame(report["speed"]).to_markdown(index=False), json.dumps(report["standard_projection"]),
+    ])
+    write_text(args.out / "gpu_check.md", text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
