@@ -21,6 +21,7 @@ from pymoo.algorithms.moo.nsga2 import NSGA2
 from pymoo.operators.crossover.ux import UX
 from pymoo.optimize import minimize
 
+from eenas.arch import ExitConfig
 from eenas.search import SearchConfig, SearchRun
 from eenas.search.operators import ExitRepair, ExitSampling, ResetMutation
 from eenas.search.predictor import Predictor, kendall
@@ -34,21 +35,15 @@ HELD_OUT = 200
 def _known_candidates(run: SearchRun, n: int, seed: int) -> np.ndarray:
     """Random genomes that use only (mount, head) pairs and precisions the run has trained."""
     rng = np.random.default_rng(seed)
-    space, m = run.space, run.space.n_mounts
+    space = run.space
     known = sorted({(mount, head, pb.weights, pe.weights) for pb, mount, head, pe in run.evaluator.known})
     out = []
     while len(out) < n:
         pb, pe = known[rng.integers(len(known))][2:]
         usable = [(mo, h) for mo, h, b, e in known if (b, e) == (pb, pe)]
         picks = rng.choice(len(usable), size=min(len(usable), rng.integers(1, 4)), replace=False)
-        x = np.zeros(space.n_var, dtype=int)
-        for i in picks:
-            mount, head = usable[i]
-            slot = space.mounts.index(mount)
-            x[slot] = space.heads.index(head) + 1
-            x[m + slot] = rng.integers(len(space.thresholds))
-        x[3 * m], x[3 * m + 1] = space.bits.index(pb), space.bits.index(pe)
-        out.append(space.canonical(x))
+        exits = [ExitConfig(*usable[i], space.thresholds[rng.integers(len(space.thresholds))]) for i in picks]
+        out.append(space.encode(space.arch(tuple(sorted(exits, key=lambda e: e.after_block)), pb, pe)))
     return np.unique(np.array(out), axis=0)
 
 
@@ -58,11 +53,12 @@ def run() -> pd.DataFrame:
                                   bits=(8, 4))
         search = SearchRun(cfg, Path(tmp) / "run", cache_dir=Path(tmp) / "cache", device="cpu")
         search.run()
-        X, ratios, acc = search._training_set()
+        X, ratios, acc = search.archive.training_set()
         predictor = Predictor(search.space, seed=0).fit(X, ratios, acc)
         problem = SurrogateProblem(search.space, search.evaluator, predictor, search.constraints)
-        algorithm = NSGA2(pop_size=POPULATION, sampling=ExitSampling(), crossover=UX(),
-                          mutation=ResetMutation(), repair=ExitRepair(), eliminate_duplicates=True)
+        space = search.space
+        algorithm = NSGA2(pop_size=POPULATION, sampling=ExitSampling(space), crossover=UX(),
+                          mutation=ResetMutation(space), repair=ExitRepair(space), eliminate_duplicates=True)
         start = time.perf_counter()
         minimize(problem, algorithm, ("n_gen", GENERATIONS), seed=0, verbose=False)
         per_gen = (time.perf_counter() - start) / GENERATIONS

@@ -236,7 +236,7 @@ def search(dataset, out, resume, force, hardware, weights, width_mult, bits, max
     """NSGA-II search for early-exit networks: accuracy against average energy-delay product."""
     import time
 
-    from eenas.search import SearchConfig, SearchRun, ThresholdGrid, write_results
+    from eenas.search import SearchConfig, SearchRun, ThresholdGrid
 
     if resume and out is None:
         raise EenasError("--resume needs the --out of the run to continue")
@@ -251,15 +251,14 @@ def search(dataset, out, resume, force, hardware, weights, width_mult, bits, max
     out = out or Path("runs") / time.strftime("search-%Y%m%d-%H%M%S")
     run = SearchRun(cfg, out, resume=resume, force=force, data_dir=data_dir, cache_dir=cache_dir, device=device)
     with _allocation_cache(cache_dir):
-        run.run()
-        front = write_results(run)
-    click.echo(front.to_markdown(index=False, floatfmt=".4g"))
-    for static in run.static_points():
+        result = run.run()
+    click.echo(result.front.to_markdown(index=False, floatfmt=".4g"))
+    for static in result.statics:
         click.echo(f"static backbone {static['bits']}-bit: accuracy {static['accuracy']:.4f} "
                    f"(test {static['test_accuracy']:.4f}), ET {static['static_et']:.4g} pJ*cycles")
-    if run.held_out is not None:
-        click.echo(run.held_out.summary())
-    click.echo(f"results in {out}")
+    if result.holdout is not None:
+        click.echo(result.holdout.summary())
+    click.echo(f"results in {result.out}")
 
 
 def enos_options(func):

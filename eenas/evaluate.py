@@ -14,7 +14,7 @@ from eenas.arch import Arch, TrainingRecord
 from eenas.errors import EenasError
 from eenas.hardware import ArchCost, cost_arch, load_accelerator
 from eenas.io import write_json
-from eenas.scoring import ExitStats, route, top1
+from eenas.scoring import ExitStats, Score, route, score
 from eenas.train import Pipeline, TrainConfig
 
 log = logging.getLogger(__name__)
@@ -35,9 +35,10 @@ class Evaluation:
     static_et: float
     et_ratio: float
     trained: tuple[str, ...]  # what this evaluation trained (rather than loaded)
+    score: Score  # the test split's, as numbers (``exits`` is the table for people)
 
     def summary(self) -> dict:
-        data = {k: v for k, v in asdict(self).items() if k not in ("arch", "exits")}
+        data = {k: v for k, v in asdict(self).items() if k not in ("arch", "exits", "score")}
         data["trained"] = list(self.trained)
         return data
 
@@ -77,16 +78,15 @@ def evaluate_arch(
         stats = ExitStats.from_logits([getattr(lg, split) for lg in logits], getattr(labels, split))
         outcomes[split] = route(stats, thresholds)
     test = outcomes["test"]
-    static_acc = top1(pipeline.final_logits(arch.quant.backbone).test, labels.test)
     cost = cost_arch(arch, hardware, weights)
-    avg = cost.average_et(test.exit_ratios)
+    s = score(test, cost)
     return Evaluation(
         arch=replace(arch, hardware=hardware, weights=weights,
                      training=training_record(pipeline.cfg, "joint" if joint else "none")),
-        exits=exit_table(arch, test, cost), accuracy=test.accuracy,
-        val_accuracy=outcomes["val"].accuracy, static_accuracy=static_acc, average_et=avg,
+        exits=exit_table(arch, test, cost), accuracy=s.accuracy,
+        val_accuracy=outcomes["val"].accuracy, static_accuracy=s.static_accuracy, average_et=s.average_et,
         product_of_averages_et=cost.product_of_averages_et(test.exit_ratios), static_et=cost.static_et,
-        et_ratio=avg / cost.static_et, trained=tuple(pipeline.trained[before:]),
+        et_ratio=s.et_ratio, trained=tuple(pipeline.trained[before:]), score=s,
     )
 
 

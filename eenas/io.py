@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
 
@@ -35,3 +35,8 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 
 def write_json(path: str | os.PathLike, data: Any) -> Path:
     return write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def join(values: Iterable[float]) -> str:
+    """Per-exit values in one table cell, ';'-joined to 6 significant digits (tables only: files keep numbers)."""
+    return ";".join(f"{v:.6g}" for v in values)

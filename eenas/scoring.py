@@ -1,8 +1,9 @@
-"""Exit routing arithmetic: which sample leaves where, and how accurate the network is.
+"""Exit routing arithmetic: which sample leaves where, how accurate the network is, what it costs.
 
 A sample leaves at the first exit whose max-softmax confidence reaches that exit's
 threshold; the final classifier takes the rest.  With each exit's logits cached, any
 combination of exits and thresholds is scored exactly, in microseconds, without a model.
+:func:`score` is the one scoring ``eenas evaluate``, the search and the studies share.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from eenas.hardware import ArchCost
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,45 @@ def route(stats: ExitStats, thresholds: Sequence[float]) -> ExitOutcome:
     with np.errstate(invalid="ignore", divide="ignore"):
         exit_acc = np.where(counts > 0, hits / np.maximum(counts, 1), np.nan)
     return ExitOutcome(counts / n, exit_acc, stats.correct.mean(axis=1), float(hit.mean()))
+
+
+@dataclass(frozen=True)
+class Score:
+    """The objectives of one early-exit network, exact (:func:`score`) or predicted by the search."""
+
+    accuracy: float
+    static_accuracy: float  # the final classifier alone: the backbone without exits
+    exit_ratios: tuple[float, ...]  # its exits', then the final classifier's
+    cost: ArchCost
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "exit_ratios", tuple(float(r) for r in self.exit_ratios))
+
+    @property
+    def accuracy_drop(self) -> float:
+        """Points of accuracy lost against the static backbone."""
+        return 100 * (self.static_accuracy - self.accuracy)
+
+    @property
+    def average_et(self) -> float:
+        return self.cost.average_et(self.exit_ratios)
+
+    @property
+    def et_ratio(self) -> float:
+        return self.cost.et_ratio(self.exit_ratios)
+
+    @property
+    def average_latency(self) -> float:
+        return self.cost.average_latency(self.exit_ratios)
+
+    @property
+    def average_energy(self) -> float:
+        return self.cost.average_energy(self.exit_ratios)
+
+
+def score(outcome: ExitOutcome, cost: ArchCost) -> Score:
+    """A routed network (:func:`route`, final classifier last) priced by ``cost``."""
+    return Score(outcome.accuracy, float(outcome.standalone_accuracy[-1]), outcome.exit_ratios, cost)
 
 
 def top1(logits: torch.Tensor, labels: torch.Tensor) -> float:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from eenas.search import SearchConfig, SearchRun
 from eenas.train import Pipeline, TrainConfig, get_budget
 
 # One intra-op thread for the tests and the CLIs they spawn: the tiny models gain nothing from
@@ -28,6 +29,20 @@ def cache_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_pipeline(cache_dir) -> Pipeline:
     return Pipeline(TrainConfig("synthetic", get_budget("tiny"), 0.25, cache_dir=cache_dir, device="cpu"))
+
+
+SMALL_SEARCH = {"initial": 4, "iterations": 2, "per_iteration": 2, "population": 8, "generations": 3}
+
+
+def small_search_config(seed: int = 0, sizes: dict | None = None, **kwargs) -> SearchConfig:
+    """A tiny synthetic search that takes seconds once the tiny pipeline is cached."""
+    return SearchConfig.create("synthetic", "tiny", overrides={**SMALL_SEARCH, **(sizes or {})}, seed=seed,
+                               **{"bits": (8, 4), **kwargs})
+
+
+def start_search(cfg: SearchConfig, out: Path, cache_dir: Path, **kwargs) -> SearchRun:
+    """A search run on the CPU with its training cache in ``cache_dir`` (``resume``, ``force`` pass through)."""
+    return SearchRun(cfg, out, cache_dir=str(cache_dir), device="cpu", **kwargs)
 
 
 def arch_dict(**overrides) -> dict:

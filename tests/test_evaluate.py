@@ -10,6 +10,7 @@ from dataclasses import fields, replace
 
 import pandas as pd
 import pytest
+import torch
 
 from eenas.arch import TrainingRecord, arch_from_dict
 from eenas.errors import EenasError
@@ -38,10 +39,13 @@ def test_evaluation_matches_the_cost_model_and_routing(tiny_pipeline):
     assert result.accuracy == pytest.approx(correct)
 
 
-def test_joint_finetune_returns_every_exit(tiny_pipeline):
+def test_joint_finetune_returns_every_exit_and_changes_the_weights(tiny_pipeline):
     arch = arch_from_dict(arch_dict())
     result = evaluate_arch(arch, tiny_pipeline, joint=True)
     assert len(result.exits) == 3 and 0 <= result.accuracy <= 1
+    joint, separate = tiny_pipeline.arch_logits(arch, joint=True), tiny_pipeline.arch_logits(arch)
+    for tuned, frozen in zip(joint, separate):  # every exit's logits moved, the final classifier's included
+        assert tuned.val.shape == frozen.val.shape and not torch.equal(tuned.val, frozen.val)
 
 
 def test_json_goes_beside_the_arch_and_never_over_a_file_evaluate_did_not_write(tmp_path):

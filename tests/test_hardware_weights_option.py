@@ -9,36 +9,39 @@ import pytest
 from eenas.arch import Arch, BackboneConfig, ExitConfig
 from eenas.errors import EenasError
 from eenas.hardware import cost_arch
-from eenas.search import SearchConfig, SearchRun
+from eenas.search import SearchConfig
 from eenas.search.evaluator import Evaluator
+from eenas.search.rundir import CHECKPOINT_VERSION
+from tests.conftest import start_search
 
 
 def _config(**kwargs) -> SearchConfig:
     return SearchConfig.create("synthetic", "tiny", **kwargs)
 
 
-def _start(out, cfg: SearchConfig, cache_dir, resume: bool = False) -> SearchRun:
-    return SearchRun(cfg, out, resume=resume, cache_dir=str(cache_dir), device="cpu")
-
-
 def test_the_search_records_the_weight_mode_and_refuses_to_resume_with_another(tmp_path):
     out, cache = tmp_path / "run", tmp_path / "cache"
-    run = _start(out, _config(weights="resident"), cache)
+    run = start_search(_config(weights="resident"), out, cache)
     assert json.loads((out / "config.json").read_text())["search"]["weights"] == "resident"
     assert run.evaluator.weights == "resident"
     # As if the run had been killed after its first checkpoint.
-    (out / "checkpoint.json").write_text(json.dumps(
-        {"version": 1, "iteration": 0, "archive": [], "history": [], "population": None, "rng_state": None}))
-    assert _start(out, _config(weights="resident"), cache, resume=True).state.iteration == 0
+    checkpoint = {"version": CHECKPOINT_VERSION, "iteration": 0, "archive": [], "history": [], "population": None,
+                  "rng_state": None}
+    (out / "checkpoint.json").write_text(json.dumps(checkpoint))
+    assert start_search(_config(weights="resident"), out, cache, resume=True).state.iteration == 0
     for other in ("streamed", None):
         with pytest.raises(EenasError, match=r"different 'weights' \(resident\)"):
-            _start(out, _config(weights=other), cache, resume=True)
+            start_search(_config(weights=other), out, cache, resume=True)
+    # A checkpoint of an older format (formatted strings in its archive) is refused, not misread.
+    (out / "checkpoint.json").write_text(json.dumps({**checkpoint, "version": 1}))
+    with pytest.raises(EenasError, match="checkpoint version 1.*start a new --out"):
+        start_search(_config(weights="resident"), out, cache, resume=True)
     # A run recorded before the option existed has no 'weights': refused, naming it (not a crash).
     config = json.loads((out / "config.json").read_text())
     del config["search"]["weights"]
     (out / "config.json").write_text(json.dumps(config))
     with pytest.raises(EenasError, match=r"different 'weights' \(None\)"):
-        _start(out, _config(weights="resident"), cache, resume=True)
+        start_search(_config(weights="resident"), out, cache, resume=True)
 
 
 def test_a_bad_weight_mode_is_refused_up_front():

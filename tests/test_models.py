@@ -51,5 +51,11 @@ def test_early_exit_net_returns_every_exit_in_order():
     backbone = Backbone(10, 0.25)
     spec = mobilenet_v2_spec(0.25)
     heads = {b: build_head("gap_fc", spec.block(b).out_channels, spec.block(b).out_size, 10) for b in (9, 2)}
-    outs = EarlyExitNet(backbone, heads)(torch.randn(2, 3, 32, 32))
-    assert len(outs) == 3 and all(o.shape == (2, 10) for o in outs)
+    net, x = EarlyExitNet(backbone, heads).eval(), torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        outs = net(x)
+        # features[b] is block b: the head after block 2 reads features[:3], whatever order the dict had
+        expected = [heads[2](backbone.features[:3](x)), heads[9](backbone.features[:10](x)), backbone(x)]
+    assert net.mounts == [2, 9] and len(outs) == 3 and all(o.shape == (2, 10) for o in outs)
+    for out, want in zip(outs, expected):
+        torch.testing.assert_close(out, want)

@@ -13,43 +13,41 @@ import pytest
 from pymoo.core.population import Population
 from pymoo.operators.crossover.ux import UX
 
-from eenas.arch import arch_from_dict
+from eenas.arch import ExitConfig, arch_from_dict
 from eenas.cli import main
 from eenas.errors import EenasError
-from eenas.search import SearchConfig, SearchRun, SearchSpace, ThresholdGrid, write_results
+from eenas.hardware import cost_arch
+from eenas.search import SearchConfig, SearchSpace, ThresholdGrid
 from eenas.search.evaluator import Constraints
 from eenas.search.holdout import kendall_tau_b, metrics
 from eenas.search.operators import ExitRepair, ExitSampling, ResetMutation
 from eenas.search.predictor import Predictor, kendall
 from eenas.search.problem import SurrogateProblem
+from eenas.search.space import genome_text
+from tests.conftest import SMALL_SEARCH, small_search_config, start_search
 
-SMALL = {"initial": 4, "iterations": 2, "per_iteration": 2, "population": 8, "generations": 3}
 SEED = 7  # not the CLI's default seed, and 'tiny' not its default budget: evaluate must read the arch's training
 
 
 def small_config(**kwargs) -> SearchConfig:
-    return SearchConfig.create("synthetic", "tiny", overrides={**SMALL, **kwargs.pop("sizes", {})}, bits=(8, 4),
-                               **{"seed": SEED, **kwargs})
-
-
-class _Stub:
-    def __init__(self, space):
-        self.space = space
+    return small_search_config(**{"seed": SEED, **kwargs})
 
 
 def _random_genomes(space, n, seed=0):
     rng = np.random.default_rng(seed)
-    problem = _Stub(space)
-    X = ExitSampling(expected_exits=6).do(problem, n, random_state=rng).get("X")
-    X = ResetMutation()._do(problem, X, random_state=rng)
-    return problem, rng, X
+    X = ExitSampling(space, expected_exits=6).do(None, n, random_state=rng).get("X")
+    return rng, ResetMutation(space)._do(None, X, random_state=rng)
+
+
+def _genomes(table: pd.DataFrame) -> np.ndarray:
+    return np.array([[int(v) for v in g.split("-")] for g in table["genome"]])
 
 
 @pytest.mark.parametrize("grid", [ThresholdGrid(), ThresholdGrid(0.5, 0.95, 0.05), ThresholdGrid(0.3, 0.99, 0.003)])
 def test_genome_round_trip(grid):
     space = SearchSpace("synthetic", 0.25, thresholds=grid.values)
-    problem, rng, X = _random_genomes(space, 200)
-    X = ExitRepair()._do(problem, X, random_state=rng)
+    rng, X = _random_genomes(space, 200)
+    X = ExitRepair(space)._do(None, X, random_state=rng)
     for x in X:
         arch = space.decode(x)
         assert np.array_equal(space.encode(arch), x)
@@ -98,12 +96,13 @@ def test_holdout_metrics_golden_numbers():
 
 def test_repair_always_yields_a_valid_arch_after_crossover_and_mutation():
     space = SearchSpace("synthetic", 0.25, max_exits=3)
-    problem, rng, X = _random_genomes(space, 60, seed=1)
-    X[:10, : space.n_mounts] = 0  # no exit at all
-    X[10:20, : space.n_mounts] = 1  # every mount point
-    parents = Population.new(X=ExitRepair()._do(problem, X, random_state=rng))
-    children = UX()._do(problem, np.stack([X[:30], X[30:]]), random_state=rng)
-    for x in ExitRepair()._do(problem, np.vstack([*children, X]), random_state=rng):
+    rng, X = _random_genomes(space, 60, seed=1)
+    space.exit_genes(X[:10])[:] = 0  # no exit at all
+    space.exit_genes(X[10:20])[:] = 1  # every mount point
+    repair = ExitRepair(space)
+    parents = Population.new(X=repair._do(None, X, random_state=rng))
+    children = UX()._do(None, np.stack([X[:30], X[30:]]), random_state=rng)
+    for x in repair._do(None, np.vstack([*children, X]), random_state=rng):
         arch = space.decode(x)
         assert 1 <= len(arch.exits) <= 3
         assert np.array_equal(space.canonical(x), x)
@@ -133,30 +132,33 @@ def test_unknown_hardware_and_budget_are_clear_errors():
 
 
 def test_impossible_latency_bound_is_refused(tmp_path, cache_dir):
-    run = SearchRun(small_config(max_latency=10), tmp_path / "run", cache_dir=cache_dir, device="cpu")
+    run = start_search(small_config(max_latency=10), tmp_path / "run", cache_dir)
     with pytest.raises(EenasError, match="--max-latency 10 cycles is impossible"):
         run.run()
 
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory, cache_dir):
-    out = tmp_path_factory.mktemp("search") / "run"
-    run = SearchRun(small_config(), out, cache_dir=cache_dir, device="cpu")
-    run.run()
-    write_results(run)
-    return run
+    """A run and what its run() returned: run() alone, nothing else writes into its directory."""
+    run = start_search(small_config(), tmp_path_factory.mktemp("search") / "run", cache_dir)
+    return run, run.run()
 
 
-def test_outputs_of_a_finished_run(finished):
-    out = finished.out
-    for name in ("config.json", "archive.csv", "pareto.csv", "pareto.png", "predictor.csv", "checkpoint.json"):
-        assert (out / name).exists(), name
+def test_run_alone_leaves_a_complete_run_directory(finished):
+    run, result = finished
+    out = result.out
+    pareto = pd.read_csv(out / "pareto.csv")
+    expected = {"config.json", "checkpoint.json", "archive.csv", "predictor.csv", "holdout.csv", "holdout_points.csv",
+                "pareto.csv", "pareto.png", "events.jsonl",
+                *(f"pareto/{kind}_{k}.json" for k in pareto["k"] for kind in ("arch", "stats"))}
+    assert {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()} == expected
+    assert result.front.to_dict("list") == pareto[result.front.columns].to_dict("list")
+    assert result.statics == run.static_points() and result.holdout is not None
     archive = pd.read_csv(out / "archive.csv")
-    assert len(archive) >= SMALL["initial"] and set(archive["iteration"]) >= {0, 1, 2}
+    assert len(archive) >= SMALL_SEARCH["initial"] and set(archive["iteration"]) >= {0, 1, 2}
     history = pd.read_csv(out / "predictor.csv")
     assert list(history["iteration"]) == [0, 1, 2]
     assert history["predictor"].iloc[1] in ("random_forest", "extra_trees")
-    pareto = pd.read_csv(out / "pareto.csv")
     assert len(pareto) >= 1 and pareto["feasible"].all()
     assert (pareto["accuracy_drop"] <= 1.0 + 1e-9).all()
     assert pareto["average_et"].is_monotonic_increasing and pareto["accuracy"].is_monotonic_increasing
@@ -164,13 +166,30 @@ def test_outputs_of_a_finished_run(finished):
     assert np.allclose(ratios, 1.0)
 
 
+def test_events_log_every_iteration_and_trained_job_as_strict_json(finished):
+    run, _ = finished
+
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    events = [json.loads(line, parse_constant=refuse) for line in (run.out / "events.jsonl").read_text().splitlines()]
+    kinds = [e["event"] for e in events]
+    iterations = [e for e in events if e["event"] == "iteration"]
+    assert [e["iteration"] for e in iterations] == [0, 1, 2] and kinds[-2:] == ["holdout", "finished"]
+    assert [e["hypervolume"] for e in iterations] == pd.read_csv(run.out / "predictor.csv")["hypervolume"].tolist()
+    assert sum(len(e["evaluated"]) for e in iterations) == len(run.archive)
+    assert iterations[0]["cv_tau"] is None and all(e["time"].endswith("+00:00") for e in events)
+    trained = [e["entry"] for e in events if e["event"] == "trained"]
+    assert trained == list(run.pipeline.cache.trained) and trained  # the fixture trains heads at least
+
+
 def test_same_seed_same_front_even_with_a_warm_cache_and_without_the_holdout(finished, tmp_path, cache_dir):
+    finished, _ = finished
     assert finished.cfg.search.holdout == 8  # the tiny budget's
-    again = SearchRun(small_config(sizes={"holdout": 0}), tmp_path / "again", cache_dir=cache_dir, device="cpu")
-    again.run()
-    write_results(again)
+    again = start_search(small_config(sizes={"holdout": 0}), tmp_path / "again", cache_dir)
+    result = again.run()
     assert again.pipeline.trained == []  # everything came from the cache
-    assert again.held_out is None and not (tmp_path / "again" / "holdout.csv").exists()
+    assert result.holdout is None and not (tmp_path / "again" / "holdout.csv").exists()
     for name in ("pareto.csv", "archive.csv"):  # held-out evaluations enter neither the archive nor the front
         assert (tmp_path / "again" / name).read_text() == (finished.out / name).read_text()
     first = json.loads((finished.out / "config.json").read_text())["cache"]
@@ -182,25 +201,27 @@ def test_same_seed_same_front_even_with_a_warm_cache_and_without_the_holdout(fin
 
 
 def test_holdout_is_predicted_then_evaluated_outside_the_archive(finished):
+    finished, result = finished
     points = pd.read_csv(finished.out / "holdout_points.csv")
     table = pd.read_csv(finished.out / "holdout.csv").set_index("metric")
-    assert 2 <= len(points) <= 8 and not set(points["genome"]) & {r["genome"] for r in finished.state.archive}
+    assert 2 <= len(points) <= 8 and not set(points["genome"]) & {genome_text(r.genome) for r in finished.archive}
     assert (points["new_heads"] > 0).sum() == table["with_new_heads"].iloc[0] >= 1
-    X = np.array([[int(v) for v in g.split("-")] for g in points["genome"]])
+    X = _genomes(points)
     truth = [finished.evaluator.score(finished.space.decode(x)) for x in X]
     assert points["accuracy"].tolist() == pytest.approx([t.accuracy for t in truth])
     assert points["average_et"].tolist() == pytest.approx([t.average_et for t in truth])
-    predictor = Predictor(finished.space, finished.cfg.seed).fit(*finished._training_set())
+    predictor = Predictor(finished.space, finished.cfg.seed).fit(*finished.archive.training_set())
     assert points["predicted_accuracy"].tolist() == pytest.approx(predictor.predict(X).accuracy.tolist())
     assert table.loc["accuracy_rmse", "value"] == pytest.approx(
         np.sqrt(np.mean((points["predicted_accuracy"] - points["accuracy"]) ** 2)))
     assert table.loc["average_et_tau", "value"] == pytest.approx(
         kendall(points["predicted_average_et"].to_numpy(), points["average_et"].to_numpy()), nan_ok=True)
-    assert finished.held_out.summary().startswith(f"held-out predictor quality on {len(points)} random archs")
+    assert result.holdout.summary().startswith(f"held-out predictor quality on {len(points)} random archs")
 
 
 def test_evaluate_of_a_pareto_arch_trains_nothing_and_agrees_with_its_stats(finished, cache_dir):
     """The bug this guards: evaluate retrained everything at its default budget and seed, then overwrote stats_k."""
+    finished, _ = finished
     for k in sorted({0, len(pd.read_csv(finished.out / "pareto.csv")) - 1}):
         arch, stats = finished.out / "pareto" / f"arch_{k}.json", finished.out / "pareto" / f"stats_{k}.json"
         written = stats.read_bytes()
@@ -217,24 +238,56 @@ def test_evaluate_of_a_pareto_arch_trains_nothing_and_agrees_with_its_stats(fini
         assert f"accuracy {theirs['accuracy']:.4f} (validation {theirs['val_accuracy']:.4f}" in res.stdout
 
 
-def test_kill_and_resume_gives_the_same_front(finished, tmp_path, cache_dir):
-    out = tmp_path / "killed"
-    first = SearchRun(small_config(), out, cache_dir=cache_dir, device="cpu")
-    first.step()  # the process dies after its first checkpoint
-    resumed = SearchRun(small_config(), out, resume=True, cache_dir=cache_dir, device="cpu")
-    assert resumed.state.iteration == 1
+def test_the_archive_round_trips_through_the_checkpoint_without_loss(finished, cache_dir):
+    finished, _ = finished
+    resumed = start_search(small_config(), finished.out, cache_dir, resume=True)
+    assert resumed.archive.records == finished.archive.records  # every float, the scores' costs included
+    assert json.dumps(resumed.state.history) == json.dumps(finished.state.history)
+    assert resumed.archive.table().equals(finished.archive.table())
+    assert resumed.archive.pareto() == finished.archive.pareto()
+    X, ratios, accuracy = resumed.archive.training_set()
+    assert [r.score.exit_ratios for r in finished.archive.ok] == [tuple(r) for r in ratios]  # not the CSV's rounding
+
+
+def test_a_failed_record_round_trips_too():
+    from eenas.search.archive import Archive, Record
+
+    space = SearchSpace("synthetic", 0.25)
+    genome = space.genome(space.encode(space.arch((ExitConfig(3, "pool_fc", 0.5),), 8, 4)))
+    archive = Archive(space, [Record(genome, 3, "selected", "failed: loss is nan", new_heads=2)])
+    again = Archive.from_json(space, json.loads(json.dumps(archive.to_json())))
+    assert again.records == archive.records and again.ok == [] and genome in again
+    row = again.table().iloc[0]
+    assert row["status"] == "failed: loss is nan" and pd.isna(row["accuracy"]) and not row["feasible"]
+    with pytest.raises(ValueError, match="already in the archive"):
+        again.add(archive.records[0])
+
+
+def test_resumed_after_a_later_iteration_from_a_cold_cache_gives_the_same_front(finished, tmp_path):
+    """Killed after iteration 1, so the resumed run starts NSGA-II from the restored population; the first
+    session trains everything in an empty cache, so the front is also the same with a cold cache."""
+    finished, _ = finished
+    out, cold = tmp_path / "killed", tmp_path / "cold-cache"
+    first = start_search(small_config(), out, cold)
+    first.step()
+    first.step()  # the process dies after its second checkpoint
+    assert first.pipeline.trained and first.state.population is not None
+    resumed = start_search(small_config(), out, cold, resume=True)
+    assert resumed.state.iteration == 2 and resumed.state.population == first.state.population
+    assert resumed.rng.bit_generator.state == first.rng.bit_generator.state
     resumed.run()
-    write_results(resumed)
-    assert (out / "pareto.csv").read_text() == (finished.out / "pareto.csv").read_text()
+    for name in ("pareto.csv", "archive.csv"):
+        assert (out / name).read_text() == (finished.out / name).read_text(), name
 
 
 def test_non_empty_run_dir_needs_resume_or_force(finished, cache_dir):
+    finished, _ = finished
     with pytest.raises(EenasError, match="--resume to continue it or --force"):
-        SearchRun(small_config(), finished.out, cache_dir=cache_dir)
+        start_search(small_config(), finished.out, cache_dir)
     with pytest.raises(EenasError, match="different 'seed'"):
-        SearchRun(small_config(seed=5), finished.out, resume=True, cache_dir=cache_dir)
+        start_search(small_config(seed=5), finished.out, cache_dir, resume=True)
     with pytest.raises(EenasError, match="different 'thresholds'"):
-        SearchRun(small_config(thresholds=ThresholdGrid(0.5)), finished.out, resume=True, cache_dir=cache_dir)
+        start_search(small_config(thresholds=ThresholdGrid(0.5)), finished.out, cache_dir, resume=True)
 
 
 def test_a_diverging_candidate_is_recorded_as_failed(tmp_path, cache_dir, monkeypatch):
@@ -249,18 +302,62 @@ def test_a_diverging_candidate_is_recorded_as_failed(tmp_path, cache_dir, monkey
         return real(self, p_backbone, mount, head, p_exit)
 
     monkeypatch.setattr(Pipeline, "exit_logits", flaky)
-    run = SearchRun(small_config(seed=3), tmp_path / "flaky", cache_dir=cache_dir, device="cpu")
+    run = start_search(small_config(seed=3), tmp_path / "flaky", cache_dir)
     run.run()
-    archive = pd.DataFrame(run.state.archive)
+    archive = run.archive.table()
     failed = archive[archive["status"] != "ok"]
     assert len(failed) and failed["exits"].str.contains("dsconv_pool_fc").all()
     assert (archive["status"] == "ok").any()
 
 
 def test_surrogate_scores_exactly_what_the_run_knows(finished):
+    finished, _ = finished
     problem = SurrogateProblem(finished.space, finished.evaluator, None, finished.constraints)
-    ok = [r for r in finished.state.archive if r["status"] == "ok"][:3]
-    X = np.array([[int(v) for v in r["genome"].split("-")] for r in ok])
-    scores, exact = problem.scores(X)
+    ok = finished.archive.ok[:3]
+    scores, exact = problem.scores(np.array([r.genome for r in ok]))
     assert exact.all()
-    assert [s.accuracy for s in scores] == pytest.approx([r["accuracy"] for r in ok])
+    assert scores == [r.score for r in ok]
+
+
+def test_the_search_package_has_no_import_cycle():
+    """Not even under TYPE_CHECKING: every module of eenas/search imports only modules below it."""
+    import ast
+    from graphlib import TopologicalSorter
+    from pathlib import Path
+
+    import eenas.search
+
+    root = Path(eenas.search.__file__).parent
+    graph = {}
+    for path in root.glob("*.py"):
+        if path.stem == "__init__":
+            continue
+        names = {node.module for node in ast.walk(ast.parse(path.read_text()))
+                 if isinstance(node, ast.ImportFrom) and node.module}
+        graph[path.stem] = {n.split(".")[-1] for n in names if n.startswith("eenas.search.")}
+    assert graph["run"] >= {"rundir", "archive"} and "run" not in set().union(*graph.values())
+    list(TopologicalSorter(graph).static_order())  # raises CycleError on a cycle
+
+
+def test_the_space_builds_the_archs_the_search_costs_without_fake_genomes():
+    space = SearchSpace("synthetic", 0.25, bits=(8, 4))
+    x = space.encode(space.arch((ExitConfig(5, "gap_fc", 0.5),), 4, 8))
+    assert space.exit_genes(x).tolist() == [0, 0, 0, 0, 1] + [0] * 12 and space.n_exits(x) == 1
+    for bits in space.bits:  # the static cost does not depend on the exits
+        with_exit = space.arch((ExitConfig(1, "pool_fc", 0.9),), bits, bits)
+        assert cost_arch(space.static_arch(bits)).static_et == cost_arch(with_exit).static_et
+        assert space.static_arch(bits).exits == ()
+    firsts = space.first_exit_archs()
+    assert len(firsts) == len(space.heads) * len(space.bits)
+    assert {(a.exits[0].after_block, a.exits[0].head, a.quant.backbone.weights) for a in firsts} == \
+        {(1, h, b) for h in space.heads for b in space.bits}
+
+
+def test_an_empty_front_is_written_as_a_header(tmp_path):
+    """Earlier versions crashed here: the empty table already had a 'k' column when 'k' was inserted."""
+    from eenas.search.archive import COLUMNS, Archive
+    from eenas.search.rundir import FRONT_COLUMNS, RunDir
+
+    table = RunDir(tmp_path, {}).write_front(Archive(SearchSpace("synthetic", 0.25)), [])
+    assert table.empty and list(table.columns) == ["k", *COLUMNS] and set(FRONT_COLUMNS) <= set(table.columns)
+    assert (tmp_path / "pareto.csv").read_text() == ",".join(["k", *COLUMNS]) + "\n"

@@ -13,20 +13,16 @@ from eenas.arch import load_arch
 from eenas.cli import main
 from eenas.evaluate import evaluate_arch
 from eenas.hardware import cost_arch
-from eenas.search import SearchConfig, SearchRun, write_results
 from eenas.study.report import highlights
+from tests.conftest import small_search_config, start_search
 
-SMALL = {"initial": 4, "iterations": 2, "per_iteration": 2, "population": 8, "generations": 3}  # as test_search.py
 FIGURES = ("pareto.png", "stages.png", "predictor.png", "hypervolume.png", "reference_comparison.png")
 
 
 @pytest.fixture(scope="module")
-def search_run(tmp_path_factory, cache_dir) -> SearchRun:
-    cfg = SearchConfig.create("synthetic", "tiny", overrides=SMALL, bits=(8, 4))
-    run = SearchRun(cfg, tmp_path_factory.mktemp("run") / "search", cache_dir=cache_dir, device="cpu")
-    run.run()
-    write_results(run)
-    return run
+def search_run(tmp_path_factory, cache_dir):
+    run = start_search(small_search_config(), tmp_path_factory.mktemp("run") / "search", cache_dir)
+    return run, run.run()
 
 
 def test_knee_lies_between_the_extremes():
@@ -41,6 +37,7 @@ def test_knee_lies_between_the_extremes():
 
 
 def test_report_cli_writes_every_figure_and_tables_that_match_the_archs(search_run, tmp_path):
+    search_run, found = search_run
     out = tmp_path / "report"
     result = subprocess.run([sys.executable, "-m", "eenas", "report", str(search_run.out), "--out", str(out)],
                             capture_output=True, text=True, timeout=300)
@@ -60,13 +57,13 @@ def test_report_cli_writes_every_figure_and_tables_that_match_the_archs(search_r
         stats = json.loads((search_run.out / "pareto" / f"stats_{k}.json").read_text())
         assert stats["average_et"] == pytest.approx(ev.average_et)
     static = pd.read_csv(out / "report_static.csv").set_index("bits")
-    for point in search_run.static_points():
+    for point in found.statics:
         assert static.loc[point["bits"], "accuracy"] == pytest.approx(point["accuracy"])
         assert static.loc[point["bits"], "static_et"] == pytest.approx(point["static_et"])
     history = pd.read_csv(search_run.out / "predictor.csv")
     assert f"{history['hypervolume'].iloc[-1]:.4g}" in text
     holdout = pd.read_csv(search_run.out / "holdout.csv")
-    assert f"The {search_run.held_out.summary()}." in text and f"{holdout['value'].iloc[1]:.4g}" in text
+    assert f"The {found.holdout.summary()}." in text and f"{holdout['value'].iloc[1]:.4g}" in text
     reference = pd.read_csv(out / "reference_comparison.csv")
     eenas_rows = reference[reference["group"].str.startswith("eenas")]
     assert eenas_rows["count"].sum() == len(front)  # every front arch, on the test split of its stats_<k>.json

@@ -29,6 +29,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 
+import numpy as np
+
 from eenas.arch import Arch, Precision
 from eenas.errors import EenasError
 from eenas.hardware.accelerator import Accelerator, clear_loaded, load_accelerator
@@ -184,6 +186,14 @@ class ArchCost:
         """Sum of r_i * E_i * T_i: the average of the products, what a sample pays on average."""
         ratios = check_exit_ratios(ratios, len(self.exits))
         return sum(r * e.cum_et for r, e in zip(ratios, self.exits))
+
+    def average_latency(self, ratios: Sequence[float]) -> float:
+        """Sum of r_i * T_i: the cycles a sample takes on average."""
+        return float(np.dot(check_exit_ratios(ratios, len(self.exits)), [e.cum_latency_cycles for e in self.exits]))
+
+    def average_energy(self, ratios: Sequence[float]) -> float:
+        """Sum of r_i * E_i: the pJ a sample costs on average."""
+        return float(np.dot(check_exit_ratios(ratios, len(self.exits)), [e.cum_energy_pj for e in self.exits]))
 
     def product_of_averages_et(self, ratios: Sequence[float]) -> float:
         """(Sum of r_i * E_i) * (sum of r_i * T_i), reported beside :meth:`average_et`."""

@@ -14,7 +14,7 @@ import numpy as np
 
 from eenas.arch import Arch, Precision
 from eenas.hardware import ArchCost, cost_arch
-from eenas.scoring import ExitStats, route
+from eenas.scoring import ExitStats, Score, route, score
 from eenas.train import Pipeline
 from eenas.train.loops import TrainingDiverged
 
@@ -38,34 +38,12 @@ class Constraints:
             g.append(energy / self.max_energy - 1)
         return g
 
+    def of(self, score: Score) -> list[float]:
+        """:meth:`violations` of a scored network."""
+        return self.violations(score.static_accuracy - score.accuracy, score.average_latency, score.average_energy)
 
-@dataclass(frozen=True)
-class Score:
-    """Objectives of one candidate, exact or predicted."""
-
-    accuracy: float
-    static_accuracy: float
-    exit_ratios: np.ndarray
-    cost: ArchCost
-
-    @property
-    def average_et(self) -> float:
-        return self.cost.average_et(self.exit_ratios)
-
-    @property
-    def et_ratio(self) -> float:
-        return self.average_et / self.cost.static_et
-
-    @property
-    def average_latency(self) -> float:
-        return float(np.dot(self.exit_ratios, [e.cum_latency_cycles for e in self.cost.exits]))
-
-    @property
-    def average_energy(self) -> float:
-        return float(np.dot(self.exit_ratios, [e.cum_energy_pj for e in self.cost.exits]))
-
-    def violations(self, constraints: Constraints) -> list[float]:
-        return constraints.violations(self.static_accuracy - self.accuracy, self.average_latency, self.average_energy)
+    def feasible(self, score: Score) -> bool:
+        return bool(max(self.of(score)) <= 0)
 
 
 class Evaluator:
@@ -112,9 +90,7 @@ class Evaluator:
 
     def score(self, arch: Arch, split: str = "val") -> Score:
         """Exact score (trains the heads it lacks first)."""
-        outcome = route(self.stats(arch, split), [e.threshold for e in arch.exits])
-        return Score(outcome.accuracy, self.static_accuracy(arch.quant.backbone, split), outcome.exit_ratios,
-                     self.cost(arch))
+        return score(route(self.stats(arch, split), [e.threshold for e in arch.exits]), self.cost(arch))
 
     def try_score(self, arch: Arch) -> tuple[Score | None, str]:
         """Like :meth:`score`, but a diverging training run gives ``(None, reason)``."""

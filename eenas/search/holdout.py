@@ -11,6 +11,7 @@ the search's random stream and its front are the same with or without them.
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +19,7 @@ import pandas as pd
 
 from eenas.search.operators import random_genomes
 from eenas.search.problem import SurrogateProblem
-from eenas.search.space import exits_text
+from eenas.search.space import Genome, exits_text, genome_text
 
 HOLDOUT_STREAM = 1  # second word of the holdout generator's seed: a stream apart from the search's
 RESAMPLES = 2000  # bootstrap resamples per metric
@@ -60,13 +61,13 @@ class Holdout:
         return summary_line(self.metrics)
 
 
-def draw(problem: SurrogateProblem, seen: set[str], n: int, seed: int) -> np.ndarray:
+def draw(problem: SurrogateProblem, seen: Container[Genome], n: int, seed: int) -> np.ndarray:
     """Up to ``n`` random valid genomes not in ``seen``; those with a head the run never evaluated first."""
     space, evaluator = problem.space, problem.evaluator
-    X = random_genomes(problem, n * DRAWS_PER_CANDIDATE, seed)
-    first: dict[str, int] = {}
+    X = random_genomes(space, n * DRAWS_PER_CANDIDATE, seed)
+    first: dict[Genome, int] = {}
     for i, x in enumerate(X):
-        first.setdefault(space.genome_key(x), i)
+        first.setdefault(space.genome(x), i)
     fresh = [i for key, i in first.items() if key not in seen]
     new = [i for i in fresh if evaluator.missing(space.decode(X[i]))]
     rest = [i for i in fresh if i not in set(new)]
@@ -83,7 +84,7 @@ def measure(problem: SurrogateProblem, X: np.ndarray, rng: np.random.Generator) 
         score, _ = evaluator.try_score(arch)
         if score is None:  # diverged: logged by the evaluator
             continue
-        rows.append({"genome": space.genome_key(x), "exits": exits_text(arch),
+        rows.append({"genome": genome_text(space.genome(x)), "exits": exits_text(arch),
                      "new_heads": sum(h not in known for h in evaluator.heads(arch)),
                      "accuracy": score.accuracy, "predicted_accuracy": guess.accuracy,
                      "average_et": score.average_et, "predicted_average_et": guess.average_et,

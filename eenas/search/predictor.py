@@ -44,20 +44,9 @@ class Predictor:
         self.name = ""
         self.cv_tau = float("nan")
 
-    @staticmethod
-    def targets(space: SearchSpace, X: np.ndarray, ratios: list[np.ndarray], accuracy: np.ndarray) -> np.ndarray:
-        """[accuracy, ratio at each mount point (0 without an exit), final ratio]."""
-        m = space.n_mounts
-        Y = np.zeros((len(X), m + 2))
-        Y[:, 0] = accuracy
-        for row, x, r in zip(Y, np.atleast_2d(X), ratios):
-            row[1 + np.flatnonzero(x[:m])] = r[:-1]
-            row[-1] = r[-1]
-        return Y
-
     def fit(self, X: np.ndarray, ratios: list[np.ndarray], accuracy: np.ndarray) -> Predictor:
         F = self.space.features(X)
-        Y = self.targets(self.space, X, ratios, np.asarray(accuracy))
+        Y = self.space.targets(X, ratios, np.asarray(accuracy))
         best = (-np.inf, "", None)
         folds = min(5, len(F))
         for name, make in MODELS.items():
@@ -77,9 +66,4 @@ class Predictor:
         F = self.space.features(X)
         per_tree = np.stack([t.predict(F) for t in self.model.estimators_])  # [trees, n, targets]
         mean = per_tree.mean(axis=0)
-        m = self.space.n_mounts
-        ratios = []
-        for x, row in zip(X, mean):
-            r = np.clip(np.append(row[1 + np.flatnonzero(x[:m])], row[-1]), 0, None)
-            ratios.append(r / r.sum() if r.sum() > 0 else np.eye(len(r))[-1])
-        return Prediction(np.clip(mean[:, 0], 0, 1), per_tree[:, :, 0].std(axis=0), ratios)
+        return Prediction(np.clip(mean[:, 0], 0, 1), per_tree[:, :, 0].std(axis=0), self.space.ratios(X, mean))

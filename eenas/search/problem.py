@@ -6,9 +6,10 @@ import numpy as np
 from pymoo.core.problem import Problem
 
 from eenas.arch import Arch
-from eenas.search.evaluator import Constraints, Evaluator, Score
+from eenas.scoring import Score
+from eenas.search.evaluator import Constraints, Evaluator
 from eenas.search.predictor import Predictor
-from eenas.search.space import SearchSpace
+from eenas.search.space import Genome, SearchSpace
 
 
 class SurrogateProblem(Problem):
@@ -22,7 +23,7 @@ class SurrogateProblem(Problem):
         n_constr = len(constraints.violations(0.0, 0.0, 0.0))
         super().__init__(n_var=space.n_var, n_obj=2, n_ieq_constr=n_constr, xl=0, xu=space.upper, vtype=int)
         self.space, self.evaluator, self.predictor, self.constraints = space, evaluator, predictor, constraints
-        self.exact: dict[str, Score] = {}
+        self.exact: dict[Genome, Score] = {}
 
     def scores(self, X: np.ndarray) -> tuple[list[Score], np.ndarray]:
         """A score per row and whether it is exact (no training happens here)."""
@@ -30,7 +31,7 @@ class SurrogateProblem(Problem):
         exact = np.array([not self.evaluator.missing(a) for a in archs])
         out: list[Score | None] = [None] * len(X)
         for i in np.flatnonzero(exact):
-            key = self.space.genome_key(X[i])
+            key = self.space.genome(X[i])
             if key not in self.exact:
                 self.exact[key] = self.evaluator.score(archs[i])
             out[i] = self.exact[key]
@@ -49,4 +50,4 @@ class SurrogateProblem(Problem):
     def _evaluate(self, X, out, *args, **kwargs):
         scores, _ = self.scores(np.asarray(X, dtype=int))
         out["F"] = np.array([[-s.accuracy, s.average_et] for s in scores])
-        out["G"] = np.array([s.violations(self.constraints) for s in scores])
+        out["G"] = np.array([self.constraints.of(s) for s in scores])

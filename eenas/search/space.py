@@ -25,6 +25,7 @@ from eenas.errors import EenasError
 from eenas.models.spec import HEADS, NUM_BLOCKS
 
 MAX_THRESHOLDS = 1000  # a grid finer than this only slows the search down
+Genome = tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -120,20 +121,42 @@ class SearchSpace:
         up[3 * m :] = len(self.bits) - 1
         return up
 
-    # ------------------------------------------------------------------ decoding
+    # ------------------------------------------------------------------ genes
+    # Every index into the genome is below: the rest of the search asks the space for genes.
+    def exit_genes(self, X: np.ndarray) -> np.ndarray:
+        """The exit genes of a genome or a matrix of genomes (a view: writing to it writes ``X``)."""
+        return X[..., : self.n_mounts]
+
     def slices(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
         m = self.n_mounts
         return x[:m], x[m : 2 * m], x[2 * m : 3 * m], int(x[3 * m]), int(x[3 * m + 1])
 
-    def decode(self, x: np.ndarray) -> Arch:
+    def n_exits(self, x) -> int:
+        return int(np.count_nonzero(self.exit_genes(np.asarray(x))))
+
+    # ------------------------------------------------------------------ decoding
+    def decode(self, x) -> Arch:
         heads, thresholds, mapping, bb, ex = self.slices(np.asarray(x, dtype=int))
         exits = tuple(
             ExitConfig(self.mounts[i], self.heads[heads[i] - 1], self.thresholds[thresholds[i]],
                        core=int(mapping[i]) // 2, overlap=bool(mapping[i] % 2))
             for i in np.flatnonzero(heads)
         )
-        quant = QuantConfig(Precision(self.bits[bb], self.bits[bb]), Precision(self.bits[ex], self.bits[ex]))
+        return self.arch(exits, self.bits[bb], self.bits[ex])
+
+    def arch(self, exits: tuple[ExitConfig, ...], backbone_bits: int, exit_bits: int) -> Arch:
+        """An arch of this space's dataset, width and hardware (weights and activations share each width)."""
+        quant = QuantConfig(Precision(backbone_bits, backbone_bits), Precision(exit_bits, exit_bits))
         return Arch(self.dataset, BackboneConfig("mobilenet_v2", self.width_mult), exits, quant, self.hardware)
+
+    def static_arch(self, bits: int) -> Arch:
+        """The backbone without exits at ``bits`` (its cost is the ET-ratio baseline)."""
+        return self.arch((), bits, bits)
+
+    def first_exit_archs(self) -> list[Arch]:
+        """One exit of every head at the first mount point, at every precision: the cheapest first exits."""
+        return [self.arch((ExitConfig(self.mounts[0], head, self.thresholds[0], core=0),), bits, bits)
+                for head in self.heads for bits in self.bits]
 
     def encode(self, arch: Arch) -> np.ndarray:
         """The genome of an arch from this space; raises if the arch lies outside it."""
@@ -166,6 +189,10 @@ class SearchSpace:
         x[2 * m : 3 * m][off] = 0
         return x
 
+    def genome(self, x) -> Genome:
+        """The canonical genome as a tuple of ints: a hashable identity of one network."""
+        return tuple(int(v) for v in self.canonical(x))
+
     def features(self, X: np.ndarray) -> np.ndarray:
         """Predictor inputs: per mount (has exit, head rank, threshold) and the two bit-widths.
 
@@ -180,5 +207,25 @@ class SearchSpace:
         bits = np.asarray(self.bits, dtype=float)[X[:, 3 * m :]]
         return np.hstack([active, head, thr, bits])
 
-    def genome_key(self, x: np.ndarray) -> str:
-        return "-".join(str(int(v)) for v in self.canonical(x))
+    def targets(self, X: np.ndarray, ratios: list, accuracy: np.ndarray) -> np.ndarray:
+        """Predictor targets: [accuracy, ratio at each mount point (0 without an exit), final ratio]."""
+        Y = np.zeros((len(X), self.n_mounts + 2))
+        Y[:, 0] = accuracy
+        for row, x, r in zip(Y, np.atleast_2d(X), ratios):
+            row[1 + np.flatnonzero(self.exit_genes(x))] = r[:-1]
+            row[-1] = r[-1]
+        return Y
+
+    def ratios(self, X: np.ndarray, Y: np.ndarray) -> list[np.ndarray]:
+        """Per genome, the exit ratios (its exits, then the final) read back from rows laid out as :meth:`targets`."""
+        out = []
+        for x, row in zip(np.atleast_2d(X), Y):
+            r = np.clip(np.append(row[1 + np.flatnonzero(self.exit_genes(x))], row[-1]), 0, None)
+            out.append(r / r.sum() if r.sum() > 0 else np.eye(len(r))[-1])
+        return out
+
+
+def genome_text(genome) -> str:
+    """A genome in one table cell, e.g. ``1-0-3-...`` (CSV files only; in memory a genome is a tuple)."""
+    return "-".join(str(int(v)) for v in genome)
+

@@ -33,12 +33,12 @@ from eenas.errors import EenasError
 from eenas.hardware import LayerRecord, NetworkCost, load_accelerator, network_cost
 from eenas.hardware.layers import ConvLayer, PoolLayer
 from eenas.hardware.workload import Block, backbone, exit_head
-from eenas.io import write_json
+from eenas.io import join, write_json
 from eenas.models.spec import HEADS
-from eenas.scoring import ExitStats, route
+from eenas.scoring import ExitStats, route, score
 from eenas.study.figures import COLORS, save, style, two_over_one
 from eenas.study.precision import mean_exit_block
-from eenas.study.tables import join, markdown, write_csv, write_markdown
+from eenas.study.tables import markdown, write_csv, write_markdown
 from eenas.train import Pipeline
 
 log = logging.getLogger(__name__)
@@ -151,15 +151,14 @@ class _Scorer:
         s = self.settings
         outcome = route(self.stats[split].select([self.row[m] for m in mounts]), [s.threshold] * len(mounts))
         nc = network_cost(s.arch(mounts), None, outcome.exit_ratios)
-        cost, ratios = nc.cost, outcome.exit_ratios
+        cost, scored = nc.cost, score(outcome, nc.cost)
+        ratios = scored.exit_ratios
         stages = [[r for r in nc.layers if r.stage == i] for i in range(1, len(cost.exits) + 1)]
-        average_et = cost.average_et(ratios)
         return {
-            "mounts": "-".join(map(str, mounts)), "accuracy": outcome.accuracy, "exit_ratios": join(ratios),
+            "mounts": "-".join(map(str, mounts)), "accuracy": scored.accuracy, "exit_ratios": join(ratios),
             "early_share": 1.0 - ratios[-1], "mean_exit_block": mean_exit_block(list(mounts), ratios),
-            "average_cycles": float(np.dot(ratios, [e.cum_latency_cycles for e in cost.exits])),
-            "average_energy_pj": float(np.dot(ratios, [e.cum_energy_pj for e in cost.exits])),
-            "average_et": average_et, "static_et": cost.static_et, "et_ratio": average_et / cost.static_et,
+            "average_cycles": scored.average_latency, "average_energy_pj": scored.average_energy,
+            "average_et": scored.average_et, "static_et": cost.static_et, "et_ratio": scored.et_ratio,
             "stage_utilization": join(utilization(st) for st in stages),
             "stage_cycles": join(e.stage_latency_cycles for e in cost.exits),
             "cum_cycles": join(e.cum_latency_cycles for e in cost.exits),

@@ -11,6 +11,7 @@ report the test split.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -21,9 +22,10 @@ from tqdm.auto import tqdm
 from eenas.arch import Arch, Precision, QuantConfig
 from eenas.evaluate import Evaluation, evaluate_arch
 from eenas.hardware import load_accelerator
+from eenas.io import join
 from eenas.models.spec import NUM_BLOCKS
 from eenas.study.figures import COLORS, ET_UNIT, label_bars, panels, save, style
-from eenas.study.tables import join, markdown, write_csv, write_markdown
+from eenas.study.tables import markdown, write_csv, write_markdown
 from eenas.train import Pipeline
 
 log = logging.getLogger(__name__)
@@ -41,7 +43,7 @@ def config_name(backbone_bits: int, exit_bits: int) -> str:
     return f"backbone {backbone_bits} / exits {exit_bits}"
 
 
-def mean_exit_block(blocks: list[int], ratios: np.ndarray) -> float:
+def mean_exit_block(blocks: list[int], ratios: Sequence[float]) -> float:
     """Where samples leave on average (a mount point; the final classifier counts as 18)."""
     return float(np.dot(ratios, [*blocks, FINAL_BLOCK]))
 
@@ -58,17 +60,15 @@ class PrecisionStudy:
         """One row per precision: accuracy, exit ratios, ET and the ET ratio."""
         rows = []
         for (bb, eb), ev in zip(self.bits, self.evaluations):
-            t = ev.exits
-            ratios = t["exit_ratio"].to_numpy()
+            s = ev.score
             rows.append({
                 "config": config_name(bb, eb), "backbone_bits": bb, "exit_bits": eb,
-                "accuracy": ev.accuracy, "val_accuracy": ev.val_accuracy, "static_accuracy": ev.static_accuracy,
-                "accuracy_drop": 100 * (ev.static_accuracy - ev.accuracy),
-                "exit_ratios": join(ratios), "exit_accuracy": join(t["exit_accuracy"]),
-                "mean_exit_block": mean_exit_block([e.after_block for e in ev.arch.exits], ratios),
-                "average_cycles": float(np.dot(ratios, t["cum_cycles"])),
-                "average_energy_pj": float(np.dot(ratios, t["cum_energy_pj"])),
-                "average_et": ev.average_et, "static_et": ev.static_et, "et_ratio": ev.et_ratio,
+                "accuracy": s.accuracy, "val_accuracy": ev.val_accuracy, "static_accuracy": s.static_accuracy,
+                "accuracy_drop": s.accuracy_drop,
+                "exit_ratios": join(s.exit_ratios), "exit_accuracy": join(ev.exits["exit_accuracy"]),
+                "mean_exit_block": mean_exit_block([e.after_block for e in ev.arch.exits], s.exit_ratios),
+                "average_cycles": s.average_latency, "average_energy_pj": s.average_energy,
+                "average_et": s.average_et, "static_et": s.cost.static_et, "et_ratio": s.et_ratio,
             })
         return pd.DataFrame(rows)
 

@@ -18,7 +18,7 @@ import pandas as pd
 
 from eenas.errors import EenasError
 from eenas.search.holdout import summary_line
-from eenas.search.outputs import plot_pareto
+from eenas.search.rundir import plot_pareto
 from eenas.study.figures import COLORS, ET_UNIT, label_bars, panels, save, style
 from eenas.study.reference import compare_with_reference, search_front
 from eenas.study.tables import markdown, write_csv, write_markdown

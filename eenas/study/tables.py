@@ -10,11 +10,6 @@ import pandas as pd
 from eenas.io import write_text
 
 
-def join(values: Iterable[float]) -> str:
-    """Per-exit values in one cell, ';'-joined as the search's tables write them."""
-    return ";".join(f"{v:.6g}" for v in values)
-
-
 def markdown(frame: pd.DataFrame) -> str:
     return frame.to_markdown(index=False, floatfmt=".4g")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,8 @@ class Cache:
         # order: a run records them, so which of its numbers come from earlier runs' weights is known.
         self.loaded: dict[str, None] = {}
         self.trained: dict[str, None] = {}
+        # Called with (entry, seconds) after each build: a search logs its trained jobs with them.
+        self.listeners: list[Callable[[str, float], None]] = []
 
     def path(self, kind: str, key: str) -> Path:
         return self.root / kind / f"{key}.pt"
@@ -72,7 +75,10 @@ class Cache:
         if data is not None:
             self.loaded.setdefault(f"{kind}/{key}")
             return data
+        start = time.perf_counter()
         data = build()
         self.save(kind, key, data)
         self.trained.setdefault(f"{kind}/{key}")
+        for listener in self.listeners:
+            listener(f"{kind}/{key}", time.perf_counter() - start)  # nested builds included
         return data

@@ -1,0 +1,214 @@
+"""A search's run directory: every file a run writes, and the checkpoint it resumes from.
+
+``config.json`` (settings, versions, cache entries), ``checkpoint.json`` (:class:`SearchState`),
+``archive.csv`` and ``predictor.csv`` (after every iteration), ``holdout.csv`` and
+``holdout_points.csv``, ``pareto.csv`` with ``pareto/arch_<k>.json`` and ``stats_<k>.json``,
+and ``pareto.png``.  Every file is written atomically, except ``events.jsonl``: a log a person
+can follow while the run goes on (``tail -f``), one JSON line appended per event.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import shutil
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from eenas import __version__
+from eenas.arch import save_arch
+from eenas.errors import EenasError
+from eenas.evaluate import Evaluation, save_evaluation
+from eenas.io import atomic_write, write_json, write_text
+from eenas.search.archive import Archive, Record
+from eenas.search.holdout import Holdout
+from eenas.search.space import SearchSpace
+from eenas.train.cache import Cache
+
+log = logging.getLogger(__name__)
+CHECKPOINT = "checkpoint.json"
+EVENTS = "events.jsonl"
+CHECKPOINT_VERSION = 2  # 2: the archive as numbers (1 held formatted strings)
+FRONT_COLUMNS = ["k", "exits", "backbone_bits", "exit_bits", "accuracy", "test_accuracy", "accuracy_drop",
+                 "et_ratio", "average_et", "average_latency", "average_energy"]
+
+
+@dataclass
+class SearchState:
+    """What a checkpoint holds."""
+
+    archive: Archive
+    iteration: int = 0  # iterations finished (0 = initial sample pending)
+    history: list[dict] = field(default_factory=list)  # predictor.csv's rows
+    population: list[list[int]] | None = None  # NSGA-II's last population
+    rng_state: dict | None = None
+
+    def to_json(self) -> dict:
+        return {"version": CHECKPOINT_VERSION, "iteration": self.iteration, "archive": self.archive.to_json(),
+                "history": self.history, "population": self.population, "rng_state": self.rng_state}
+
+    @classmethod
+    def from_json(cls, space: SearchSpace, data: dict) -> SearchState:
+        return cls(Archive.from_json(space, data["archive"]), data["iteration"], data["history"], data["population"],
+                   data["rng_state"])
+
+
+class RunDir:
+    """Opens (fresh, resumed or forced) and writes one run directory; ``settings`` is the run's ``config.json``."""
+
+    def __init__(self, path: Path, settings: dict) -> None:
+        self.path, self.settings = Path(path), settings
+        self._earlier_cache: dict[str, list[str]] = {"loaded": [], "trained": []}  # of a resumed run's sessions
+
+    def open(self, space: SearchSpace, cache: Cache, resume: bool = False,
+             force: bool = False) -> SearchState:
+        """The state to continue from: the checkpoint's with ``resume``, else a fresh one in an emptied directory.
+
+        Refuses a non-empty directory without ``resume`` or ``force``, and a resume with other settings.
+        """
+        ckpt = self.path / CHECKPOINT
+        if resume and ckpt.exists():
+            config = json.loads((self.path / "config.json").read_text())
+            saved, now = config["search"], self.settings
+            if saved != now:
+                diff = next(k for k in {**now, **saved} if saved.get(k) != now.get(k))  # a key may be new
+                raise EenasError(f"{self.path} was searched with a different '{diff}' ({saved.get(diff)}); "
+                                 "resume with the same options or choose a new --out")
+            data = json.loads(ckpt.read_text())
+            if data.get("version") != CHECKPOINT_VERSION:
+                raise EenasError(f"{ckpt}: written by an older eenas (checkpoint version {data.get('version')}); "
+                                 "start a new --out")
+            self._earlier_cache = config.get("cache", self._earlier_cache)
+            log.info("resuming %s after iteration %d", self.path, data["iteration"])
+            return SearchState.from_json(space, data)
+        if self.path.exists() and any(self.path.iterdir()) and not resume:
+            if not force:
+                raise EenasError(f"{self.path} is not empty: pass --resume to continue it or --force to overwrite it")
+            shutil.rmtree(self.path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.write_config(cache)
+        return SearchState(Archive(space))
+
+    def write_config(self, cache: Cache) -> None:
+        """``config.json``: every setting, the versions, and the cache entries the run loaded and trained.
+
+        Over every session of a resumed run; an entry one session trained and a later one
+        loaded counts as trained.
+        """
+        trained = list(dict.fromkeys([*self._earlier_cache["trained"], *cache.trained]))
+        done = set(trained)
+        loaded = [k for k in dict.fromkeys([*self._earlier_cache["loaded"], *cache.loaded]) if k not in done]
+        write_json(self.path / "config.json", {"search": self.settings, "eenas_version": __version__,
+                                               "python": platform.python_version(), "versions": _versions(),
+                                               "cache": {"loaded": loaded, "trained": trained}})
+
+    def save(self, state: SearchState, cache: Cache) -> None:
+        """After every iteration: the checkpoint, ``config.json``, ``archive.csv`` and ``predictor.csv``."""
+        write_json(self.path / CHECKPOINT, state.to_json())
+        self.write_config(cache)
+        write_csv(self.path / "archive.csv", state.archive.table())
+        write_csv(self.path / "predictor.csv", pd.DataFrame(state.history))
+
+    def event(self, kind: str, **fields) -> None:
+        """Append one line to ``events.jsonl``: the UTC time, ``kind`` and ``fields`` (NaN written as null)."""
+        line = {"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "event": kind, **fields}
+        with open(self.path / EVENTS, "a") as fh:
+            fh.write(json.dumps(_plain(line)) + "\n")
+
+    def trained(self, entry: str, seconds: float) -> None:
+        """A cache listener: one event per trained job."""
+        self.event("trained", entry=entry, seconds=seconds)
+
+    def write_holdout(self, holdout: Holdout) -> None:
+        """``holdout.csv`` (the predictor's held-out metrics) and ``holdout_points.csv`` (every held-out arch)."""
+        write_csv(self.path / "holdout.csv", holdout.metrics)
+        write_csv(self.path / "holdout_points.csv", holdout.points)
+
+    def write_front(self, archive: Archive, front: list[Record]) -> pd.DataFrame:
+        """``pareto.csv``: the front's records, numbered ``k`` from the cheapest."""
+        table = archive.table(front)
+        table.insert(0, "k", range(len(table)))
+        write_csv(self.path / "pareto.csv", table)
+        return table
+
+    def write_pareto_arch(self, k: int, evaluation: Evaluation) -> None:
+        """``pareto/arch_<k>.json`` (with the training block that reproduces it) and ``stats_<k>.json``."""
+        save_arch(evaluation.arch, self.path / "pareto" / f"arch_{k}.json")
+        save_evaluation(evaluation, self.path / "pareto" / f"stats_{k}.json", written_by="eenas search")
+
+    def write_plot(self, archive: Archive, front: pd.DataFrame, statics: list[dict], title: str) -> None:
+        plot_pareto(archive.table(archive.ok), front, statics, title, self.path / "pareto.png")
+
+
+def _plain(value):
+    """``value`` with NaN and infinite floats as ``None`` and numpy scalars as Python ones: strict JSON."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    return None if isinstance(value, float) and not np.isfinite(value) else value
+
+
+def write_csv(path: Path, frame: pd.DataFrame) -> None:
+    write_text(path, frame.to_csv(index=False))
+
+
+def plot_pareto(archive: pd.DataFrame, front: pd.DataFrame, statics: list[dict], title: str, path: Path) -> None:
+    """Validation accuracy against average ET: every evaluated arch, the front, the static backbones.
+
+    ET is normalised by one reference, the static backbone at the highest precision, so archs
+    of different precisions share one axis and the front is monotonic.  Takes plain tables
+    (``statics``: dicts with ``bits``, ``accuracy`` and ``static_et``) so ``eenas report``
+    redraws it from a run directory's CSV files.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import BoundaryNorm
+
+    reference = max(statics, key=lambda s: s["bits"])
+    ref_et = reference["static_et"]
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
+    if not archive.empty:
+        ax.scatter(archive["average_et"] / ref_et, 100 * archive["accuracy"], s=12, c="0.8", label="evaluated")
+    if not front.empty:
+        most = int(front["n_exits"].max())
+        norm = BoundaryNorm([n - 0.5 for n in range(1, most + 2)], plt.get_cmap("viridis").N)
+        for bits, marker in zip(sorted(front["backbone_bits"].unique(), reverse=True), "os^D"):
+            part = front[front["backbone_bits"] == bits]
+            points = ax.scatter(part["average_et"] / ref_et, 100 * part["accuracy"], c=part["n_exits"],
+                                cmap="viridis", norm=norm, marker=marker, s=44, edgecolors="k", zorder=3,
+                                label=f"front, {bits}-bit backbone")
+        fig.colorbar(points, ax=ax, label="early exits", ticks=range(1, most + 1))
+        ax.step(front["average_et"] / ref_et, 100 * front["accuracy"], where="post", c="k", lw=0.8, zorder=2)
+    for static in statics:
+        x = static["static_et"] / ref_et
+        ax.scatter([x], [100 * static["accuracy"]], marker="*", s=180, c="tab:red", zorder=4)
+        ax.annotate(f"static {static['bits']}-bit", (x, 100 * static["accuracy"]), textcoords="offset points",
+                    xytext=(-8, 6), ha="right", fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel(f"average ET / static {reference['bits']}-bit backbone ET (log scale)")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    atomic_write(path, lambda fh: fig.savefig(fh, format="png"))
+    plt.close(fig)
+
+
+def _versions() -> dict:
+    import pymoo
+    import sklearn
+    import torch
+
+    return {"torch": torch.__version__, "pymoo": pymoo.__version__, "sklearn": sklearn.__version__,
+            "numpy": np.__version__}
