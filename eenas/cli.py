@@ -172,6 +172,39 @@ def evaluate(ctx, arch_path, finetune, hardware, weights, json_path, force, amp,
         click.echo(f"wrote {save_evaluation(result, out)}")
 
 
+@cli.command("export")
+@click.option("--arch", "arch_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Arch file (arch.json) to train (or load) and export.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for model.onnx, stage_<i>.onnx and manifest.json.")
+@AMP_OPTION
+@training_options
+@click.pass_context
+def export_cmd(ctx, arch_path, out, amp, budget, data_dir, cache_dir, device, seed) -> None:
+    """Export an arch's quantized early-exit network to ONNX and check it with onnxruntime on the test split.
+
+    --budget, --seed and --amp default to the arch file's training block, when it has one.
+    """
+    from eenas.arch import load_arch
+    from eenas.evaluate import check_training
+    from eenas.export import export, require_onnx
+
+    require_onnx()
+    arch = load_arch(arch_path)
+    settings = _arch_training(ctx, arch, arch_path, budget=budget, seed=seed, finetune="none", amp=amp)
+    pipe = _pipeline(arch.dataset, settings["budget"], arch.backbone.width_mult, data_dir, cache_dir, device,
+                     settings["seed"], settings["amp"])
+    check_training(arch, pipe.cfg, "none", arch_path.name)
+    result = export(arch, pipe, out, settings["finetune"])
+    p = result.parity
+    click.echo(f"onnxruntime against PyTorch on {p.samples} test images: exit decisions agree on "
+               f"{100 * p.decisions_agree:.2f}%; max logit difference per exit "
+               f"{', '.join(f'{d:.3g}' for d in p.max_logit_diff)} (one step: "
+               f"{', '.join(f'{s:.3g}' for s in p.logit_step)})")
+    click.echo(f"{_trained_line(pipe)}\nwrote {result.files.model}, {len(result.files.stages)} stage graphs, "
+               f"{result.manifest}")
+
+
 @cli.command("cost")
 @click.option("--arch", "arch_path", type=click.Path(dir_okay=False), required=True, help="Arch file (arch.json).")
 @click.option("--hardware", default=None, help="Accelerator preset or YAML file (default: the arch's).")
