@@ -52,9 +52,10 @@ def _exported(arch: Arch, out) -> str:
 
 
 def _arch(exits, bits=(8, 8)) -> Arch:
+    """Exits ``(block, head)`` or ``(block, head, core, overlap)``."""
     quant = QuantConfig(Precision(bits[0], bits[0]), Precision(bits[1], bits[1]))
-    return Arch("synthetic", BackboneConfig("mobilenet_v2", WIDTH), tuple(ExitConfig(b, h, 0.9) for b, h in exits),
-                quant)
+    return Arch("synthetic", BackboneConfig("mobilenet_v2", WIDTH), tuple(ExitConfig(e[0], e[1], 0.9, *e[2:])
+                                                                          for e in exits), quant)
 
 
 ROUND_TRIPS = {
@@ -62,6 +63,8 @@ ROUND_TRIPS = {
     "every head, 4/2": ([(2, "pool_fc"), (5, "conv_pool_fc"), (10, "gap_fc"), (16, "dsconv_pool_fc")], (4, 2)),
     "2x2 mounts, 2/8": ([(14, "pool_fc"), (15, "dsconv_pool_fc"), (17, "gap_fc")], (2, 8)),
     "float": ([(4, "conv_pool_fc"), (7, "pool_fc"), (11, "dsconv_pool_fc")], (32, 32)),
+    "pinned cores, overlap": ([(3, "pool_fc", 0, False), (8, "conv_pool_fc", 2, True), (12, "gap_fc", None, True)],
+                              (8, 8)),
 }
 
 
@@ -73,17 +76,18 @@ def test_cost_of_the_exported_onnx_equals_the_cost_of_the_arch(tmp_path, name):
     float_bits = 32 if bits == (32, 32) else 8  # a float graph has no Q/DQ to read bits from
     ours = network_cost(arch, "edge_tpu_quad", allocation="greedy")
     theirs = graph_network_cost(read_onnx(model, float_bits, float_bits), "edge_tpu_quad", allocation="greedy")
-    assert [e.head for e in theirs.cost.exits] == [f"exit_b{b}" for b, _ in exits] + ["final"]
+    assert [e.head for e in theirs.cost.exits] == [f"exit_b{e[0]}" for e in exits] + ["final"]
     assert len(theirs.layers) == len(ours.layers)
     for a, b in zip(ours.cost.exits, theirs.cost.exits):
         assert b.cum_macs == a.cum_macs
         assert b.cum_latency_cycles == pytest.approx(a.cum_latency_cycles, rel=0.01)
         assert b.cum_energy_pj == pytest.approx(a.cum_energy_pj, rel=0.01)
+        assert (b.overlap, b.wasted_energy_pj) == (a.overlap, pytest.approx(a.wasted_energy_pj, rel=0.01))
     assert theirs.cost.static_latency_cycles == ours.cost.static_latency_cycles
 
 
 def test_cli_round_trip_with_the_searched_allocation(tmp_path, monkeypatch, capsys):
-    arch = _arch([(3, "pool_fc"), (8, "conv_pool_fc")])
+    arch = _arch([(3, "pool_fc", 1, False), (8, "conv_pool_fc", 0, True)])
     arch_path = tmp_path / "arch.json"
     save_arch(arch, arch_path)
     model = _exported(arch, tmp_path / "onnx")
@@ -199,3 +203,17 @@ def test_missing_onnx_package_is_one_line(tmp_path, monkeypatch):
     with pytest.raises(EenasError, match=r"onnx not installed: pip install 'eenas\[onnx\]'"):
         read_onnx(tmp_path / "m.onnx")
     assert arch_from_dict(arch_dict()).exits  # the arch path needs no onnx
+
+
+def test_exit_mapping_metadata_is_checked(tmp_path):
+    from eenas.errors import EenasError
+    from eenas.hardware.onnx_workload import EXIT_MAPPING_KEY
+
+    model = onnx.load(_exported(_arch([(3, "pool_fc", 1, True)]), tmp_path))
+    assert json.loads(model.metadata_props[0].value) == {"exit_b3": {"core": 1, "overlap": True}}
+    for value, message in [('{"exit_b3": {"core": 9}}', "exit_b3: core 9 is not a compute core of edge_tpu_quad"),
+                           ("[1, 2]", f"metadata {EXIT_MAPPING_KEY}: expected")]:
+        helper.set_model_props(model, {EXIT_MAPPING_KEY: value})
+        onnx.save(model, str(tmp_path / "m.onnx"))
+        with pytest.raises(EenasError, match=message):
+            graph_network_cost(read_onnx(tmp_path / "m.onnx"), "edge_tpu_quad", allocation="greedy")

@@ -10,6 +10,7 @@ stage's feature map and writing exit i's logits and the feature map the next sta
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import warnings
 from collections import Counter
@@ -22,6 +23,7 @@ from eenas.arch import Arch
 from eenas.data import NORMALIZATION
 from eenas.errors import EenasError
 from eenas.export.qdq import frozen_copy
+from eenas.hardware.onnx_workload import EXIT_MAPPING_KEY  # each early exit's core and overlap, for cost --onnx
 from eenas.io import atomic_write, write_json
 from eenas.models.early_exit import EarlyExitNet
 from eenas.models.spec import INPUT_CHANNELS, INPUT_SIZE
@@ -98,6 +100,8 @@ def export_arch(arch: Arch, net: EarlyExitNet, out: Path) -> ExportResult:
     proto = onnx.load_from_string(buffer.getvalue())
     last = _rename(proto)
     proto.graph.doc_string = f"eenas early-exit network: outputs {', '.join(names)}"
+    mapping = {name: {"core": e.core, "overlap": e.overlap} for name, e in zip(names, arch.exits)}
+    onnx.helper.set_model_props(proto, {EXIT_MAPPING_KEY: json.dumps(mapping)})
     onnx.checker.check_model(proto)
     out.mkdir(parents=True, exist_ok=True)
     model_path = _save(proto, out / "model.onnx")

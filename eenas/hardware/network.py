@@ -442,9 +442,14 @@ def graph_network_cost(
     acc = load_accelerator(hardware).with_weights(weights)
     image = Tensor(workload.image, workload.image_bits, ((DRAM, 0),))
     plan = _make_plan(acc, workload.blocks, image, 0, allocation, {"graph": workload.digest})
-    exits = tuple(_Exit(i, workload.blocks[i].output, name, nodes)
-                  for i, (name, nodes) in enumerate(zip(workload.exit_names, workload.heads)))
-    return _report(_run_schedule(plan, exits, workload.exit_names[-1], True), exit_ratios)
+    exits = []
+    for i, (name, nodes) in enumerate(zip(workload.exit_names, workload.heads)):
+        core = workload.cores[i] if workload.cores else None
+        if core is not None and not 0 <= core < len(acc.cores):
+            raise EenasError(f"{name}: core {core} is not a compute core of {acc.name} (0..{len(acc.cores) - 1})")
+        exits.append(_Exit(i, workload.blocks[i].output, name, nodes, core,
+                           bool(workload.overlaps and workload.overlaps[i])))
+    return _report(_run_schedule(plan, tuple(exits), workload.exit_names[-1], True), exit_ratios)
 
 
 def clear_caches() -> None:

@@ -12,13 +12,15 @@ Q/DQ around it, an activation's from the first Q on its way out; without them ``
 The graph's outputs are the exits, ordered by depth (how many layers each needs); a layer belongs
 to the stage of the earliest exit that needs it.  Each stage's trunk (the layers later exits need
 too) runs before its exit's head, and one tensor crosses from a stage to the next, as in an
-arch's schedule (:mod:`eenas.hardware.network`).
+arch's schedule (:mod:`eenas.hardware.network`).  Heads go to the earliest-finishing core without
+overlap, unless the model's metadata ``eenas.exit_mapping`` (written by ``eenas export``) pins them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import logging
 import math
 from dataclasses import dataclass, field
@@ -27,6 +29,8 @@ from pathlib import Path
 from eenas.errors import EenasError
 from eenas.hardware.layers import AddLayer, ConvLayer, Layer, PoolLayer
 from eenas.hardware.workload import Block, GraphWorkload, Node
+
+EXIT_MAPPING_KEY = "eenas.exit_mapping"  # written by eenas export (eenas.export.onnx_graph)
 
 log = logging.getLogger(__name__)
 
@@ -305,8 +309,28 @@ def read_onnx(path: str | Path, weight_bits: int = 8, act_bits: int = 8, skip_un
     blocks = tuple(_block(i, t) for i, t in enumerate(trunks))
     _check_one_crossing(path, blocks, heads, reader.image)
     n_input = math.prod(reader._shape(reader.image, model.graph.node[0], 0)[1:])
-    return GraphWorkload(reader.image, n_input * (reader.image_bits or act_bits), blocks, tuple(heads),
-                         tuple(n for n, _ in needs), hashlib.sha256(path.read_bytes()).hexdigest()[:16])
+    names = tuple(n for n, _ in needs)
+    mapping = _exit_mapping(path, model, names[:-1])
+    return GraphWorkload(reader.image, n_input * (reader.image_bits or act_bits), blocks, tuple(heads), names,
+                         hashlib.sha256(path.read_bytes()).hexdigest()[:16],
+                         tuple(m.get("core") for m in mapping), tuple(bool(m.get("overlap")) for m in mapping))
+
+
+def _exit_mapping(path: Path, model, exits: tuple[str, ...]) -> list[dict]:
+    """Each early exit's core and overlap from the metadata ``eenas export`` writes (none: the defaults)."""
+    props = {p.key: p.value for p in model.metadata_props}
+    if EXIT_MAPPING_KEY not in props:
+        return [{} for _ in exits]
+    try:
+        data = json.loads(props[EXIT_MAPPING_KEY])
+        mapping = [data.get(name) or {} for name in exits]
+        valid = all(isinstance(m.get("core"), (int, type(None))) and isinstance(m.get("overlap", False), bool)
+                    for m in mapping)
+    except (ValueError, AttributeError):
+        valid = False
+    if not valid:
+        raise EenasError(f"--onnx: {path}: metadata {EXIT_MAPPING_KEY}: expected {{output: {{core, overlap}}}}")
+    return mapping
 
 
 def _check_one_crossing(path: Path, blocks: tuple[Block, ...], heads: list[tuple[Node, ...]], image: str) -> None:

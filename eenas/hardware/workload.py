@@ -159,3 +159,5 @@ class GraphWorkload:
     heads: tuple[tuple[Node, ...], ...]
     exit_names: tuple[str, ...]
     digest: str  # identifies the workload in the allocation cache
+    cores: tuple[int | None, ...] = ()  # per early exit: the core its head runs on (None or absent: the earliest free)
+    overlaps: tuple[bool, ...] = ()  # per early exit: whether the next stage starts speculatively
