@@ -9,7 +9,6 @@ stage's feature map and writing exit i's logits and the feature map the next sta
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import warnings
@@ -21,9 +20,8 @@ import torch
 
 from eenas.arch import Arch
 from eenas.data import NORMALIZATION
-from eenas.errors import EenasError
 from eenas.export.qdq import frozen_copy
-from eenas.hardware.onnx_workload import EXIT_MAPPING_KEY  # each early exit's core and overlap, for cost --onnx
+from eenas.hardware.onnx_workload import EXIT_MAPPING_KEY, require  # EXIT_MAPPING_KEY: exits' cores, overlap
 from eenas.io import atomic_write, write_json
 from eenas.models.early_exit import EarlyExitNet
 from eenas.models.spec import INPUT_CHANNELS, INPUT_SIZE
@@ -38,10 +36,8 @@ _SCOPES = ((re.compile(r"^/features\.0/"), "stem"),  # the TorchScript exporter'
 
 
 def require_onnx() -> None:
-    """One line, not a traceback, when the optional ONNX packages are missing."""
-    missing = [m for m in ("onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
-    if missing:
-        raise EenasError(f"{' and '.join(missing)} not installed: pip install 'eenas[onnx]'")
+    """One line, not a traceback, when onnx or onnxruntime is missing."""
+    require("onnx", "onnxruntime")
 
 
 def output_names(arch: Arch) -> list[str]:

@@ -42,9 +42,15 @@ COSTED_OPS = ("Conv", "Gemm", "MatMul", "MaxPool", "AveragePool", "GlobalAverage
 _QUANT_BITS = {"INT8": 8, "UINT8": 8, "INT4": 4, "UINT4": 4, "INT16": 16, "UINT16": 16}
 
 
+def require(*modules: str) -> None:
+    """One line, not a traceback, when the optional ONNX packages (``eenas[onnx]``) are missing."""
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise EenasError(f"{' and '.join(missing)} not installed: pip install 'eenas[onnx]'")
+
+
 def _load(path: Path):
-    if importlib.util.find_spec("onnx") is None:
-        raise EenasError("onnx not installed: pip install 'eenas[onnx]'")
+    require("onnx")
     import onnx
 
     if not path.is_file():
@@ -89,7 +95,6 @@ class _Reader:
         for info in [*graph.input, *graph.value_info, *graph.output]:
             dims = info.type.tensor_type.shape.dim
             self.shapes[info.name] = tuple(d.dim_value if d.HasField("dim_value") else None for d in dims)
-        self.elem_type = {info.name: info.type.tensor_type.elem_type for info in [*graph.input, *graph.value_info]}
         inputs = [i for i in graph.input if i.name not in self.consts]
         if len(inputs) != 1:
             raise EenasError(f"--onnx: {path}: expected one input tensor, got {len(inputs)}")
@@ -228,7 +233,7 @@ class _Reader:
                 raise EenasError(f"{where}: only the addition of two activations of one shape is modelled")
             return AddLayer(*(list(x[1:]) + [1, 1])[:3])
         if op in ("Conv", "Gemm", "MatMul"):
-            if len(acts) != 1 or node.input[1] not in self.consts and node.input[1] not in self.wbits:
+            if len(acts) != 1 or (node.input[1] not in self.consts and node.input[1] not in self.wbits):
                 raise EenasError(f"{where}: only a constant weight is modelled")
             w_shape = self._weight_shape(node, index)
             if op == "Conv":
