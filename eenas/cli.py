@@ -172,28 +172,81 @@ def evaluate(ctx, arch_path, finetune, hardware, weights, json_path, force, amp,
         click.echo(f"wrote {save_evaluation(result, out)}")
 
 
+@cli.command("export")
+@click.option("--arch", "arch_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Arch file (arch.json) to train (or load) and export.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for model.onnx, stage_<i>.onnx and manifest.json.")
+@AMP_OPTION
+@training_options
+@click.pass_context
+def export_cmd(ctx, arch_path, out, amp, budget, data_dir, cache_dir, device, seed) -> None:
+    """Export an arch's quantized early-exit network to ONNX and check it with onnxruntime on the test split.
+
+    --budget, --seed and --amp default to the arch file's training block, when it has one.
+    """
+    from eenas.arch import load_arch
+    from eenas.evaluate import check_training
+    from eenas.export import export, require_onnx
+
+    require_onnx()
+    arch = load_arch(arch_path)
+    settings = _arch_training(ctx, arch, arch_path, budget=budget, seed=seed, finetune="none", amp=amp)
+    pipe = _pipeline(arch.dataset, settings["budget"], arch.backbone.width_mult, data_dir, cache_dir, device,
+                     settings["seed"], settings["amp"])
+    check_training(arch, pipe.cfg, "none", arch_path.name)
+    result = export(arch, pipe, out, settings["finetune"])
+    p = result.parity
+    click.echo(f"onnxruntime against PyTorch on {p.samples} test images: exit decisions agree on "
+               f"{100 * p.decisions_agree:.2f}%; max logit difference per exit "
+               f"{', '.join(f'{d:.3g}' for d in p.max_logit_diff)} (one step: "
+               f"{', '.join(f'{s:.3g}' for s in p.logit_step)})")
+    click.echo(f"{_trained_line(pipe)}\nwrote {result.files.model}, {len(result.files.stages)} stage graphs, "
+               f"{result.manifest}")
+
+
 @cli.command("cost")
-@click.option("--arch", "arch_path", type=click.Path(dir_okay=False), required=True, help="Arch file (arch.json).")
-@click.option("--hardware", default=None, help="Accelerator preset or YAML file (default: the arch's).")
+@click.option("--arch", "arch_path", type=click.Path(dir_okay=False), default=None, help="Arch file (arch.json).")
+@click.option("--onnx", "onnx_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="An ONNX network instead of an arch: its outputs are the exits, ordered by depth.")
+@click.option("--hardware", default=None, help="Accelerator preset or YAML file (default: the arch's; with --onnx: "
+                                              "edge_tpu_quad).")
 @WEIGHTS_OPTION
 @click.option("--allocation", type=click.Choice(list(ALLOCATIONS)), default=DEFAULT_ALLOCATION, show_default=True,
               help="Backbone layer-to-core allocation: the better of greedy and a genetic search, or greedy only.")
 @click.option("--exit-ratios", default=None,
               help="Fraction of samples leaving at each exit and the final classifier, e.g. 0.3,0.2,0.5.")
+@click.option("--weight-bits", type=int, default=8, show_default=True,
+              help="With --onnx: bits of weights without Q/DQ around them.")
+@click.option("--act-bits", type=int, default=8, show_default=True,
+              help="With --onnx: bits of activations (and the input) without a QuantizeLinear after them.")
+@click.option("--skip-unknown", is_flag=True, help="With --onnx: cost operators the model does not know as zero.")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @click.option("--frequency-mhz", type=float, default=None, help="Also show time at this clock frequency.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
               help="Where searched allocations are cached (default: ~/.cache/eenas).")
-def cost(arch_path, hardware, weights, allocation, exit_ratios, fmt, frequency_mhz, cache_dir) -> None:
-    """Per-layer and per-exit latency, energy and ET of an arch on an accelerator (no training)."""
+def cost(arch_path, onnx_path, hardware, weights, allocation, exit_ratios, weight_bits, act_bits, skip_unknown, fmt,
+         frequency_mhz, cache_dir) -> None:
+    """Per-layer and per-exit latency, energy and ET of an arch or ONNX network on an accelerator (no training)."""
     from eenas.arch import load_arch
     from eenas.hardware import network_cost, parse_exit_ratios
     from eenas.hardware.report import render
 
-    arch = load_arch(arch_path)
-    ratios = None if exit_ratios is None else parse_exit_ratios(exit_ratios, len(arch.exits) + 1)
-    with _allocation_cache(cache_dir):
-        nc = network_cost(arch, hardware, ratios, weights or arch.weights, allocation)
+    if (arch_path is None) == (onnx_path is None):
+        raise EenasError("cost: give exactly one of --arch and --onnx")
+    if onnx_path is not None:
+        from eenas.hardware.network import graph_network_cost
+        from eenas.hardware.onnx_workload import read_onnx
+
+        workload = read_onnx(onnx_path, weight_bits, act_bits, skip_unknown)
+        ratios = None if exit_ratios is None else parse_exit_ratios(exit_ratios, len(workload.exit_names))
+        with _allocation_cache(cache_dir):
+            nc = graph_network_cost(workload, hardware or "edge_tpu_quad", ratios, weights, allocation)
+    else:
+        arch = load_arch(arch_path)
+        ratios = None if exit_ratios is None else parse_exit_ratios(exit_ratios, len(arch.exits) + 1)
+        with _allocation_cache(cache_dir):
+            nc = network_cost(arch, hardware, ratios, weights or arch.weights, allocation)
     click.echo(render(nc, fmt, frequency_mhz))
 
 

@@ -49,7 +49,7 @@ from eenas.hardware.schedule import (
     resident_reserve,
     route,
 )
-from eenas.hardware.workload import INPUT, TAIL, Block, Node, backbone, exit_head, image_bits
+from eenas.hardware.workload import INPUT, Block, GraphWorkload, Node, backbone, exit_head, image_bits
 from eenas.models.spec import HEADS, INPUT_CHANNELS, INPUT_SIZE, NUM_BLOCKS
 
 RATIO_TOLERANCE = 1e-6
@@ -76,6 +76,13 @@ def _plan(acc: Accelerator, width_mult: float, precision: Precision, num_classes
     blocks = backbone(width_mult, precision, num_classes)
     image = Tensor(INPUT, INPUT_CHANNELS * INPUT_SIZE**2 * image_bits(precision), ((DRAM, 0),))
     workload = {"width_mult": width_mult, "precision": precision.tag, "num_classes": num_classes}
+    return _make_plan(acc, blocks, image, num_classes, allocation, workload)
+
+
+def _make_plan(
+    acc: Accelerator, blocks: tuple[Block, ...], image: Tensor, num_classes: int, allocation: str,
+    workload: Mapping[str, object],
+) -> _Plan:
     alloc = allocate(acc, blocks, image, allocation, workload)
     nodes = [n for b in blocks for n in b.nodes]
     mapping = MappingProxyType(dict(zip([n.name for n in nodes if isinstance(n.layer, ConvLayer)], alloc.cores)))
@@ -111,7 +118,7 @@ def _finish(sim: Simulator, last: str, carried: str) -> _Run:
 @functools.lru_cache(maxsize=64)
 def _static(plan: _Plan) -> _Run:
     """The backbone without exits: the ET-ratio baseline."""
-    return _placed(_segment, plan, 0, TAIL, False, state=State.initial(plan.acc, plan.image))[0]
+    return _placed(_segment, plan, 0, len(plan.blocks) - 1, False, state=State.initial(plan.acc, plan.image))[0]
 
 
 @functools.lru_cache(maxsize=1 << 14)
@@ -125,22 +132,33 @@ def _segment(plan: _Plan, first: int, last: int, detailed: bool, state: State) -
     return _finish(sim, output, output)
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class _Exit:
+    """What the schedule needs of one early exit: its head's layers and where it reads from.
+
+    Compared and hashed by identity, as the part caches' keys: an arch's are built once per plan.
+    """
+
+    block: int  # index into the plan's blocks: the head reads that block's output
+    label: int | str  # ExitCost.after_block
+    head: str
+    nodes: tuple[Node, ...]
+    core: int | None = None
+    overlap: bool = False
+
+
 @functools.lru_cache(maxsize=1 << 12)
-def _head_nodes(plan: _Plan, block: int, head: str, precision: Precision) -> tuple[Node, ...]:
-    return exit_head(plan.blocks[block], head, precision, plan.num_classes)
+def _arch_exit(plan: _Plan, block: int, head: str, precision: Precision, core: int | None, overlap: bool) -> _Exit:
+    return _Exit(block, block, head, exit_head(plan.blocks[block], head, precision, plan.num_classes), core, overlap)
 
 
 @functools.lru_cache(maxsize=1 << 14)
-def _head(
-    plan: _Plan, block: int, head: str, core: int | None, precision: Precision, avoid: tuple[int, ...],
-    detailed: bool, state: State,
-) -> _Run:
-    """Exit head ``head`` on block ``block``'s output from a normalized state."""
+def _head(plan: _Plan, ex: _Exit, avoid: tuple[int, ...], detailed: bool, state: State) -> _Run:
+    """Exit ``ex``'s head on its block's output from a normalized state."""
     sim = Simulator(plan.acc, state, plan.reserve, detailed)
-    nodes = _head_nodes(plan, block, head, precision)
-    for node in nodes:
-        sim.run(node, core, avoid)
-    return _finish(sim, nodes[-1].name, plan.blocks[block].output)
+    for node in ex.nodes:
+        sim.run(node, ex.core, avoid)
+    return _finish(sim, ex.nodes[-1].name, plan.blocks[ex.block].output)
 
 
 def _placed(part: Callable[..., _Run], *args: object, state: State) -> tuple[_Run, int]:
@@ -153,8 +171,8 @@ def _placed(part: Callable[..., _Run], *args: object, state: State) -> tuple[_Ru
 class ExitCost:
     """One exit (the backbone's classifier is the last); cumulative values include stages 1..i."""
 
-    after_block: int | None  # None for the final classifier
-    head: str  # "classifier" for the final exit
+    after_block: int | str | None  # None for the final classifier; an ONNX network's exits name the node they read
+    head: str  # "classifier" for the final exit (an ONNX network's: its output's name)
     overlap: bool
     stage_latency_cycles: int
     stage_energy_pj: float
@@ -231,9 +249,11 @@ def parse_exit_ratios(text: str, count: int) -> tuple[float, ...]:
 
 @dataclass(frozen=True)
 class _Schedule:
-    """A whole arch's schedule: parts per stage with their offsets, and decision times."""
+    """A whole network's schedule: parts per stage with their offsets, and decision times."""
 
     plan: _Plan
+    exits: tuple[_Exit, ...]
+    final_head: str
     stages: tuple[tuple[tuple[_Run, int], ...], ...]
     decisions: tuple[int, ...]
 
@@ -256,26 +276,30 @@ def _validate(arch: Arch, acc: Accelerator) -> None:
 def _schedule(arch: Arch, acc: Accelerator, allocation: str, detailed: bool = False) -> _Schedule:
     _validate(arch, acc)
     plan = _plan(acc, arch.backbone.width_mult, arch.quant.backbone, arch.num_classes, allocation)
-    state = State.initial(acc, plan.image)
+    exits = tuple(_arch_exit(plan, ex.after_block, ex.head, arch.quant.exits, ex.core, ex.overlap)
+                  for ex in arch.exits)
+    return _run_schedule(plan, exits, "classifier", detailed)
+
+
+def _run_schedule(plan: _Plan, exits: tuple[_Exit, ...], final_head: str, detailed: bool) -> _Schedule:
+    state = State.initial(plan.acc, plan.image)
     stages, decisions, first, decided = [], [], 0, 0
-    for ex in arch.exits:
-        segment, seg_offset = _placed(_segment, plan, first, ex.after_block, detailed, state=state)
+    for ex in exits:
+        segment, seg_offset = _placed(_segment, plan, first, ex.block, detailed, state=state)
         state = segment.end_state.shifted(seg_offset)
-        avoid = (plan.first_core(ex.after_block + 1),) if ex.overlap else ()
-        head, head_offset = _placed(
-            _head, plan, ex.after_block, ex.head, ex.core, arch.quant.exits, avoid, detailed, state=state
-        )
+        avoid = (plan.first_core(ex.block + 1),) if ex.overlap else ()
+        head, head_offset = _placed(_head, plan, ex, avoid, detailed, state=state)
         # A sample reaches this decision only after every earlier one said "continue".
         decided = max(decided, head.done + head_offset)
         state = head.end_state.shifted(head_offset)
         state = state if ex.overlap else state.with_barrier(decided)
         stages.append(((segment, seg_offset), (head, head_offset)))
         decisions.append(decided)
-        first = ex.after_block + 1
-    segment, seg_offset = _placed(_segment, plan, first, TAIL, detailed, state=state)
+        first = ex.block + 1
+    segment, seg_offset = _placed(_segment, plan, first, len(plan.blocks) - 1, detailed, state=state)
     stages.append(((segment, seg_offset),))
     decisions.append(max(decided, segment.done + seg_offset))
-    return _Schedule(plan, tuple(stages), tuple(decisions))
+    return _Schedule(plan, exits, final_head, tuple(stages), tuple(decisions))
 
 
 def _wasted(schedule: _Schedule, stage: int) -> float:
@@ -291,10 +315,10 @@ def _wasted(schedule: _Schedule, stage: int) -> float:
     return wasted
 
 
-def _costs(arch: Arch, schedule: _Schedule) -> ArchCost:
+def _costs(schedule: _Schedule) -> ArchCost:
     static = _static(schedule.plan)
     exits, work, macs, prev_t, prev_e = [], 0.0, 0, 0, 0.0
-    configs = [*arch.exits, None]
+    configs = [*schedule.exits, None]
     for i, (parts, t) in enumerate(zip(schedule.stages, schedule.decisions)):
         ex = configs[i]
         overlap = bool(ex and ex.overlap)
@@ -304,7 +328,7 @@ def _costs(arch: Arch, schedule: _Schedule) -> ArchCost:
         wasted = _wasted(schedule, i) if overlap else 0.0
         energy = work + wasted
         exits.append(ExitCost(
-            ex.after_block if ex else None, ex.head if ex else "classifier", overlap,
+            ex.label if ex else None, ex.head if ex else schedule.final_head, overlap,
             t - prev_t, energy - prev_e, stage_macs, t, energy, macs, wasted,
         ))
         prev_t, prev_e = t, energy
@@ -337,7 +361,7 @@ def cost_arch(
     mode; ``allocation`` is ``greedy`` or ``searched`` (:mod:`eenas.hardware.allocation`).
     """
     acc = _accelerator(arch, hardware, weights)
-    return _costs(arch, _schedule(arch, acc, allocation))
+    return _costs(_schedule(arch, acc, allocation))
 
 
 @dataclass(frozen=True)
@@ -399,20 +423,48 @@ def network_cost(
 ) -> NetworkCost:
     """Per-layer schedule, per-exit costs and (with ratios) average ET of ``arch`` (arguments as :func:`cost_arch`)."""
     acc = _accelerator(arch, hardware, weights)
-    ratios = None if exit_ratios is None else check_exit_ratios(exit_ratios, len(arch.exits) + 1)
-    schedule = _schedule(arch, acc, allocation, detailed=True)
-    cost = _costs(arch, schedule)
+    return _report(_schedule(arch, acc, allocation, detailed=True), exit_ratios)
+
+
+def _report(schedule: _Schedule, exit_ratios: Sequence[float] | None) -> NetworkCost:
+    acc = schedule.plan.acc
+    ratios = None if exit_ratios is None else check_exit_ratios(exit_ratios, len(schedule.exits) + 1)
     saved = 0
-    if any(ex.overlap for ex in arch.exits):
-        plain = replace(arch, exits=tuple(replace(ex, overlap=False) for ex in arch.exits))
-        saved = _schedule(plain, acc, allocation).decisions[-1] - schedule.decisions[-1]
-    return NetworkCost(acc.name, acc.weights, schedule.plan.allocation, _records(schedule), cost, ratios, saved)
+    if any(ex.overlap for ex in schedule.exits):
+        plain = tuple(replace(ex, overlap=False) for ex in schedule.exits)
+        saved = _run_schedule(schedule.plan, plain, schedule.final_head, False).decisions[-1] - schedule.decisions[-1]
+    return NetworkCost(acc.name, acc.weights, schedule.plan.allocation, _records(schedule), _costs(schedule), ratios,
+                       saved)
+
+
+def graph_network_cost(
+    workload: GraphWorkload,
+    hardware: Hardware,
+    exit_ratios: Sequence[float] | None = None,
+    weights: str | None = None,
+    allocation: str = DEFAULT_ALLOCATION,
+) -> NetworkCost:
+    """:func:`network_cost` of a network read from elsewhere (``eenas cost --onnx``): same schedule, same report.
+
+    The trunk's core allocation is searched as an arch's backbone's is; heads go to the earliest-finishing core.
+    """
+    acc = load_accelerator(hardware).with_weights(weights)
+    image = Tensor(workload.image, workload.image_bits, ((DRAM, 0),))
+    plan = _make_plan(acc, workload.blocks, image, 0, allocation, {"graph": workload.digest})
+    exits = []
+    for i, (name, nodes) in enumerate(zip(workload.exit_names, workload.heads)):
+        core = workload.cores[i] if workload.cores else None
+        if core is not None and not 0 <= core < len(acc.cores):
+            raise EenasError(f"{name}: core {core} is not a compute core of {acc.name} (0..{len(acc.cores) - 1})")
+        exits.append(_Exit(i, workload.blocks[i].output, name, nodes, core,
+                           bool(workload.overlaps and workload.overlaps[i])))
+    return _report(_run_schedule(plan, tuple(exits), workload.exit_names[-1], True), exit_ratios)
 
 
 def clear_caches() -> None:
     """Forget every cached accelerator, plan, part and layer cost (for cold-start benchmarks)."""
     clear_loaded()
-    caches = (_plan, _static, _segment, _head_nodes, _head, conv_profile, route, add_traffic, conv_cost, pool_cost,
+    caches = (_plan, _static, _segment, _arch_exit, _head, conv_profile, route, add_traffic, conv_cost, pool_cost,
               add_cost)
     for cached in caches:
         cached.cache_clear()

@@ -142,3 +142,22 @@ def exit_head(block: Block, head: str, precision: Precision, num_classes: int) -
         source, bits, channels = nodes[-1].name, ab, spec.conv_channels
     pooled = spec.pooled_size(size)
     return (*nodes, *_pool_then_fc(prefix, source, bits, channels, size, pooled, spec.pool, num_classes, precision))
+
+
+@dataclass(frozen=True)
+class GraphWorkload:
+    """A network read from a file (``eenas cost --onnx``), cut the way an arch's schedule is.
+
+    ``blocks[i]`` is the trunk run between exit i-1's decision and exit i's (the last block ends
+    with the final exit's layers); ``heads[i]`` are the layers only early exit i needs, reading
+    ``blocks[i].output``.  ``exit_names`` name the exits, the final one last.
+    """
+
+    image: str  # the input tensor; it starts in DRAM
+    image_bits: int  # of the whole input tensor
+    blocks: tuple[Block, ...]
+    heads: tuple[tuple[Node, ...], ...]
+    exit_names: tuple[str, ...]
+    digest: str  # identifies the workload in the allocation cache
+    cores: tuple[int | None, ...] = ()  # per early exit: the core its head runs on (None or absent: the earliest free)
+    overlaps: tuple[bool, ...] = ()  # per early exit: whether the next stage starts speculatively

@@ -1,0 +1,93 @@
+"""``eenas export``: the ONNX graphs, their Q/DQ quantization and onnxruntime's parity with PyTorch."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+import onnx  # noqa: E402
+import onnxruntime as ort  # noqa: E402
+
+from eenas.arch import arch_from_dict  # noqa: E402
+from eenas.cli import main  # noqa: E402
+from eenas.export import export  # noqa: E402
+from eenas.export.run import split_images, trained_network  # noqa: E402
+from tests.conftest import arch_dict, write_arch  # noqa: E402
+
+ALL_HEADS = [{"after_block": 2, "head": "gap_fc", "threshold": 0.9},
+             {"after_block": 3, "head": "pool_fc", "threshold": 0.9},
+             {"after_block": 7, "head": "conv_pool_fc", "threshold": 0.85},
+             {"after_block": 12, "head": "dsconv_pool_fc", "threshold": 0.8}]
+
+
+def _arch(backbone_bits: int, exit_bits: int):
+    quant = {"backbone": {"weights": backbone_bits, "activations": backbone_bits},
+             "exits": {"weights": exit_bits, "activations": exit_bits}}
+    return arch_from_dict(arch_dict(exits=ALL_HEADS, quant=quant))
+
+
+@pytest.mark.parametrize("bits", [(8, 8), (4, 2)])
+def test_onnxruntime_agrees_with_pytorch_on_the_test_split(tiny_pipeline, tmp_path, bits):
+    arch = _arch(*bits)
+    result = export(arch, tiny_pipeline, tmp_path)
+    p = result.parity
+    assert p.samples == len(tiny_pipeline.splits.test) > 100
+    assert p.decisions_agree >= 0.999
+    if bits == (4, 2):  # coarse grids: no activation lands near a rounding boundary, logits agree to float error
+        assert all(w == 1.0 for w in p.within_step) and max(p.max_logit_diff) < 1e-3
+    else:  # 8 bits: a few activations round the other way (sums in another order) and the change travels on
+        assert min(p.within_step) >= 0.95
+    manifest = json.loads(result.manifest.read_text())
+    assert [e["output"] for e in manifest["exits"]] == ["exit_b2", "exit_b3", "exit_b7", "exit_b12", "final"]
+    assert [e["threshold"] for e in manifest["exits"]] == [0.9, 0.9, 0.85, 0.8, None]
+    assert manifest["quantization"]["exits"] == {"weights": bits[1], "activations": bits[1]}
+
+
+def test_graph_is_qdq_with_clip_below_8_bits_and_named_after_the_arch(tiny_pipeline, tmp_path):
+    arch = _arch(8, 4)
+    files = export(arch, tiny_pipeline, tmp_path).files
+    graph = onnx.load(str(files.model)).graph
+    assert [o.name for o in graph.output] == ["exit_b2", "exit_b3", "exit_b7", "exit_b12", "final"]
+    parts = {n.name.split(".")[0] if not n.name.startswith("b") or ".exit" not in n.name
+             else n.name.rsplit(".", 1)[0] for n in graph.node}
+    assert {"stem", "final", "b1", "b17", "b2.exit", "b12.exit"} <= parts
+    producers = {o: n for n in graph.node for o in n.output}
+    code_clips = [n for n in graph.node if n.op_type == "Clip" and producers[n.input[0]].op_type == "QuantizeLinear"]
+    assert code_clips and all(".exit." in n.name for n in code_clips)  # only the 4-bit exits clip their int8 codes
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    assert all(producers[c.input[1]].op_type == "DequantizeLinear" for c in convs)
+
+
+def test_stage_graphs_chain_to_the_whole_graph(tiny_pipeline, tmp_path):
+    arch = _arch(8, 8)
+    files = export(arch, tiny_pipeline, tmp_path).files
+    x = split_images(tiny_pipeline)[:16].numpy()
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    whole = ort.InferenceSession(str(files.model), options).run(None, {"image": x})
+    feed = {"image": x}
+    for i, path in enumerate(files.stages):
+        session = ort.InferenceSession(str(path), options)
+        outputs = session.run(None, feed)
+        np.testing.assert_array_equal(outputs[0], whole[i])
+        if len(outputs) > 1:
+            feed = {session.get_outputs()[1].name: outputs[1]}
+    assert len(files.stages) == len(arch.exits) + 1
+    assert trained_network(arch, tiny_pipeline).mounts == [2, 3, 7, 12]
+
+
+def test_cli_export_end_to_end(tmp_path, cache_dir, monkeypatch, capsys):
+    arch = write_arch(tmp_path / "arch.json")
+    monkeypatch.setattr(sys, "argv", ["eenas", "export", "--arch", str(arch), "--out", str(tmp_path / "onnx"),
+                                      "--budget", "tiny", "--cache-dir", str(cache_dir), "--device", "cpu"])
+    main()
+    out = capsys.readouterr().out
+    assert "exit decisions agree on 100.00%" in out
+    assert sorted(p.name for p in (tmp_path / "onnx").iterdir()) == [
+        "manifest.json", "model.onnx", "stage_1.onnx", "stage_2.onnx", "stage_3.onnx"]
