@@ -132,12 +132,9 @@ def _segment(plan: _Plan, first: int, last: int, detailed: bool, state: State) -
     return _finish(sim, output, output)
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(frozen=True, slots=True)
 class _Exit:
-    """What the schedule needs of one early exit: its head's layers and where it reads from.
-
-    Compared and hashed by identity, as the part caches' keys: an arch's are built once per plan.
-    """
+    """What the schedule needs of one early exit: its head's layers and where it reads from."""
 
     block: int  # index into the plan's blocks: the head reads that block's output
     label: int | str  # ExitCost.after_block
@@ -148,17 +145,21 @@ class _Exit:
 
 
 @functools.lru_cache(maxsize=1 << 12)
-def _arch_exit(plan: _Plan, block: int, head: str, precision: Precision, core: int | None, overlap: bool) -> _Exit:
-    return _Exit(block, block, head, exit_head(plan.blocks[block], head, precision, plan.num_classes), core, overlap)
+def _head_nodes(plan: _Plan, block: int, head: str, precision: Precision) -> tuple[Node, ...]:
+    """Built once per plan: the nodes key the head and layer-cost caches by identity."""
+    return exit_head(plan.blocks[block], head, precision, plan.num_classes)
 
 
 @functools.lru_cache(maxsize=1 << 14)
-def _head(plan: _Plan, ex: _Exit, avoid: tuple[int, ...], detailed: bool, state: State) -> _Run:
-    """Exit ``ex``'s head on its block's output from a normalized state."""
+def _head(
+    plan: _Plan, block: int, nodes: tuple[Node, ...], core: int | None, avoid: tuple[int, ...], detailed: bool,
+    state: State,
+) -> _Run:
+    """A head's ``nodes`` on block ``block``'s output from a normalized state (cores as :meth:`Simulator.run`)."""
     sim = Simulator(plan.acc, state, plan.reserve, detailed)
-    for node in ex.nodes:
-        sim.run(node, ex.core, avoid)
-    return _finish(sim, ex.nodes[-1].name, plan.blocks[ex.block].output)
+    for node in nodes:
+        sim.run(node, core, avoid)
+    return _finish(sim, nodes[-1].name, plan.blocks[block].output)
 
 
 def _placed(part: Callable[..., _Run], *args: object, state: State) -> tuple[_Run, int]:
@@ -276,8 +277,11 @@ def _validate(arch: Arch, acc: Accelerator) -> None:
 def _schedule(arch: Arch, acc: Accelerator, allocation: str, detailed: bool = False) -> _Schedule:
     _validate(arch, acc)
     plan = _plan(acc, arch.backbone.width_mult, arch.quant.backbone, arch.num_classes, allocation)
-    exits = tuple(_arch_exit(plan, ex.after_block, ex.head, arch.quant.exits, ex.core, ex.overlap)
-                  for ex in arch.exits)
+    exits = tuple(
+        _Exit(ex.after_block, ex.after_block, ex.head, _head_nodes(plan, ex.after_block, ex.head, arch.quant.exits),
+              ex.core, ex.overlap)
+        for ex in arch.exits
+    )
     return _run_schedule(plan, exits, "classifier", detailed)
 
 
@@ -288,7 +292,7 @@ def _run_schedule(plan: _Plan, exits: tuple[_Exit, ...], final_head: str, detail
         segment, seg_offset = _placed(_segment, plan, first, ex.block, detailed, state=state)
         state = segment.end_state.shifted(seg_offset)
         avoid = (plan.first_core(ex.block + 1),) if ex.overlap else ()
-        head, head_offset = _placed(_head, plan, ex, avoid, detailed, state=state)
+        head, head_offset = _placed(_head, plan, ex.block, ex.nodes, ex.core, avoid, detailed, state=state)
         # A sample reaches this decision only after every earlier one said "continue".
         decided = max(decided, head.done + head_offset)
         state = head.end_state.shifted(head_offset)
@@ -464,7 +468,7 @@ def graph_network_cost(
 def clear_caches() -> None:
     """Forget every cached accelerator, plan, part and layer cost (for cold-start benchmarks)."""
     clear_loaded()
-    caches = (_plan, _static, _segment, _arch_exit, _head, conv_profile, route, add_traffic, conv_cost, pool_cost,
+    caches = (_plan, _static, _segment, _head_nodes, _head, conv_profile, route, add_traffic, conv_cost, pool_cost,
               add_cost)
     for cached in caches:
         cached.cache_clear()

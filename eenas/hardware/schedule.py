@@ -68,6 +68,11 @@ class Tensor:
     copies: tuple[tuple[int, int], ...]
 
 
+def _since(times: tuple[int, ...], t: int) -> tuple[int, ...]:
+    """Busy-until times relative to ``t`` (0: free by then)."""
+    return tuple([x - t if x > t else 0 for x in times])
+
+
 @dataclass(frozen=True, slots=True)
 class State:
     """Busy-until times of every resource between two parts of a schedule, in cycles."""
@@ -99,19 +104,19 @@ class State:
         their weights.  Equal normalized states schedule identically, which is what lets the
         network cache parts of schedules.
         """
-        t = max(self.barrier, min(self.dram_free, min(r for _, r in self.tensor.copies)))
         tensor = self.tensor
+        t = max(self.barrier, min(self.dram_free, min([r for _, r in tensor.copies])))
         return t, State(
             0,
-            tuple(x - t if x > t else 0 for x in self.core_free),
-            tuple(x - t if x > t else 0 for x in self.core_start),
-            tuple(w if f > t else 0 for w, f in zip(self.core_wbits, self.core_free)),
+            _since(self.core_free, t),
+            _since(self.core_start, t),
+            tuple([w if f > t else 0 for w, f in zip(self.core_wbits, self.core_free)]),
             self.resident,
             self.dram_free - t if self.dram_free > t else 0,
-            tuple(x - t if x > t else 0 for x in self.link_free),
+            _since(self.link_free, t),
             self.pool_free - t if self.pool_free > t else 0,
             self.simd_free - t if self.simd_free > t else 0,
-            Tensor(tensor.name, tensor.bits, tuple((loc, r - t if r > t else 0) for loc, r in tensor.copies)),
+            Tensor(tensor.name, tensor.bits, tuple([(loc, r - t if r > t else 0) for loc, r in tensor.copies])),
         )
 
     def shifted(self, dt: int) -> State:
@@ -119,10 +124,10 @@ class State:
             return self
         t = self.tensor
         return State(
-            self.barrier + dt, tuple(x + dt for x in self.core_free), tuple(x + dt for x in self.core_start),
-            self.core_wbits, self.resident, self.dram_free + dt, tuple(x + dt for x in self.link_free),
+            self.barrier + dt, tuple([x + dt for x in self.core_free]), tuple([x + dt for x in self.core_start]),
+            self.core_wbits, self.resident, self.dram_free + dt, tuple([x + dt for x in self.link_free]),
             self.pool_free + dt, self.simd_free + dt,
-            Tensor(t.name, t.bits, tuple((loc, r + dt) for loc, r in t.copies)),
+            Tensor(t.name, t.bits, tuple([(loc, r + dt) for loc, r in t.copies])),
         )
 
     def with_barrier(self, t: int) -> State:
@@ -271,11 +276,13 @@ class Simulator:
         ready = copies.get(dst)
         if ready is not None:
             return ready, None, self.dram_free
-        best, best_src = None, None
+        best, best_src, link_free = None, None, self.link_free
         for src, ready in copies.items():
             links, cycles, energy = route(self.acc, src, dst, bits)
-            start = max(ready, self.barrier, *(self.link_free[i] for i in links), self.dram_free if src == DRAM else 0)
-            if best is None or (start + cycles, energy) < (best[1], best[2]):
+            start = max(ready, self.barrier, self.dram_free if src == DRAM else 0)
+            for i in links:
+                start = max(start, link_free[i])
+            if best is None or start + cycles < best[1] or (start + cycles == best[1] and energy < best[2]):
                 best, best_src = (start, start + cycles, energy, links), src
         assert best is not None
         return best[1], best, best[1] if best_src == DRAM else self.dram_free
