@@ -15,8 +15,10 @@ from eenas.errors import EenasError
 from eenas.evaluate import evaluate_arch
 from eenas.hardware import cost_arch, network_cost
 from eenas.hardware.report import layer_frame
+from eenas.hardware.workload import backbone, exit_head
 from eenas.search.evaluator import Evaluator
 from eenas.study import MountSettings, run_mount_study, write_mount_study
+from eenas.study.mounts import _places
 from eenas.train import ExitLogits
 
 
@@ -46,6 +48,26 @@ def test_placements_are_every_combination_or_a_seeded_sample():
 def test_bad_settings_are_clear_errors(kwargs, message):
     with pytest.raises(EenasError, match=message):
         settings(**kwargs)
+
+
+def test_layer_places_come_from_the_workload_and_agree_with_the_stages():
+    """A layer's block and part (backbone or head) come from the workload's blocks and heads; the cost model's own
+    stage of every scheduled layer must follow from them: stage i is the blocks after exit i-1 up to exit i, and
+    head i."""
+    s, mounts = settings(), (3, 7, 12)
+    classes = s.arch(mounts).num_classes
+    blocks = backbone(s.width_mult, s.quant.backbone, classes)
+    heads = {m: exit_head(blocks[m], s.head, s.quant.exits, classes) for m in mounts}
+    places = _places(blocks, heads)
+    records = network_cost(s.arch(mounts)).layers
+    assert {r.name for r in records} == set(places)
+    for r in records:
+        place = places[r.name]
+        before = sum(m < place.block for m in mounts)
+        assert r.stage == (mounts.index(place.block) + 1 if place.part == "head" else before + 1), r.name
+    parts = pd.Series([places[r.name].part for r in records])
+    assert (parts == "head").sum() == sum(len(h) for h in heads.values()) > 0
+    assert {places[r.name].block for r in records} == set(range(19))
 
 
 def test_rows_agree_with_evaluate_and_the_cost_table(tiny_pipeline, tmp_path):

@@ -32,7 +32,7 @@ from eenas.arch import BITWIDTHS, MOUNT_POINTS, Arch, BackboneConfig, ExitConfig
 from eenas.errors import EenasError
 from eenas.hardware import LayerRecord, NetworkCost, load_accelerator, network_cost
 from eenas.hardware.layers import ConvLayer, PoolLayer
-from eenas.hardware.workload import Block, backbone, exit_head
+from eenas.hardware.workload import Block, Node, backbone, exit_head
 from eenas.io import join, write_json
 from eenas.models.spec import HEADS
 from eenas.scoring import ExitStats, route, score
@@ -102,16 +102,19 @@ def utilization(records: list[LayerRecord]) -> float:
     return sum(r.macs for r in array) / slots if slots else math.nan
 
 
-def _block_of(name: str) -> int:
-    """0 for the stem, the block index for ``b<N>.*`` (heads included), 18 for the tail."""
-    prefix = name.split(".")[0]
-    if prefix == "stem":
-        return 0
-    return int(prefix[1:]) if prefix.startswith("b") else len(MOUNT_POINTS) + 1
+@dataclass(frozen=True)
+class _Place:
+    """Where a scheduled layer sits in the workload: its block (0: stem, 18: the tail) and part."""
+
+    block: int
+    part: str  # "backbone" or "head" (a head's layers belong to the block it reads)
 
 
-def _is_head(name: str) -> bool:
-    return ".exit." in name
+def _places(blocks: tuple[Block, ...], heads: dict[int, tuple[Node, ...]]) -> dict[str, _Place]:
+    """Every layer's place, from the workload's blocks and heads (``heads``: mount point -> its head's nodes)."""
+    places = {n.name: _Place(b.index, "backbone") for b in blocks for n in b.nodes}
+    places.update({n.name: _Place(m, "head") for m, nodes in heads.items() for n in nodes})
+    return places
 
 
 def _shape(layer) -> str:
@@ -165,9 +168,9 @@ class _Scorer:
             "cum_energy_pj": join(e.cum_energy_pj for e in cost.exits),
         }
 
-    def mount_point(self, m: int, block: Block, records: list[LayerRecord]) -> dict:
-        own = [r for r in records if _block_of(r.name) == m]
-        body, head = [r for r in own if not _is_head(r.name)], [r for r in own if _is_head(r.name)]
+    def mount_point(self, m: int, block: Block, records: list[LayerRecord], places: dict[str, _Place]) -> dict:
+        body = [r for r in records if places[r.name] == _Place(m, "backbone")]
+        head = [r for r in records if places[r.name] == _Place(m, "head")]
         i = self.row[m]
         return {
             "block": m, "output_shape": f"{block.channels}×{block.size}×{block.size}",
@@ -179,14 +182,12 @@ class _Scorer:
         }
 
 
-def _layer_table(nc: NetworkCost, blocks: tuple[Block, ...], settings: MountSettings,
-                 mounts: list[int]) -> pd.DataFrame:
-    q, classes = settings.quant, settings.arch(()).num_classes
-    nodes = [n for b in blocks for n in b.nodes]
-    nodes += [n for m in mounts for n in exit_head(blocks[m], settings.head, q.exits, classes)]
+def _layer_table(nc: NetworkCost, blocks: tuple[Block, ...], heads: dict[int, tuple[Node, ...]],
+                 places: dict[str, _Place]) -> pd.DataFrame:
+    nodes = [n for b in blocks for n in b.nodes] + [n for nodes in heads.values() for n in nodes]
     shapes = {n.name: _shape(n.layer) for n in nodes}
     return pd.DataFrame([{
-        "layer": r.name, "part": "head" if _is_head(r.name) else "backbone", "block": _block_of(r.name),
+        "layer": r.name, "part": places[r.name].part, "block": places[r.name].block,
         "kind": r.kind, "shape": shapes[r.name], "macs": r.macs, "utilization": r.utilization,
         "cycles": r.cycles, "energy_pj": r.energy_pj + r.transfer_pj,
     } for r in nc.layers])
@@ -207,9 +208,12 @@ def run_mount_study(settings: MountSettings, pipeline: Pipeline) -> MountStudy:
                            for label, row, placement in _representatives(table)])
     # One network with an exit at every mount point holds every layer the family uses.
     everything = network_cost(settings.arch(tuple(mounts)))
-    blocks = backbone(settings.width_mult, settings.quant.backbone, settings.arch(()).num_classes)
-    points = pd.DataFrame([scorer.mount_point(m, blocks[m], list(everything.layers)) for m in mounts])
-    return MountStudy(settings, table, chosen, points, _layer_table(everything, blocks, settings, mounts))
+    classes = settings.arch(()).num_classes
+    blocks = backbone(settings.width_mult, settings.quant.backbone, classes)
+    heads = {m: exit_head(blocks[m], settings.head, settings.quant.exits, classes) for m in mounts}
+    places = _places(blocks, heads)
+    points = pd.DataFrame([scorer.mount_point(m, blocks[m], list(everything.layers), places) for m in mounts])
+    return MountStudy(settings, table, chosen, points, _layer_table(everything, blocks, heads, places))
 
 
 def _representatives(table: pd.DataFrame) -> list[tuple[str, int, str]]:
