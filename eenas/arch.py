@@ -13,27 +13,17 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from eenas.datasets import DATASET_CLASSES, unknown_dataset
 from eenas.errors import EenasError
 from eenas.io import write_json
 from eenas.models.spec import HEADS, NUM_BLOCKS
+from eenas.precision import BITWIDTHS, Precision
 
 ARCH_VERSION = 1
-BITWIDTHS = (32, 8, 4, 2)  # 32 means float (no quantization)
-DATASET_CLASSES = {"cifar10": 10, "cifar100": 100, "synthetic": 10}
 BACKBONES = ("mobilenet_v2",)
 FINETUNE_MODES = ("none", "joint")
 TRAINING_DTYPES = ("fp32", "bf16")  # what --amp resolves to (eenas.train.pipeline.resolve_amp)
 MOUNT_POINTS = tuple(range(1, NUM_BLOCKS + 1))
-
-
-@dataclass(frozen=True)
-class Precision:
-    weights: int = 8
-    activations: int = 8
-
-    @property
-    def tag(self) -> str:
-        return f"w{self.weights}a{self.activations}"
 
 
 @dataclass(frozen=True)
@@ -117,10 +107,6 @@ class Arch:
         if self.training is not None:
             data["training"] = self.training.to_dict(self)
         return {"eenas_version": ARCH_VERSION, **data}
-
-
-def unknown_dataset(name: str) -> str:
-    return f"unknown dataset '{name}' (known: {', '.join(DATASET_CLASSES)})"
 
 
 def _require(cond: bool, where: str, message: str) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from eenas.arch import DATASET_CLASSES, unknown_dataset
+from eenas.datasets import DATASET_CLASSES, unknown_dataset
 from eenas.errors import EenasError
 
 log = logging.getLogger(__name__)

@@ -28,7 +28,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from eenas.arch import BITWIDTHS
 from eenas.errors import EenasError
 from eenas.hardware.accelerator import (
     Accelerator,
@@ -39,6 +38,7 @@ from eenas.hardware.accelerator import (
     SimdCore,
 )
 from eenas.hardware.layers import AddLayer, ConvLayer, Layer, PoolLayer
+from eenas.precision import BITWIDTHS
 
 # Breakdown keys of a convolution: operand (W weights, B biases and requantization scales,
 # I inputs, O outputs) and memory level.

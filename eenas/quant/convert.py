@@ -14,7 +14,7 @@ from torch import nn
 from torchvision.models.mobilenetv2 import InvertedResidual
 from torchvision.ops.misc import Conv2dNormActivation
 
-from eenas.arch import Precision
+from eenas.precision import Precision
 from eenas.quant.lsq import FLOAT_BITS, LsqQuantizer
 from eenas.quant.modules import QConvBN, QLinear, QResidual
 
