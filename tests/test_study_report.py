@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 import subprocess
 import sys
 
@@ -67,6 +69,32 @@ def test_report_cli_writes_every_figure_and_tables_that_match_the_archs(search_r
     reference = pd.read_csv(out / "reference_comparison.csv")
     eenas_rows = reference[reference["group"].str.startswith("eenas")]
     assert eenas_rows["count"].sum() == len(front)  # every front arch, on the test split of its stats_<k>.json
+    check_html(out, search_run.out)
+
+
+def check_html(out, run_dir):
+    """report.html: every figure embedded (the same PNG bytes), every table's rows, nothing fetched from outside."""
+    page = (out / "report.html").read_text()
+    images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    in_page_order = ("pareto.png", "stages.png", "reference_comparison.png", "predictor.png", "hypervolume.png")
+    assert sorted(in_page_order) == sorted(FIGURES)
+    assert [base64.b64decode(data) for data in images] == [(out / name).read_bytes() for name in in_page_order]
+    assert page.count("<img") == len(FIGURES) and not re.search(r"(src|href)=\"https?:", page)
+    csv = {name: pd.read_csv(path) for name, path in (("front", run_dir / "pareto.csv"),
+                                                      ("static", out / "report_static.csv"),
+                                                      ("points", out / "report_points.csv"),
+                                                      ("reference", out / "reference_comparison.csv"),
+                                                      ("history", run_dir / "predictor.csv"),
+                                                      ("holdout", run_dir / "holdout.csv"))}
+    tables = re.findall(r"<table.*?</table>", page, flags=re.S)
+    # front, statics, points, reference, predictor history, holdout, hypervolume history: a header row and each row
+    sizes = [len(csv[name]) for name in ("front", "static", "points", "reference", "history", "holdout", "history")]
+    assert [t.count("<tr") for t in tables] == [n + 1 for n in sizes]
+    for table, (name, column) in zip(tables, (("front", "et_ratio"), ("static", "static_et"), ("points", "cum_et"),
+                                              ("reference", "count"), ("history", "tau_new"), ("holdout", "value"),
+                                              ("history", "hypervolume"))):
+        cells = re.findall(r"<td>(.*?)</td>", table)
+        assert all(f"{v:.4g}" in cells for v in csv[name][column].dropna()), (name, column)
 
 
 def test_report_of_a_directory_that_is_not_a_run_is_a_clear_error(tmp_path, monkeypatch, capsys):

@@ -1,4 +1,4 @@
-"""``eenas report``: every figure of a finished search run, redrawn from its files, and ``report.md``.
+"""``eenas report``: every figure of a finished search run, redrawn from its files, ``report.md`` and ``report.html``.
 
 The report reads only what the run directory holds (``config.json``, ``archive.csv``,
 ``pareto.csv``, ``predictor.csv``, ``pareto/stats_<k>.json``, ``holdout.csv`` where the run
@@ -20,8 +20,9 @@ from eenas.errors import EenasError
 from eenas.search.holdout import summary_line
 from eenas.search.rundir import plot_pareto
 from eenas.study.figures import COLORS, ET_UNIT, label_bars, panels, save, style
+from eenas.study.page import Block, Figure, write_page
 from eenas.study.reference import compare_with_reference, search_front
-from eenas.study.tables import markdown, write_csv, write_markdown
+from eenas.study.tables import write_csv
 from eenas.train.budget import get_budget
 
 log = logging.getLogger(__name__)
@@ -167,16 +168,16 @@ def plot_hypervolume(history: pd.DataFrame, path: Path) -> Path:
     return save(fig, path)
 
 
-def _holdout_section(holdout: pd.DataFrame | None) -> str:
+def _holdout_section(holdout: pd.DataFrame | None) -> list[Block]:
     if holdout is None:
-        return "Not measured (the run's --holdout was 0, or it predates held-out measurement)."
-    return (f"The {summary_line(holdout)}. The archs were drawn at random after the search, outside its archive, "
-            "and predicted by a predictor fitted on the final archive (holdout_points.csv has each one).\n\n"
-            + markdown(holdout))
+        return ["Not measured (the run's --holdout was 0, or it predates held-out measurement)."]
+    return [f"The {summary_line(holdout)}. The archs were drawn at random after the search, outside its archive, "
+            "and predicted by a predictor fitted on the final archive (holdout_points.csv has each one).", holdout]
 
 
 def write_report(run_dir: Path, out: Path | None = None) -> list[Path]:
-    """Every figure of the run and ``report.md`` (with its tables) in ``out`` (default: the run directory)."""
+    """Every figure of the run, ``report.md`` (with its tables) and the self-contained ``report.html`` in ``out``
+    (default: the run directory)."""
     results = load_results(run_dir)
     out = out or run_dir
     c, front, history = results.config, results.front, results.history
@@ -186,39 +187,42 @@ def write_report(run_dir: Path, out: Path | None = None) -> list[Path]:
     plot_pareto(results.archive, front, results.statics(), f"eenas search: {results.title}", out / "pareto.png")
     paths.append(out / "pareto.png")
     log.info("front of %d archs; highlighted %s", len(front), ", ".join(f"{lb} (k={k})" for lb, k in points))
+    stage_section: list[Block]
     if points:
         table = points_table(results, points)
         paths += [write_csv(out, "report_points", table), plot_stages(results, points, out / "stages.png")]
-        stage_section = ("![per-stage ET](stages.png)\n\nBars: cumulative ET of a sample leaving at each exit "
-                         f"({ET_UNIT}); labels: share of test samples leaving there.\n\n" + markdown(table))
+        stage_section = [Figure(out / "stages.png", "per-stage ET"),
+                         f"Bars: cumulative ET of a sample leaving at each exit ({ET_UNIT}); labels: share of test "
+                         "samples leaving there.", table]
     else:
-        stage_section = "The front is empty: no evaluated arch met the constraints."
+        stage_section = ["The front is empty: no evaluated arch met the constraints."]
     paths += [plot_predictor(history, out / "predictor.png"), plot_hypervolume(history, out / "hypervolume.png")]
+    reference_section: list[Block]
     if len(front):
         reference = compare_with_reference(search_front(front, results.stats), out)
         paths += [out / f"reference_comparison.{ext}" for ext in ("csv", "md", "png")]
-        reference_section = ("![front against the reference](reference_comparison.png)\n\n" + markdown(reference)
-                             + "\n\nTest split; exits counted with the final classifier, as the reference does "
-                               "(details: [reference_comparison.md](reference_comparison.md)).")
+        reference_section = [Figure(out / "reference_comparison.png", "front against the reference"), reference,
+                             "Test split; exits counted with the final classifier, as the reference does "
+                             "(details: [reference_comparison.md](reference_comparison.md))."]
     else:
-        reference_section = "The front is empty."
+        reference_section = ["The front is empty."]
     width = c["width_mult"] or get_budget(c["budget"]).width_mult
     settings = (f"Run `{run_dir}`: {results.title}; MobileNetV2 width {width:g}, bits "
                 f"{c['bits']}, at most {c['max_exits']} exits, at most {c['max_accuracy_drop']} points below the "
                 f"static backbone; {len(results.archive)} archs evaluated, {len(front)} on the front. Accuracy on "
                 "the front is on the validation split (what the search optimised); per-exit tables are on the "
                 "test split.")
-    paths.append(write_markdown(out / "report.md", f"Search report: {run_dir.name}", [
-        ("Settings", settings),
+    paths += write_page(out, "report", f"Search report: {run_dir.name}", [
+        ("Settings", [settings]),
         ("Pareto front against the static backbone",
-         "![Pareto front](pareto.png)\n\n" + markdown(front[[col for col in FRONT_COLUMNS if col in front]])
-         + "\n\nStatic backbones (ET ratio 1 by definition):\n\n" + markdown(statics)),
+         [Figure(out / "pareto.png", "Pareto front"), front[[col for col in FRONT_COLUMNS if col in front]],
+          "Static backbones (ET ratio 1 by definition):", statics]),
         ("Per-stage ET of the front's extreme points and knee", stage_section),
         ("Against the reference's released networks", reference_section),
         ("Predictor quality per iteration",
-         "![predictor quality](predictor.png)\n\n"
-         + markdown(history[PREDICTOR_COLUMNS].fillna({"predictor": "(initial sample)"}))),
+         [Figure(out / "predictor.png", "predictor quality"),
+          history[PREDICTOR_COLUMNS].fillna({"predictor": "(initial sample)"})]),
         ("Predictor quality on held-out archs", _holdout_section(results.holdout)),
-        ("Hypervolume per iteration", "![hypervolume](hypervolume.png)\n\n" + markdown(history[PROGRESS_COLUMNS])),
-    ]))
+        ("Hypervolume per iteration", [Figure(out / "hypervolume.png", "hypervolume"), history[PROGRESS_COLUMNS]]),
+    ])
     return paths
