@@ -281,11 +281,13 @@ def _int_list(name: str, text: str) -> tuple[int, ...]:
               help="Exit-threshold grid START:STOP:STEP (STOP included).")
 @click.option("--holdout", type=int, default=None,
               help="Random archs evaluated after the search to measure the predictor (default: the budget's; 0: none).")
+@click.option("--tensorboard", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Also log each iteration's values to this TensorBoard directory (pip install eenas[tensorboard]).")
 @AMP_OPTION
 @training_options
 def search(dataset, out, resume, force, hardware, weights, width_mult, bits, max_exits, max_accuracy_drop, max_latency,
-           max_energy, population, generations, iterations, initial, per_iteration, thresholds, holdout, amp, budget,
-           data_dir, cache_dir, device, seed) -> None:
+           max_energy, population, generations, iterations, initial, per_iteration, thresholds, holdout, tensorboard,
+           amp, budget, data_dir, cache_dir, device, seed) -> None:
     """NSGA-II search for early-exit networks: accuracy against average energy-delay product."""
     import time
 
@@ -302,7 +304,8 @@ def search(dataset, out, resume, force, hardware, weights, width_mult, bits, max
         thresholds=ThresholdGrid.parse(thresholds),
     )
     out = out or Path("runs") / time.strftime("search-%Y%m%d-%H%M%S")
-    run = SearchRun(cfg, out, resume=resume, force=force, data_dir=data_dir, cache_dir=cache_dir, device=device)
+    run = SearchRun(cfg, out, resume=resume, force=force, data_dir=data_dir, cache_dir=cache_dir, device=device,
+                    tensorboard=tensorboard)
     with _allocation_cache(cache_dir):
         result = run.run()
     click.echo(result.front.to_markdown(index=False, floatfmt=".4g"))

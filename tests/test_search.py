@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pandas as pd
@@ -24,6 +25,7 @@ from eenas.search.operators import ExitRepair, ExitSampling, ResetMutation
 from eenas.search.predictor import Predictor, kendall
 from eenas.search.problem import SurrogateProblem
 from eenas.search.space import genome_text
+from eenas.search.tracking import SCALARS
 from tests.conftest import SMALL_SEARCH, small_search_config, start_search
 
 SEED = 7  # not the CLI's default seed, and 'tiny' not its default budget: evaluate must read the arch's training
@@ -137,11 +139,42 @@ def test_impossible_latency_bound_is_refused(tmp_path, cache_dir):
         run.run()
 
 
+class FakeSummaryWriter:
+    """Stands in for TensorBoard's SummaryWriter (not installed): records what the search writes."""
+
+    made: list[FakeSummaryWriter] = []
+
+    def __init__(self, logdir: str) -> None:
+        self.logdir, self.scalars, self.closed = logdir, [], False
+        FakeSummaryWriter.made.append(self)
+
+    def add_scalar(self, tag: str, value: float, step: int) -> None:
+        self.scalars.append((tag, value, step))
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def fake_tensorboard(monkeypatch: pytest.MonkeyPatch) -> None:
+    module = types.ModuleType("torch.utils.tensorboard")
+    module.SummaryWriter = FakeSummaryWriter
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", module)
+
+
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory, cache_dir):
-    """A run and what its run() returned: run() alone, nothing else writes into its directory."""
-    run = start_search(small_config(), tmp_path_factory.mktemp("search") / "run", cache_dir)
-    return run, run.run()
+    """A run and what its run() returned: run() alone, nothing else writes into its directory.
+
+    It logs to a (fake) TensorBoard writer too; the tests that rerun it without one show that tracking changes no
+    result."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        fake_tensorboard(monkeypatch)
+        run = start_search(small_config(), tmp_path_factory.mktemp("search") / "run", cache_dir,
+                           tensorboard=tmp_path_factory.mktemp("tensorboard"))
+        return run, run.run()
 
 
 def test_run_alone_leaves_a_complete_run_directory(finished):
@@ -181,6 +214,36 @@ def test_events_log_every_iteration_and_trained_job_as_strict_json(finished):
     assert iterations[0]["cv_tau"] is None and all(e["time"].endswith("+00:00") for e in events)
     trained = [e["entry"] for e in events if e["event"] == "trained"]
     assert trained == list(run.pipeline.cache.trained) and trained  # the fixture trains heads at least
+
+
+def test_tensorboard_gets_each_iterations_values_from_the_events(finished):
+    run, result = finished
+    (writer,) = [w for w in FakeSummaryWriter.made if w.logdir == str(run.run_dir.listeners[0].logdir)]
+    assert writer.closed
+    events = [json.loads(line) for line in (run.out / "events.jsonl").read_text().splitlines()]
+    expected = [(f"search/{name}", e[name], e["iteration"]) for e in events if e["event"] == "iteration"
+                for name in SCALARS if e[name] is not None]
+    assert writer.scalars == expected
+    history = pd.read_csv(run.out / "predictor.csv")
+    last = {tag: value for tag, value, step in writer.scalars if step == history["iteration"].iloc[-1]}
+    assert last["search/hypervolume"] == history["hypervolume"].iloc[-1]
+    assert last["search/true_evaluations"] == len(run.archive.ok)
+    assert last["search/best_accuracy"] == result.front["accuracy"].max()
+    assert last["search/best_et_ratio"] == result.front["et_ratio"].min()
+    assert {tag for tag, _, step in writer.scalars if step == 0} == {  # no predictor before the initial sample
+        f"search/{name}" for name in SCALARS if name not in ("cv_tau", "tau_new", "rmse_new", "et_tau_new")}
+
+
+def test_tensorboard_without_the_package_is_one_line_before_any_training(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails as when it is not installed
+    monkeypatch.setattr(sys, "argv", ["eenas", "search", "--dataset", "synthetic", "--budget", "tiny", "--out",
+                                      str(tmp_path / "run"), "--tensorboard", str(tmp_path / "tb")])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == ("eenas: error: --tensorboard needs the tensorboard package: "
+                                       "pip install eenas[tensorboard]\n")
+    assert not (tmp_path / "run").exists() and not (tmp_path / "tb").exists()
 
 
 def test_same_seed_same_front_even_with_a_warm_cache_and_without_the_holdout(finished, tmp_path, cache_dir):

@@ -42,6 +42,7 @@ from eenas.search.predictor import Predictor, kendall
 from eenas.search.problem import SurrogateProblem
 from eenas.search.rundir import FRONT_COLUMNS, RunDir
 from eenas.search.space import Genome, SearchSpace, genome_text
+from eenas.search.tracking import TensorBoardWriter
 from eenas.train import Pipeline, TrainConfig, get_budget
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,9 @@ class SearchRun:
     """One search: the loop, NSGA-II and the choice of what to train; files go through :class:`RunDir`."""
 
     def __init__(self, cfg: SearchConfig, out: Path, *, resume: bool = False, force: bool = False,
-                 data_dir: str | None = None, cache_dir: str | None = None, device: str = "auto") -> None:
+                 data_dir: str | None = None, cache_dir: str | None = None, device: str = "auto",
+                 tensorboard: Path | None = None) -> None:
+        tracker = None if tensorboard is None else TensorBoardWriter(tensorboard)  # fails before any file is touched
         self.cfg = cfg
         self.space = SearchSpace(cfg.dataset, cfg.resolved_width, cfg.hardware, _cores(cfg.hardware),
                                  tuple(cfg.heads), tuple(cfg.bits), cfg.thresholds.values, max_exits=cfg.max_exits)
@@ -73,6 +76,8 @@ class SearchRun:
         self.run_dir = RunDir(out, cfg.to_dict())
         self.state = self.run_dir.open(self.space, self.pipeline.cache, resume, force)
         self.pipeline.cache.listeners.append(self.run_dir.trained)
+        if tracker is not None:
+            self.run_dir.listeners.append(tracker)
         self.rng = np.random.default_rng(cfg.seed)
         if self.state.rng_state:
             self.rng.bit_generator.state = self.state.rng_state
@@ -156,11 +161,13 @@ class SearchRun:
         self.state.history.append(row)
         self.state.rng_state = self.rng.bit_generator.state
         self.run_dir.save(self.state, self.pipeline.cache)
-        self.run_dir.event("iteration", **row, evaluated=[
+        evaluated = [
             {"genome": genome_text(r.genome), "source": r.source, "status": r.status, "new_heads": r.new_heads,
              **({"accuracy": r.score.accuracy, "average_et": r.score.average_et, "et_ratio": r.score.et_ratio,
                  "feasible": r.feasible} if r.ok else {})}
-            for r in self.archive if r.iteration == it])
+            for r in self.archive if r.iteration == it]
+        self.run_dir.event("iteration", **row, best_accuracy=max((r.score.accuracy for r in front), default=np.nan),
+                           evaluated=evaluated)
         log.info("iteration %d: %d new true evaluations (%d in all), front %d, best ET ratio %.3f",
                  it, len(new), len(self.archive.ok), len(front), row["best_et_ratio"])
         return row

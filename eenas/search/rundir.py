@@ -13,6 +13,7 @@ import json
 import logging
 import platform
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -64,6 +65,7 @@ class RunDir:
     def __init__(self, path: Path, settings: dict) -> None:
         self.path, self.settings = Path(path), settings
         self._earlier_cache: dict[str, list[str]] = {"loaded": [], "trained": []}  # of a resumed run's sessions
+        self.listeners: list[Callable[[str, dict], None]] = []  # each gets every event's kind and its line
 
     def open(self, space: SearchSpace, cache: Cache, resume: bool = False,
              force: bool = False) -> SearchState:
@@ -115,10 +117,13 @@ class RunDir:
         write_csv(self.path / "predictor.csv", pd.DataFrame(state.history))
 
     def event(self, kind: str, **fields) -> None:
-        """Append one line to ``events.jsonl``: the UTC time, ``kind`` and ``fields`` (NaN written as null)."""
-        line = {"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "event": kind, **fields}
+        """Append one line to ``events.jsonl``: the UTC time, ``kind`` and ``fields`` (NaN written as null);
+        then pass the line to every listener."""
+        line = _plain({"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "event": kind, **fields})
         with open(self.path / EVENTS, "a") as fh:
-            fh.write(json.dumps(_plain(line)) + "\n")
+            fh.write(json.dumps(line) + "\n")
+        for listener in self.listeners:
+            listener(kind, line)
 
     def trained(self, entry: str, seconds: float) -> None:
         """A cache listener: one event per trained job."""
