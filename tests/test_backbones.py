@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import re
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,7 +17,7 @@ from eenas.arch import Arch, BackboneConfig, ExitConfig, Precision, arch_from_di
 from eenas.cli import main
 from eenas.errors import EenasError
 from eenas.hardware import cost_arch
-from eenas.models.registry import get_backbone, head_spec, list_backbones, network_spec
+from eenas.models.registry import get_backbone, head_spec, list_backbones, network_spec, unregister
 from eenas.quant import quantize_backbone
 from eenas.quant.lsq import LsqQuantizer
 from eenas.quant.modules import QConvBN, QLinear
@@ -148,3 +152,35 @@ def test_exit_after_mount_point_reads_the_right_block():
     first = cost_arch(arch).exits[0]
     stem, block0 = 3 * 32 * 9 * 32 * 32, (32 * 9 + 32 * 16) * 32 * 32
     assert first.cum_macs == stem + block0 + 16 * 4 * 4 * 10
+
+
+def test_the_worked_example_of_docs_backbones_registers_builds_and_costs(tmp_path, monkeypatch):
+    page = (Path(__file__).parents[1] / "docs" / "backbones.md").read_text()
+    code = re.search(r"```python\n(.*?)```", page, re.S).group(1)
+    (tmp_path / "plain_cnn.py").write_text(code)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        example = importlib.import_module("plain_cnn")
+        assert "plain_cnn" in list_backbones()
+        arch = arch_from_dict({"eenas_version": 1, "dataset": "cifar10",
+                               "backbone": {"name": "plain_cnn", "channels": 8},
+                               "exits": [{"after_block": 1, "head": "pool_fc", "threshold": 0.9}]})
+        spec, model = arch.backbone.spec(10), example.build(10, 0.0, 8)
+        assert sum(p.numel() for p in model.parameters()) == sum(la.params for la in spec.layers())
+        cost = cost_arch(arch)
+        # stem 3->8 at 32x32, then 8->32 at 16x16, 32->64 at 8x8, 64->128 at 4x4 (3x3 convs), the FC 128->10
+        static = (3 * 8 * 32 * 32 + 8 * 32 * 16 * 16 + 32 * 64 * 8 * 8 + 64 * 128 * 4 * 4) * 9 + 128 * 10
+        assert cost.static_macs == static
+        # pool_fc after unit 1 (32x16x16): max-pool to 4x4, FC 512 -> 10
+        assert cost.exits[0].cum_macs == (3 * 8 * 32 * 32 + 8 * 32 * 16 * 16) * 9 + 32 * 16 * 10
+        with pytest.raises(EenasError, match=r"backbone.channels: 0 is not positive"):
+            arch_from_dict({"eenas_version": 1, "dataset": "cifar10", "backbone": {"name": "plain_cnn", "channels": 0}})
+    finally:
+        unregister("plain_cnn")
+        sys.modules.pop("plain_cnn", None)
+
+
+def test_the_registry_and_the_cost_model_do_not_import_torch():
+    code = "import sys, eenas.arch, eenas.hardware, eenas.models.registry; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
