@@ -54,9 +54,9 @@ class BackboneConfig:
     options: tuple[tuple[str, Any], ...] = ()
 
     def option_items(self) -> tuple[tuple[str, Any], ...]:
-        """The family's options as (name, value) pairs, as the arch file writes them."""
-        width = (("width_mult", self.width_mult),) if "width_mult" in get_backbone(self.name).options else ()
-        return width + self.options
+        """Every option of the family as (name, value) pairs, defaults filled in, as the arch file writes them."""
+        given = {"width_mult": self.width_mult, **dict(self.options)}
+        return tuple((key, given.get(key, option.default)) for key, option in get_backbone(self.name).options.items())
 
     def spec(self, num_classes: int) -> NetworkSpec:
         return network_spec(self.name, self.option_items(), num_classes)

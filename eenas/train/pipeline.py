@@ -98,8 +98,8 @@ class TrainConfig:
     def identity(self) -> dict:
         amp = resolve_amp(self.amp, resolve_device(self.device))
         # MobileNetV2's keys predate the registry: they name no family, so its caches stay valid.
-        family = {} if self.backbone == DEFAULT_BACKBONE else {
-            "backbone": self.backbone, "backbone_options": dict(self.backbone_options)}
+        options = {k: v for k, v in self.backbone_config.option_items() if k != "width_mult"}
+        family = {} if self.backbone == DEFAULT_BACKBONE else {"backbone": self.backbone, "backbone_options": options}
         return {"dataset": self.dataset, "width": self.width_mult, "seed": self.seed,
                 "recipe": self.budget.recipe(), "val_fraction": VAL_FRACTION, "training_version": TRAINING_VERSION,
                 "amp": "fp32" if amp is None else "bf16", **family}
