@@ -71,13 +71,20 @@ def _pipeline(dataset: str, budget: str, width_mult: float | None, data_dir, cac
     from eenas.train import Pipeline, TrainConfig, get_budget
 
     b, backbone = get_budget(budget), backbone or BackboneConfig()
-    if "width_mult" not in get_backbone(backbone.name, "--backbone").options:
+    if "width_mult" not in get_backbone(backbone.name).options:
         if width_mult not in (None, 1.0):
             raise EenasError(f"--width-mult: backbone '{backbone.name}' has no width option")
         width_mult = 1.0
     cfg = TrainConfig(dataset, b, width_mult or b.width_mult, seed, data_dir, cache_dir, device, amp, backbone.name,
                       backbone.options)
     return Pipeline(cfg)
+
+
+def _backbone(name: str) -> BackboneConfig:
+    """``--backbone NAME`` at its family's default options."""
+    from eenas.models.registry import get_backbone
+
+    return BackboneConfig(get_backbone(name, "--backbone").name)
 
 
 BACKBONE_OPTION = click.option(
@@ -132,7 +139,7 @@ def pretrain(dataset, width_mult, precisions, backbone, amp, budget, data_dir, c
     from eenas.scoring import top1
     from eenas.train.pipeline import FLOAT
 
-    pipe = _pipeline(dataset, budget, width_mult, data_dir, cache_dir, device, seed, amp, BackboneConfig(backbone))
+    pipe = _pipeline(dataset, budget, width_mult, data_dir, cache_dir, device, seed, amp, _backbone(backbone))
     rows = []
     for p in [FLOAT, *_parse_precisions(precisions)]:
         logits, labels = pipe.final_logits(p), pipe.labels()
@@ -481,7 +488,7 @@ def study_mounts(n_exits, head, threshold, dataset, width_mult, backbone_bits, e
     """Identical exits at every placement of their mount points: ET, exit ratios and MAC-array utilisation."""
     from eenas.study import MountSettings, run_mount_study, write_mount_study
 
-    pipe = _pipeline(dataset, budget, width_mult, data_dir, cache_dir, device, seed, amp, BackboneConfig(backbone))
+    pipe = _pipeline(dataset, budget, width_mult, data_dir, cache_dir, device, seed, amp, _backbone(backbone))
     settings = MountSettings(dataset, pipe.cfg.width_mult, n_exits, head, threshold, backbone_bits, exit_bits,
                              hardware, samples, sample_seed, split, backbone)
     result = run_mount_study(settings, pipe)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -21,6 +22,8 @@ from eenas.models.registry import get_backbone, head_spec, list_backbones, netwo
 from eenas.quant import quantize_backbone
 from eenas.quant.lsq import LsqQuantizer
 from eenas.quant.modules import QConvBN, QLinear
+from eenas.search.space import SearchSpace
+from eenas.study.mounts import MountSettings
 
 ENTRIES = [("mobilenet_v2", (("width_mult", 0.5),)), ("paper_mbv2", (("final_head", "pool4_fc"),)),
            ("paper_mbv2", (("final_head", "pool4_fc_fc"),)), ("resnet20", ())]
@@ -184,3 +187,29 @@ def test_the_registry_and_the_cost_model_do_not_import_torch():
     code = "import sys, eenas.arch, eenas.hardware, eenas.models.registry; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(("name", "mounts", "heads"), [
+    ("paper_mbv2", tuple(range(10)), ("pool4_fc", "pool4_fc_fc")),
+    ("resnet20", tuple(range(1, 9)), ("gap_fc", "pool_fc", "conv_pool_fc", "dsconv_pool_fc")),
+])
+def test_the_search_space_has_one_gene_triple_per_mount_point_of_the_family(name, mounts, heads):
+    space = SearchSpace("synthetic", 1.0, backbone=BackboneConfig(name))
+    assert space.mounts == mounts and space.heads == heads and space.n_var == 3 * len(mounts) + 2
+    x = np.zeros(space.n_var, dtype=int)
+    x[0], x[len(mounts) - 1] = 1, len(heads)  # an exit at the first and at the last mount point
+    arch = space.decode(x)
+    assert [(e.after_block, e.head) for e in arch.exits] == [(mounts[0], heads[0]), (mounts[-1], heads[-1])]
+    assert arch.backbone.name == name and arch_from_dict(arch.to_dict()) == arch
+    assert space.genome(space.encode(arch)) == space.genome(x)
+    cost_arch(arch)  # the cost model takes every arch the space decodes
+
+
+def test_the_mount_study_places_exits_on_the_familys_mount_points():
+    settings = MountSettings("synthetic", 1.0, n_exits=2, head="pool4_fc", backbone="paper_mbv2")
+    assert len(settings.placements()) == 45 and settings.placements()[0] == (0, 1)
+    assert settings.arch((0, 9)).backbone.option_items() == (("final_head", "pool4_fc_fc"),)
+    with pytest.raises(EenasError, match="--head: unknown head 'pool_fc' \\(known: pool4_fc, pool4_fc_fc\\)"):
+        MountSettings("synthetic", 1.0, head="pool_fc", backbone="paper_mbv2")
+    with pytest.raises(EenasError, match="--exits 9 must be between 1 and 8"):
+        MountSettings("synthetic", 1.0, n_exits=9, backbone="resnet20")

@@ -262,8 +262,8 @@ class _Schedule:
     decisions: tuple[int, ...]
 
 
-def _validate(arch: Arch, acc: Accelerator) -> None:
-    seen, mounts, heads = set(), arch.backbone.spec(arch.num_classes).mounts, get_backbone(arch.backbone.name).heads
+def _validate(arch: Arch, acc: Accelerator, mounts: tuple[int, ...]) -> None:
+    seen, heads = set(), get_backbone(arch.backbone.name).heads
     for i, ex in enumerate(arch.exits):
         where = f"exits[{i}]"
         if ex.after_block not in mounts:
@@ -278,9 +278,10 @@ def _validate(arch: Arch, acc: Accelerator) -> None:
 
 
 def _schedule(arch: Arch, acc: Accelerator, allocation: str, detailed: bool = False) -> _Schedule:
-    _validate(arch, acc)
+    spec = arch.backbone.spec(arch.num_classes)
+    _validate(arch, acc, spec.mounts)
     plan = _plan(acc, arch.backbone, arch.quant.backbone, arch.num_classes, allocation)
-    offset = arch.backbone.spec(arch.num_classes).mount_offset  # exit after mount m reads block m + offset
+    offset = spec.mount_offset  # an exit after mount point m reads block m + offset
     exits = tuple(
         _Exit(ex.after_block + offset, ex.after_block, ex.head,
               _head_nodes(plan, ex.after_block + offset, ex.head, arch.quant.exits), ex.core, ex.overlap)

@@ -98,7 +98,7 @@ class TrainConfig:
     def identity(self) -> dict:
         amp = resolve_amp(self.amp, resolve_device(self.device))
         # MobileNetV2's keys predate the registry: they name no family, so its caches stay valid.
-        options = {k: v for k, v in self.backbone_config.option_items() if k != "width_mult"}
+        options = dict(self.backbone_config.options)
         family = {} if self.backbone == DEFAULT_BACKBONE else {"backbone": self.backbone, "backbone_options": options}
         return {"dataset": self.dataset, "width": self.width_mult, "seed": self.seed,
                 "recipe": self.budget.recipe(), "val_fraction": VAL_FRACTION, "training_version": TRAINING_VERSION,
