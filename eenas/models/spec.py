@@ -69,18 +69,18 @@ class LayerSpec:
         return (self.size + 2 * (self.kernel // 2) - self.kernel) // self.stride + 1
 
     @property
+    def weights(self) -> int:
+        """Conv weights (0 for adds and pooling)."""
+        return self.out_channels * self.in_channels // self.groups * self.kernel**2 if self.op == "conv" else 0
+
+    @property
     def params(self) -> int:
-        """Conv weights plus two per BN channel (or one bias per output); 0 for adds and pooling."""
-        if self.op != "conv":
-            return 0
-        weights = self.out_channels * self.in_channels // self.groups * self.kernel**2
-        return weights + self.out_channels * (2 if self.norm else 1)
+        """Conv weights plus two per BN channel, or one bias per output without BN; 0 for adds and pooling."""
+        return self.weights + self.out_channels * (2 if self.norm else 1) if self.op == "conv" else 0
 
     @property
     def macs(self) -> int:
-        if self.op != "conv":
-            return 0
-        return self.out_channels * self.in_channels // self.groups * self.kernel**2 * self.out_size**2
+        return self.weights * self.out_size**2
 
 
 def conv(name: str, source: str, in_channels: int, out_channels: int, size: int, kernel: int = 1, stride: int = 1,
