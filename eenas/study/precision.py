@@ -23,6 +23,7 @@ from eenas.arch import Arch, BackboneConfig, Precision, QuantConfig
 from eenas.evaluate import Evaluation, evaluate_arch
 from eenas.hardware import load_accelerator
 from eenas.io import join
+from eenas.models.registry import DEFAULT_BACKBONE
 from eenas.study.figures import COLORS, ET_UNIT, label_bars, panels, save, style
 from eenas.study.tables import markdown, write_csv, write_markdown
 from eenas.train import Pipeline
@@ -38,8 +39,10 @@ def with_bits(arch: Arch, backbone_bits: int, exit_bits: int) -> Arch:
 
 
 def backbone_text(config: BackboneConfig) -> str:
-    """``mobilenet_v2 (width_mult 0.5)``: the family and its options, for a study's notes."""
-    options = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in config.option_items())
+    """``MobileNetV2 width 0.5`` or ``paper_mbv2 (final_head pool4_fc_fc)``, for a study's notes."""
+    if config.name == DEFAULT_BACKBONE:
+        return f"MobileNetV2 width {config.width_mult:g}"
+    options = ", ".join(f"{k} {v}" for k, v in config.option_items())
     return f"{config.name} ({options})" if options else config.name
 
 
