@@ -16,14 +16,13 @@ from typing import Any
 from eenas.datasets import DATASET_CLASSES, unknown_dataset
 from eenas.errors import EenasError
 from eenas.io import write_json
-from eenas.models.spec import HEADS, NUM_BLOCKS
+from eenas.models.registry import DEFAULT_BACKBONE, get_backbone, network_spec
+from eenas.models.spec import NetworkSpec
 from eenas.precision import BITWIDTHS, Precision
 
 ARCH_VERSION = 1
-BACKBONES = ("mobilenet_v2",)
 FINETUNE_MODES = ("none", "joint")
 TRAINING_DTYPES = ("fp32", "bf16")  # what --amp resolves to (eenas.train.pipeline.resolve_amp)
-MOUNT_POINTS = tuple(range(1, NUM_BLOCKS + 1))
 
 
 @dataclass(frozen=True)
@@ -34,13 +33,36 @@ class QuantConfig:
 
 @dataclass(frozen=True)
 class BackboneConfig:
-    name: str = "mobilenet_v2"
+    """A registered backbone (:mod:`eenas.models.registry`) and its options.
+
+    ``width_mult`` is a field of its own because budgets, searches and the training caches
+    key on it; families without that option keep 1.0.  ``options`` holds the others, completed
+    with their defaults on construction, so one network has one config (and one cache key).
+    """
+
+    name: str = DEFAULT_BACKBONE
     width_mult: float = 1.0
+    options: tuple[tuple[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        known, given = get_backbone(self.name).options, dict(self.options)
+        unknown = sorted(set(given) - set(known) | ({"width_mult"} & set(given)))
+        _require(not unknown, "backbone", f"unknown field '{unknown[0]}'" if unknown else "")
+        object.__setattr__(self, "options", tuple((key, given.get(key, option.default))
+                                                  for key, option in known.items() if key != "width_mult"))
+
+    def option_items(self) -> tuple[tuple[str, Any], ...]:
+        """Every option of the family as (name, value) pairs, as the arch file writes them."""
+        width = (("width_mult", self.width_mult),) if "width_mult" in get_backbone(self.name).options else ()
+        return width + self.options
+
+    def spec(self, num_classes: int) -> NetworkSpec:
+        return network_spec(self.name, self.option_items(), num_classes)
 
 
 @dataclass(frozen=True)
 class ExitConfig:
-    """An early exit mounted after inverted-residual block ``after_block`` (1..17).
+    """An early exit mounted after block ``after_block`` (a mount point of the backbone's spec; MobileNetV2: 1..17).
 
     ``core`` pins the head to a compute core (None: the cost model's default mapping) and
     ``overlap`` lets the next backbone block start on another core while the head runs.
@@ -101,6 +123,7 @@ class Arch:
             {k: v for k, v in e.items() if not (k == "core" and v is None) and not (k == "overlap" and not v)}
             for e in data["exits"]
         ]
+        data["backbone"] = {"name": self.backbone.name, **dict(self.backbone.option_items())}
         del data["training"]
         if self.weights is None:
             del data["weights"]
@@ -156,12 +179,8 @@ def arch_from_dict(data: Any) -> Arch:
     dataset = _get(data, "dataset", "", str)
     _require(dataset in DATASET_CLASSES, "dataset", unknown_dataset(dataset))
 
-    bb = _get(data, "backbone", "", dict, {})
-    _no_unknown(bb, {"name", "width_mult"}, "backbone")
-    name = _get(bb, "name", "backbone", str, "mobilenet_v2")
-    _require(name in BACKBONES, "backbone.name", f"unknown backbone '{name}' (known: {', '.join(BACKBONES)})")
-    width = float(_get(bb, "width_mult", "backbone", (int, float), 1.0))
-    _require(0.1 <= width <= 2.0, "backbone.width_mult", f"{width} is outside 0.1..2.0")
+    backbone = _backbone(_get(data, "backbone", "", dict, {}))
+    entry, spec = get_backbone(backbone.name), backbone.spec(DATASET_CLASSES[dataset])
 
     raw_exits = _get(data, "exits", "", list, [])
     exits = []
@@ -170,9 +189,9 @@ def arch_from_dict(data: Any) -> Arch:
         _require(isinstance(raw, dict), where, "expected an object")
         _no_unknown(raw, {"after_block", "head", "threshold", "core", "overlap"}, where)
         block = _get(raw, "after_block", where, int)
-        _require(block in MOUNT_POINTS, f"{where}.after_block", f"{block} is out of range 1..{NUM_BLOCKS}")
+        _require(block in spec.mounts, f"{where}.after_block", f"{block} is out of range {_span(spec.mounts)}")
         head = _get(raw, "head", where, str)
-        _require(head in HEADS, f"{where}.head", f"unknown head '{head}' (known: {', '.join(HEADS)})")
+        _require(head in entry.heads, f"{where}.head", f"unknown head '{head}' (known: {', '.join(entry.heads)})")
         threshold = float(_get(raw, "threshold", where, (int, float)))
         _require(0.0 < threshold <= 1.0, f"{where}.threshold", f"{threshold} is outside (0, 1]")
         core = _get(raw, "core", where, (int, type(None)), None)
@@ -191,8 +210,28 @@ def arch_from_dict(data: Any) -> Arch:
 
     hardware = _get(data, "hardware", "", str, "edge_tpu_quad")
     weights = _weight_mode(data)
-    training = _training(data["training"], dataset, width) if "training" in data else None
-    return Arch(dataset, BackboneConfig(name, width), tuple(exits), QuantConfig(qb, qe), hardware, weights, training)
+    training = _training(data["training"], dataset, backbone.width_mult) if "training" in data else None
+    return Arch(dataset, backbone, tuple(exits), QuantConfig(qb, qe), hardware, weights, training)
+
+
+def _span(mounts: tuple[int, ...]) -> str:
+    return f"{mounts[0]}..{mounts[-1]}"
+
+
+def _backbone(bb: dict) -> BackboneConfig:
+    """The ``backbone`` object: ``name`` (a registered family) and that family's options."""
+    name = _get(bb, "name", "backbone", str, DEFAULT_BACKBONE)
+    entry = get_backbone(name)
+    _no_unknown(bb, {"name", *entry.options}, "backbone")
+    values = {}
+    for key, option in entry.options.items():
+        number = isinstance(option.default, float)
+        value = _get(bb, key, "backbone", (int, float) if number else type(option.default), option.default)
+        value = float(value) if number else value
+        problem = option.check(value)
+        _require(problem is None, f"backbone.{key}", problem or "")
+        values[key] = value
+    return BackboneConfig(name, values.pop("width_mult", 1.0), tuple(values.items()))
 
 
 def _training(raw: Any, dataset: str, width: float) -> TrainingRecord:

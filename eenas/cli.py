@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from eenas import __version__
-from eenas.arch import DATASET_CLASSES, Precision
+from eenas.arch import DATASET_CLASSES, BackboneConfig, Precision
 from eenas.errors import EenasError
 from eenas.hardware.accelerator import WEIGHT_MODES
 from eenas.hardware.allocation import ALLOCATIONS, DEFAULT_ALLOCATION
@@ -64,12 +64,33 @@ def _arch_training(ctx: click.Context, arch, arch_path: Path, **options) -> dict
     return {k: v if k in given else getattr(arch.training, k) for k, v in options.items()}
 
 
-def _pipeline(dataset: str, budget: str, width_mult: float | None, data_dir, cache_dir, device, seed, amp):
+def _pipeline(dataset: str, budget: str, width_mult: float | None, data_dir, cache_dir, device, seed, amp,
+              backbone: BackboneConfig | None = None):
+    """The training pipeline of ``backbone`` (default: MobileNetV2), at ``width_mult`` or the budget's width."""
+    from eenas.models.registry import get_backbone
     from eenas.train import Pipeline, TrainConfig, get_budget
 
-    b = get_budget(budget)
-    cfg = TrainConfig(dataset, b, width_mult or b.width_mult, seed, data_dir, cache_dir, device, amp)
+    b, backbone = get_budget(budget), backbone or BackboneConfig()
+    if "width_mult" not in get_backbone(backbone.name).options:
+        if width_mult not in (None, 1.0):
+            raise EenasError(f"--width-mult: backbone '{backbone.name}' has no width option")
+        width_mult = 1.0
+    cfg = TrainConfig(dataset, b, width_mult or b.width_mult, seed, data_dir, cache_dir, device, amp, backbone.name,
+                      backbone.options)
     return Pipeline(cfg)
+
+
+def _backbone(name: str) -> BackboneConfig:
+    """``--backbone NAME`` at its family's default options."""
+    from eenas.models.registry import get_backbone
+
+    return BackboneConfig(get_backbone(name, "--backbone").name)
+
+
+BACKBONE_OPTION = click.option(
+    "--backbone", default="mobilenet_v2", show_default=True,
+    help="Registered backbone family (mobilenet_v2, paper_mbv2, resnet20; docs/backbones.md), at its default "
+         "options but --width-mult.")
 
 
 AMP_OPTION = click.option(
@@ -108,16 +129,17 @@ def _parse_precisions(text: str) -> list[Precision]:
 @click.option("--width-mult", type=float, default=None, help="Backbone width (default: the budget's).")
 @click.option("--precisions", default="w8a8", show_default=True,
               help="Comma-separated backbone precisions to QAT fine-tune as well, e.g. w8a8,w4a4 ('' for none).")
+@BACKBONE_OPTION
 @AMP_OPTION
 @training_options
-def pretrain(dataset, width_mult, precisions, amp, budget, data_dir, cache_dir, device, seed) -> None:
+def pretrain(dataset, width_mult, precisions, backbone, amp, budget, data_dir, cache_dir, device, seed) -> None:
     """Pretrain the float backbone (cached) and QAT fine-tune it at the given precisions."""
     import pandas as pd
 
     from eenas.scoring import top1
     from eenas.train.pipeline import FLOAT
 
-    pipe = _pipeline(dataset, budget, width_mult, data_dir, cache_dir, device, seed, amp)
+    pipe = _pipeline(dataset, budget, width_mult, data_dir, cache_dir, device, seed, amp, _backbone(backbone))
     rows = []
     for p in [FLOAT, *_parse_precisions(precisions)]:
         logits, labels = pipe.final_logits(p), pipe.labels()
@@ -156,7 +178,7 @@ def evaluate(ctx, arch_path, finetune, hardware, weights, json_path, force, amp,
         check_writable(out, force)
     settings = _arch_training(ctx, arch, arch_path, budget=budget, seed=seed, finetune=finetune, amp=amp)
     pipe = _pipeline(arch.dataset, settings["budget"], arch.backbone.width_mult, data_dir, cache_dir, device,
-                     settings["seed"], settings["amp"])
+                     settings["seed"], settings["amp"], arch.backbone)
     check_training(arch, pipe.cfg, settings["finetune"], arch_path.name)
     with _allocation_cache(cache_dir):
         result = evaluate_arch(arch, pipe, joint=settings["finetune"] == "joint", hardware=hardware, weights=weights)
@@ -193,7 +215,7 @@ def export_cmd(ctx, arch_path, out, amp, budget, data_dir, cache_dir, device, se
     arch = load_arch(arch_path)
     settings = _arch_training(ctx, arch, arch_path, budget=budget, seed=seed, finetune="none", amp=amp)
     pipe = _pipeline(arch.dataset, settings["budget"], arch.backbone.width_mult, data_dir, cache_dir, device,
-                     settings["seed"], settings["amp"])
+                     settings["seed"], settings["amp"], arch.backbone)
     check_training(arch, pipe.cfg, "none", arch_path.name)
     result = export(arch, pipe, out, settings["finetune"])
     p = result.parity
@@ -283,11 +305,12 @@ def _int_list(name: str, text: str) -> tuple[int, ...]:
               help="Random archs evaluated after the search to measure the predictor (default: the budget's; 0: none).")
 @click.option("--tensorboard", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Also log each iteration's values to this TensorBoard directory (pip install eenas[tensorboard]).")
+@BACKBONE_OPTION
 @AMP_OPTION
 @training_options
 def search(dataset, out, resume, force, hardware, weights, width_mult, bits, max_exits, max_accuracy_drop, max_latency,
            max_energy, population, generations, iterations, initial, per_iteration, thresholds, holdout, tensorboard,
-           amp, budget, data_dir, cache_dir, device, seed) -> None:
+           backbone, amp, budget, data_dir, cache_dir, device, seed) -> None:
     """NSGA-II search for early-exit networks: accuracy against average energy-delay product."""
     import time
 
@@ -301,7 +324,7 @@ def search(dataset, out, resume, force, hardware, weights, width_mult, bits, max
                    "initial": initial, "per_iteration": per_iteration, "holdout": holdout},
         seed=seed, hardware=hardware, weights=weights, width_mult=width_mult, amp=amp, bits=_int_list("--bits", bits),
         max_exits=max_exits, max_accuracy_drop=max_accuracy_drop, max_latency=max_latency, max_energy=max_energy,
-        thresholds=ThresholdGrid.parse(thresholds),
+        thresholds=ThresholdGrid.parse(thresholds), backbone=backbone,
     )
     out = out or Path("runs") / time.strftime("search-%Y%m%d-%H%M%S")
     run = SearchRun(cfg, out, resume=resume, force=force, data_dir=data_dir, cache_dir=cache_dir, device=device,
@@ -434,7 +457,7 @@ def study_precision(ctx, arch_path, dataset, hardware, out, amp, budget, data_di
     arch = replace(arch, dataset=dataset or arch.dataset, hardware=hardware or arch.hardware)
     settings = _arch_training(ctx, arch, arch_path, budget=budget, seed=seed, amp=amp)
     pipe = _pipeline(arch.dataset, settings["budget"], arch.backbone.width_mult, data_dir, cache_dir, device,
-                     settings["seed"], settings["amp"])
+                     settings["seed"], settings["amp"], arch.backbone)
     check_training(arch, pipe.cfg, "none", arch_path.name)
     result = run_precision_study(arch, pipe)
     out = out or arch_path.with_name(f"{arch_path.stem}_precision")
@@ -460,16 +483,17 @@ def study_precision(ctx, arch_path, dataset, hardware, out, amp, budget, data_di
 @click.option("--hardware", default="edge_tpu_quad", show_default=True, help="Accelerator preset or YAML file.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output folder (default: runs/mounts-<dataset>-<budget>-<exits>x<head>).")
+@BACKBONE_OPTION
 @AMP_OPTION
 @training_options
 def study_mounts(n_exits, head, threshold, dataset, width_mult, backbone_bits, exit_bits, samples, sample_seed, split,
-                 hardware, out, amp, budget, data_dir, cache_dir, device, seed) -> None:
+                 hardware, out, backbone, amp, budget, data_dir, cache_dir, device, seed) -> None:
     """Identical exits at every placement of their mount points: ET, exit ratios and MAC-array utilisation."""
     from eenas.study import MountSettings, run_mount_study, write_mount_study
 
-    pipe = _pipeline(dataset, budget, width_mult, data_dir, cache_dir, device, seed, amp)
+    pipe = _pipeline(dataset, budget, width_mult, data_dir, cache_dir, device, seed, amp, _backbone(backbone))
     settings = MountSettings(dataset, pipe.cfg.width_mult, n_exits, head, threshold, backbone_bits, exit_bits,
-                             hardware, samples, sample_seed, split)
+                             hardware, samples, sample_seed, split, backbone)
     result = run_mount_study(settings, pipe)
     out = out or Path("runs") / f"mounts-{dataset}-{budget}-{n_exits}x{head}"
     write_mount_study(result, out)

@@ -15,7 +15,7 @@ from eenas.errors import EenasError
 from eenas.evaluate import evaluate_arch
 from eenas.hardware import cost_arch, network_cost
 from eenas.hardware.report import layer_frame
-from eenas.hardware.workload import backbone, exit_head
+from eenas.hardware.workload import exit_head, network_blocks
 from eenas.search.evaluator import Evaluator
 from eenas.study import MountSettings, run_mount_study, write_mount_study
 from eenas.study.mounts import _places
@@ -50,15 +50,19 @@ def test_bad_settings_are_clear_errors(kwargs, message):
         settings(**kwargs)
 
 
-def test_layer_places_come_from_the_workload_and_agree_with_the_stages():
+@pytest.mark.parametrize("family, head", [("mobilenet_v2", "pool_fc"), ("paper_mbv2", "pool4_fc"),
+                                          ("resnet20", "pool_fc")])
+def test_layer_places_come_from_the_workload_and_agree_with_the_stages(family, head):
     """A layer's block and part (backbone or head) come from the workload's blocks and heads; the cost model's own
     stage of every scheduled layer must follow from them: stage i is the blocks after exit i-1 up to exit i, and
     head i."""
-    s, mounts = settings(), (3, 7, 12)
+    s = settings(backbone=family, head=head)
+    spec = s.spec
+    mounts = spec.mounts[1::3][:3]
     classes = s.arch(mounts).num_classes
-    blocks = backbone(s.width_mult, s.quant.backbone, classes)
-    heads = {m: exit_head(blocks[m], s.head, s.quant.exits, classes) for m in mounts}
-    places = _places(blocks, heads)
+    blocks = network_blocks(spec, s.quant.backbone)
+    heads = {m: exit_head(blocks[m + spec.mount_offset], s.head, s.quant.exits, classes) for m in mounts}
+    places = _places(blocks, heads, spec.mount_offset)
     records = network_cost(s.arch(mounts)).layers
     assert {r.name for r in records} == set(places)
     for r in records:
@@ -67,7 +71,8 @@ def test_layer_places_come_from_the_workload_and_agree_with_the_stages():
         assert r.stage == (mounts.index(place.block) + 1 if place.part == "head" else before + 1), r.name
     parts = pd.Series([places[r.name].part for r in records])
     assert (parts == "head").sum() == sum(len(h) for h in heads.values()) > 0
-    assert {places[r.name].block for r in records} == set(range(19))
+    first, final = spec.mounts[0] - 1, spec.final_block  # the stem's block and the final exit's
+    assert {places[r.name].block for r in records} == set(range(first, final + 1))
 
 
 def test_rows_agree_with_evaluate_and_the_cost_table(tiny_pipeline, tmp_path):

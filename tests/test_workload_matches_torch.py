@@ -8,6 +8,7 @@ from eenas.arch import Arch, BackboneConfig, ExitConfig
 from eenas.hardware import cost_arch
 from eenas.models.backbone import Backbone
 from eenas.models.heads import build_head
+from eenas.models.registry import get_backbone
 from eenas.models.spec import HEADS, mobilenet_v2_spec
 
 
@@ -47,3 +48,25 @@ def test_head_macs(head, mount):
     x = torch.randn(1, block.out_channels, block.out_size, block.out_size)
     prefix = Backbone(10, width).features[: mount + 1]
     assert first_exit.cum_macs == torch_macs(prefix, torch.randn(1, 3, 32, 32)) + torch_macs(module, x)
+
+
+FAMILIES = [("paper_mbv2", (("final_head", "pool4_fc"),)), ("paper_mbv2", (("final_head", "pool4_fc_fc"),)),
+            ("resnet20", ())]
+
+
+@pytest.mark.parametrize(("name", "options"), FAMILIES, ids=["paper_mbv2-pool4_fc", "paper_mbv2-pool4_fc_fc",
+                                                             "resnet20"])
+def test_every_family_costs_the_macs_its_torch_module_runs(name, options):
+    """Static network, and the first exit of each head at the first, a middle and the last mount point."""
+    config, entry = BackboneConfig(name, 1.0, options), get_backbone(name)
+    model = entry.build(10, 0.0, dict(options))
+    assert cost_arch(Arch("cifar10", config)).static_macs == torch_macs(model, torch.randn(1, 3, 32, 32))
+    spec = config.spec(10)
+    for mount in (spec.mounts[0], spec.mounts[len(spec.mounts) // 2], spec.mounts[-1]):
+        unit = spec.unit(mount)
+        prefix = model.features[: mount + model.mount_offset + 1]
+        x = torch.randn(1, unit.channels, unit.size, unit.size)
+        for head in entry.heads:
+            first_exit = cost_arch(Arch("cifar10", config, (ExitConfig(mount, head, 0.9),))).exits[0]
+            module = build_head(head, unit.channels, unit.size, 10)
+            assert first_exit.cum_macs == torch_macs(prefix, torch.randn(1, 3, 32, 32)) + torch_macs(module, x)

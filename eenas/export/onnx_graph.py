@@ -101,7 +101,8 @@ def export_arch(arch: Arch, net: EarlyExitNet, out: Path) -> ExportResult:
     onnx.checker.check_model(proto)
     out.mkdir(parents=True, exist_ok=True)
     model_path = _save(proto, out / "model.onnx")
-    features = tuple(last[f"b{e.after_block}"] for e in arch.exits)
+    offset = arch.backbone.spec(arch.num_classes).mount_offset  # scope b<N> is features[N]: mount point N - offset
+    features = tuple(last[f"b{e.after_block + offset}"] for e in arch.exits)
     extractor = Extractor(onnx.shape_inference.infer_shapes(proto))
     stages, source = [], INPUT
     for i, name in enumerate(names):

@@ -31,7 +31,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from eenas.arch import Arch, Precision
+from eenas.arch import Arch, BackboneConfig
 from eenas.errors import EenasError
 from eenas.hardware.accelerator import Accelerator, clear_loaded, load_accelerator
 from eenas.hardware.allocation import DEFAULT_ALLOCATION, Allocation, allocate
@@ -49,15 +49,17 @@ from eenas.hardware.schedule import (
     resident_reserve,
     route,
 )
-from eenas.hardware.workload import INPUT, Block, GraphWorkload, Node, backbone, exit_head, image_bits
-from eenas.models.spec import HEADS, INPUT_CHANNELS, INPUT_SIZE, NUM_BLOCKS
+from eenas.hardware.workload import INPUT, Block, GraphWorkload, Node, exit_head, image_bits, network_blocks
+from eenas.models.registry import get_backbone
+from eenas.models.spec import INPUT_CHANNELS, INPUT_SIZE
+from eenas.precision import Precision
 
 RATIO_TOLERANCE = 1e-6
 
 
 @dataclass(frozen=True, eq=False)
 class _Plan:
-    """The backbone of one (hardware, width, precision, classes) and its fixed core mapping."""
+    """The backbone of one (hardware, backbone config, precision, classes) and its fixed core mapping."""
 
     acc: Accelerator
     blocks: tuple[Block, ...]
@@ -72,10 +74,12 @@ class _Plan:
 
 
 @functools.lru_cache(maxsize=64)
-def _plan(acc: Accelerator, width_mult: float, precision: Precision, num_classes: int, allocation: str) -> _Plan:
-    blocks = backbone(width_mult, precision, num_classes)
+def _plan(acc: Accelerator, config: BackboneConfig, precision: Precision, num_classes: int, allocation: str) -> _Plan:
+    blocks = network_blocks(config.spec(num_classes), precision)
     image = Tensor(INPUT, INPUT_CHANNELS * INPUT_SIZE**2 * image_bits(precision), ((DRAM, 0),))
-    workload = {"width_mult": width_mult, "precision": precision.tag, "num_classes": num_classes}
+    # The allocation cache's key: MobileNetV2's is the width alone, as before there were other backbones.
+    family = {} if config.name == "mobilenet_v2" else {"backbone": config.name, **dict(config.option_items())}
+    workload = {**family, "width_mult": config.width_mult, "precision": precision.tag, "num_classes": num_classes}
     return _make_plan(acc, blocks, image, num_classes, allocation, workload)
 
 
@@ -259,27 +263,29 @@ class _Schedule:
     decisions: tuple[int, ...]
 
 
-def _validate(arch: Arch, acc: Accelerator) -> None:
-    seen = set()
+def _validate(arch: Arch, acc: Accelerator, mounts: tuple[int, ...]) -> None:
+    seen, heads = set(), get_backbone(arch.backbone.name).heads
     for i, ex in enumerate(arch.exits):
         where = f"exits[{i}]"
-        if not 1 <= ex.after_block <= NUM_BLOCKS:
-            raise EenasError(f"{where}.after_block: {ex.after_block} is out of range 1..{NUM_BLOCKS}")
+        if ex.after_block not in mounts:
+            raise EenasError(f"{where}.after_block: {ex.after_block} is out of range {mounts[0]}..{mounts[-1]}")
         if ex.after_block in seen or (i and ex.after_block < arch.exits[i - 1].after_block):
             raise EenasError(f"{where}.after_block: exits must have distinct mount points in increasing order")
         seen.add(ex.after_block)
-        if ex.head not in HEADS:
-            raise EenasError(f"{where}.head: unknown head '{ex.head}' (known: {', '.join(HEADS)})")
+        if ex.head not in heads:
+            raise EenasError(f"{where}.head: unknown head '{ex.head}' (known: {', '.join(heads)})")
         if ex.core is not None and not 0 <= ex.core < len(acc.cores):
             raise EenasError(f"{where}.core: {ex.core} is not a compute core of {acc.name} (0..{len(acc.cores) - 1})")
 
 
 def _schedule(arch: Arch, acc: Accelerator, allocation: str, detailed: bool = False) -> _Schedule:
-    _validate(arch, acc)
-    plan = _plan(acc, arch.backbone.width_mult, arch.quant.backbone, arch.num_classes, allocation)
+    spec = arch.backbone.spec(arch.num_classes)
+    _validate(arch, acc, spec.mounts)
+    plan = _plan(acc, arch.backbone, arch.quant.backbone, arch.num_classes, allocation)
+    offset = spec.mount_offset  # an exit after mount point m reads block m + offset
     exits = tuple(
-        _Exit(ex.after_block, ex.after_block, ex.head, _head_nodes(plan, ex.after_block, ex.head, arch.quant.exits),
-              ex.core, ex.overlap)
+        _Exit(ex.after_block + offset, ex.after_block, ex.head,
+              _head_nodes(plan, ex.after_block + offset, ex.head, arch.quant.exits), ex.core, ex.overlap)
         for ex in arch.exits
     )
     return _run_schedule(plan, exits, "classifier", detailed)
@@ -351,7 +357,7 @@ def backbone_allocation(
 ) -> Allocation:
     """The core allocation of ``arch``'s backbone and its static cost (arguments as :func:`cost_arch`)."""
     acc = _accelerator(arch, hardware, weights)
-    return _plan(acc, arch.backbone.width_mult, arch.quant.backbone, arch.num_classes, allocation).allocation
+    return _plan(acc, arch.backbone, arch.quant.backbone, arch.num_classes, allocation).allocation
 
 
 def cost_arch(

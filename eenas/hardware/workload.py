@@ -1,13 +1,11 @@
-"""The early-exit MobileNetV2 as a graph of costable layers, read from :mod:`eenas.models.spec`.
+"""A registered backbone as a graph of costable layers, read from its :class:`~eenas.models.spec.NetworkSpec`.
 
-Mirrors the torch network layer for layer (BN and ReLU6 are folded into the convolutions,
-as on an Edge TPU): stem 3x3 conv; per inverted-residual block an optional 1x1 expansion,
-a 3x3 depthwise conv, a 1x1 projection and a residual addition; then the last 1x1 conv,
-global average pooling and the classifier.  Exit heads follow their :class:`HeadSpec`.
-Adaptive pooling that keeps the map's size is the identity and is left out.  Every layer
-reads its input at the precision it was written: the image at 8 bits (float networks: 32),
-as QAT quantizes it, a head's first layer at the backbone's precision, and max pooling keeps
-its input's precision.
+Mirrors the torch network layer for layer (BN and activations are folded into the
+convolutions, as on an Edge TPU): the spec's units, then the final exit's layers; exit heads
+follow their :class:`~eenas.models.spec.HeadSpec`.  Adaptive pooling that keeps the map's
+size is the identity and is left out.  Every layer reads its input at the precision it was
+written: the image at 8 bits (float networks: 32), as QAT quantizes it, a head's first layer
+at the backbone's precision, and max pooling keeps its input's precision.
 """
 
 from __future__ import annotations
@@ -15,20 +13,14 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from eenas.arch import Precision
 from eenas.hardware.layer_cost import FLOAT_BITS, param_bits
 from eenas.hardware.layers import AddLayer, ConvLayer, Layer, PoolLayer
-from eenas.models.spec import (
-    HEADS,
-    INPUT_CHANNELS,
-    INPUT_SIZE,
-    NUM_BLOCKS,
-    STEM_STRIDE,
-    mobilenet_v2_spec,
-)
+from eenas.models.registry import head_spec
+from eenas.models.spec import IMAGE, NUM_BLOCKS, LayerSpec, NetworkSpec, mobilenet_v2_spec
+from eenas.precision import Precision
 
-INPUT = "image"  # the tensor the stem reads; it starts in DRAM
-TAIL = NUM_BLOCKS + 1  # index of the final stage's own layers (last conv, pool, classifier)
+INPUT = IMAGE  # the tensor the stem reads; it starts in DRAM
+TAIL = NUM_BLOCKS + 1  # MobileNetV2's index of the final stage's own layers (last conv, pool, classifier)
 IMAGE_BITS = 8  # the image is 8-bit; QAT quantizes the network input at 8 bits (eenas.quant.convert)
 
 
@@ -66,7 +58,7 @@ class Node:
 
 @dataclass(frozen=True)
 class Block:
-    """A unit between mount points: 0 is the stem, 1..17 the blocks, 18 the final layers."""
+    """A unit between mount points (0 is the stem), or the final exit's layers (the last)."""
 
     index: int
     nodes: tuple[Node, ...]
@@ -82,66 +74,44 @@ class Block:
         return self.nodes[-1].act_bits
 
 
-def _pool_then_fc(
-    prefix: str, source: str, bits: int, channels: int, size: int, pooled: int, mode: str, num_classes: int,
-    p: Precision,
-) -> tuple[Node, ...]:
-    """Adaptive pooling of ``source`` (``bits`` wide) from ``size`` to ``pooled`` (skipped if equal), flatten, FC."""
-    nodes: list[Node] = []
-    if pooled < size:
-        kernel = size // pooled
-        out_bits = bits if mode == "max" else p.activations  # max pooling keeps its input's values
-        nodes.append(Node(f"{prefix}.pool", PoolLayer(channels, size, size, kernel, kernel, mode), (source,),
-                          p.weights, out_bits, bits))
-        source, bits = nodes[-1].name, out_bits
-    fc = ConvLayer(channels * pooled * pooled, num_classes, 1, 1)
-    nodes.append(Node(f"{prefix}.fc", fc, (source,), p.weights, p.activations, bits))
+def _layer(spec: LayerSpec) -> Layer:
+    if spec.op == "conv":
+        return ConvLayer(spec.in_channels, spec.out_channels, spec.size, spec.size, spec.kernel, spec.stride,
+                         spec.groups)
+    if spec.op == "add":
+        return AddLayer(spec.out_channels, spec.size, spec.size)
+    return PoolLayer(spec.in_channels, spec.size, spec.size, spec.kernel, spec.stride, spec.op)
+
+
+def _nodes(layers: tuple[LayerSpec, ...], precision: Precision, bits: dict[str, int]) -> tuple[Node, ...]:
+    """Nodes at ``precision``; ``bits`` holds the width of every tensor written so far and is updated."""
+    nodes = []
+    for spec in layers:
+        in_bits = bits[spec.inputs[0]]
+        out_bits = in_bits if spec.op == "max" else precision.activations  # max pooling keeps its input's values
+        nodes.append(Node(spec.name, _layer(spec), spec.inputs, precision.weights, out_bits, in_bits))
+        bits[spec.name] = out_bits
     return tuple(nodes)
 
 
-def backbone(width_mult: float, precision: Precision, num_classes: int) -> tuple[Block, ...]:
-    """Blocks 0 (stem) .. 18 (last conv, global average pool, classifier) of the backbone."""
-    spec = mobilenet_v2_spec(width_mult)
-    wb, ab = precision.weights, precision.activations
-    stem = ConvLayer(INPUT_CHANNELS, spec.stem_channels, INPUT_SIZE, INPUT_SIZE, 3, STEM_STRIDE)
-    blocks = [Block(0, (Node("stem", stem, (INPUT,), wb, ab, image_bits(precision)),), spec.stem_channels,
-                    stem.out_height)]
-    for b in spec.blocks:
-        source, nodes, size = blocks[-1].output, [], b.in_size
-        if b.expand_ratio != 1:
-            expand = ConvLayer(b.in_channels, b.hidden_channels, size, size)
-            nodes.append(Node(f"b{b.index}.expand", expand, (source,), wb, ab, ab))
-        dw = ConvLayer(b.hidden_channels, b.hidden_channels, size, size, 3, b.stride, b.hidden_channels)
-        nodes.append(Node(f"b{b.index}.dw", dw, (nodes[-1].name if nodes else source,), wb, ab, ab))
-        project = ConvLayer(b.hidden_channels, b.out_channels, b.out_size, b.out_size)
-        nodes.append(Node(f"b{b.index}.project", project, (nodes[-1].name,), wb, ab, ab))
-        if b.residual:
-            add = AddLayer(b.out_channels, b.out_size, b.out_size)
-            nodes.append(Node(f"b{b.index}.add", add, (nodes[-1].name, source), wb, ab, ab))
-        blocks.append(Block(b.index, tuple(nodes), b.out_channels, b.out_size))
-    last, size = blocks[-1], blocks[-1].size
-    conv = Node("final.conv", ConvLayer(last.channels, spec.last_channels, size, size), (last.output,), wb, ab, ab)
-    tail = _pool_then_fc("final", conv.name, ab, spec.last_channels, size, 1, "avg", num_classes, precision)
-    blocks.append(Block(TAIL, (conv, *tail), num_classes, 1))
+def network_blocks(network: NetworkSpec, precision: Precision) -> tuple[Block, ...]:
+    """One block per unit of ``network`` (0: the stem), then one with the final exit's layers."""
+    bits = {INPUT: image_bits(precision)}
+    blocks = [Block(u.index, _nodes(u.layers, precision, bits), u.channels, u.size) for u in network.units]
+    blocks.append(Block(len(blocks), _nodes(network.classifier, precision, bits), network.num_classes, 1))
     return tuple(blocks)
 
 
+def backbone(width_mult: float, precision: Precision, num_classes: int) -> tuple[Block, ...]:
+    """MobileNetV2's blocks 0 (stem) .. 18 (last conv, global average pool, classifier)."""
+    return network_blocks(mobilenet_v2_spec(width_mult).network(num_classes), precision)
+
+
 def exit_head(block: Block, head: str, precision: Precision, num_classes: int) -> tuple[Node, ...]:
-    """The layers of exit head ``head`` mounted on ``block``'s output (see HeadSpec)."""
-    spec = HEADS[head]
-    wb, ab = precision.weights, precision.activations
-    prefix, source, bits = f"b{block.index}.exit", block.output, block.output_act_bits
-    channels, size, nodes = block.channels, block.size, []
-    if spec.depthwise:
-        dw = ConvLayer(channels, channels, size, size, 3, 1, channels)
-        nodes.append(Node(f"{prefix}.dw", dw, (source,), wb, ab, bits))
-        source, bits = nodes[-1].name, ab
-    if spec.conv_channels:
-        pw = ConvLayer(channels, spec.conv_channels, size, size)
-        nodes.append(Node(f"{prefix}.pw", pw, (source,), wb, ab, bits))
-        source, bits, channels = nodes[-1].name, ab, spec.conv_channels
-    pooled = spec.pooled_size(size)
-    return (*nodes, *_pool_then_fc(prefix, source, bits, channels, size, pooled, spec.pool, num_classes, precision))
+    """The layers of exit head ``head`` mounted on ``block``'s output (named after its last layer's block)."""
+    prefix = f"{block.output.split('.')[0]}.exit"
+    layers = head_spec(head).layers(prefix, block.output, block.channels, block.size, num_classes)
+    return _nodes(layers, precision, {block.output: block.output_act_bits})
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,8 @@
-"""MobileNetV2 for 32x32 inputs, built from torchvision (see :mod:`eenas.models.spec`)."""
+"""The backbone interface the pipeline uses, and MobileNetV2 for 32x32 inputs built from torchvision.
+
+Each registered family (:mod:`eenas.models.registry`) has its builder in a module of its own
+(:mod:`eenas.models.paper_mbv2`, :mod:`eenas.models.resnet`), returning a :class:`TappedBackbone`.
+"""
 
 from __future__ import annotations
 
@@ -26,8 +30,33 @@ def mobilenet_v2_cifar(
     return model
 
 
-class Backbone(nn.Module):
-    """The torchvision network split where exits attach.
+class TappedBackbone(nn.Module):
+    """A network split where exits attach, unit for unit as its :class:`~eenas.models.spec.NetworkSpec`.
+
+    ``features[u]`` is unit *u* (0: the stem), ``final`` the final exit; an exit at mount
+    point *m* reads ``features[m + mount_offset]``.  QAT (:mod:`eenas.quant`) wraps the stem
+    in ``features[0]`` and converts every conv, linear and activation below.
+    """
+
+    features: nn.Sequential
+    final: nn.Module
+    mount_offset: int = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.final(self.features(x))
+
+    def taps(self, x: torch.Tensor, mounts: Iterable[int]) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
+        """Outputs at the given mount points, and the final logits, in one pass."""
+        wanted, out = {m + self.mount_offset: m for m in mounts}, {}
+        for index, layer in enumerate(self.features):
+            x = layer(x)
+            if index in wanted:
+                out[wanted[index]] = x
+        return out, self.final(x)
+
+
+class Backbone(TappedBackbone):
+    """The torchvision MobileNetV2 split where exits attach.
 
     ``features[0]`` is the stem and ``features[b]`` inverted-residual block *b* (1..17);
     ``final`` is the last 1x1 conv, global average pool and classifier: the last exit.
@@ -39,14 +68,7 @@ class Backbone(nn.Module):
         self.features = tv.features[: NUM_BLOCKS + 1]
         self.final = nn.Sequential(tv.features[NUM_BLOCKS + 1], nn.AdaptiveAvgPool2d(1), nn.Flatten(1), tv.classifier)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.final(self.features(x))
 
-    def taps(self, x: torch.Tensor, mounts: Iterable[int]) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
-        """Outputs of the given blocks, and the final logits, in one pass."""
-        wanted, out = set(mounts), {}
-        for index, layer in enumerate(self.features):
-            x = layer(x)
-            if index in wanted:
-                out[index] = x
-        return out, self.final(x)
+def mobilenet_v2_backbone(num_classes: int, dropout: float, width_mult: float) -> Backbone:
+    """The registry's builder of ``mobilenet_v2``."""
+    return Backbone(num_classes, width_mult, dropout)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from eenas.models.backbone import Backbone
+from eenas.models.backbone import TappedBackbone
 
 
 class EarlyExitNet(nn.Module):
     """Returns the logits of every exit, earliest first, the backbone's classifier last."""
 
-    def __init__(self, backbone: Backbone, heads: dict[int, nn.Module]) -> None:
+    def __init__(self, backbone: TappedBackbone, heads: dict[int, nn.Module]) -> None:
         super().__init__()
         self.backbone = backbone
         self.mounts = sorted(heads)

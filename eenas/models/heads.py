@@ -1,16 +1,16 @@
-"""Build exit heads from the registry in :mod:`eenas.models.spec`."""
+"""Build exit heads from their :class:`~eenas.models.spec.HeadSpec` (any registered family's)."""
 
 from __future__ import annotations
 
 from torch import nn
 from torchvision.ops.misc import Conv2dNormActivation
 
-from eenas.models.spec import HEADS
+from eenas.models.registry import head_spec
 
 
-def build_head(name: str, in_channels: int, in_size: int, num_classes: int) -> nn.Sequential:
-    """An exit head for a ``in_channels x in_size x in_size`` feature map."""
-    spec = HEADS[name]
+def build_head(name: str, in_channels: int, in_size: int, num_classes: int, dropout: float = 0.0) -> nn.Sequential:
+    """An exit head for a ``in_channels x in_size x in_size`` feature map (``dropout`` before its first FC)."""
+    spec = head_spec(name)
     layers: list[nn.Module] = []
     channels = in_channels
     if spec.depthwise:
@@ -19,5 +19,12 @@ def build_head(name: str, in_channels: int, in_size: int, num_classes: int) -> n
         layers.append(Conv2dNormActivation(channels, spec.conv_channels, 1, activation_layer=nn.ReLU6))
     pooled = spec.pooled_size(in_size)
     layers.append(nn.AdaptiveMaxPool2d(pooled) if spec.pool == "max" else nn.AdaptiveAvgPool2d(pooled))
-    layers += [nn.Flatten(1), nn.Linear(spec.fc_in_features(in_channels, in_size), num_classes)]
+    layers.append(nn.Flatten(1))
+    if dropout:
+        layers.append(nn.Dropout(dropout))
+    features = spec.fc_in_features(in_channels, in_size)
+    if spec.hidden:
+        layers += [nn.Linear(features, features // 2), nn.ReLU6()]
+        features //= 2
+    layers.append(nn.Linear(features, num_classes))
     return nn.Sequential(*layers)

@@ -1,7 +1,8 @@
 """Turn a float backbone or exit head into its fake-quantized (QAT) version, in place.
 
 Rule: every tensor the accelerator writes to memory is quantized once, where it is
-produced: after each ReLU6 (unsigned), after each linear-bottleneck projection and each
+produced: after each ReLU6 or ReLU (unsigned), after each conv without activation (the
+linear-bottleneck projection, a ResNet block's second conv and shortcut) and each
 residual sum (signed), and after average pooling.  Max pooling keeps values on the grid, so
 it needs no quantizer.  The network input is quantized at 8 bits whatever the activation
 precision, because images are 8-bit; logits stay in high precision.
@@ -27,7 +28,7 @@ def _act(bits: int, signed: bool | None = None) -> LsqQuantizer:
 
 def _conv_bn_act(block: Conv2dNormActivation, p: Precision) -> nn.Sequential:
     conv, bn, *act = block
-    return nn.Sequential(QConvBN(conv, bn, p.weights), *act, _act(p.activations, signed=False))
+    return nn.Sequential(QConvBN(conv, bn, p.weights), *act, _act(p.activations, signed=not act))
 
 
 def _bottleneck(block: InvertedResidual, p: Precision) -> nn.Module:
@@ -48,6 +49,8 @@ def _convert_child(child: nn.Module, p: Precision) -> nn.Module | None:
         return QLinear(child, p.weights)
     if isinstance(child, nn.AdaptiveAvgPool2d):
         return nn.Sequential(child, _act(p.activations))
+    if isinstance(child, (nn.ReLU, nn.ReLU6)):  # standalone: after a residual sum or a hidden FC
+        return nn.Sequential(child, _act(p.activations, signed=False))
     return None
 
 

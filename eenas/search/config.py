@@ -8,7 +8,7 @@ from eenas.arch import DATASET_CLASSES, unknown_dataset
 from eenas.errors import EenasError
 from eenas.hardware import load_accelerator
 from eenas.hardware.accelerator import check_weight_mode
-from eenas.models.spec import HEADS
+from eenas.models.registry import DEFAULT_BACKBONE, get_backbone
 from eenas.search.space import ThresholdGrid
 from eenas.train.budget import get_budget
 
@@ -43,13 +43,18 @@ class SearchConfig:
     width_mult: float | None = None
     amp: str = "auto"  # training dtype (eenas.train.pipeline.resolve_amp)
     bits: tuple[int, ...] = (8, 4)
-    heads: tuple[str, ...] = tuple(HEADS)
+    heads: tuple[str, ...] = ()  # empty: every head of the backbone's family
     max_exits: int = 6
     max_accuracy_drop: float = 1.0
     max_latency: float | None = None
     max_energy: float | None = None
     thresholds: ThresholdGrid = field(default_factory=ThresholdGrid)
     search: SearchBudget = field(default_factory=lambda: SEARCH_BUDGETS["quick"])
+    backbone: str = DEFAULT_BACKBONE  # a registered family, at its default options (width: width_mult)
+
+    def __post_init__(self) -> None:
+        if not self.heads:
+            object.__setattr__(self, "heads", tuple(get_backbone(self.backbone, "--backbone").heads))
 
     @classmethod
     def create(cls, dataset: str, budget: str = "quick", overrides: dict | None = None, **kwargs) -> SearchConfig:
@@ -63,6 +68,9 @@ class SearchConfig:
 
     @property
     def resolved_width(self) -> float:
+        """The backbone's width: the budget's unless given; 1.0 for families without a width option."""
+        if "width_mult" not in get_backbone(self.backbone).options:
+            return 1.0
         return self.width_mult or get_budget(self.budget).width_mult
 
     def validate(self) -> None:
@@ -78,6 +86,8 @@ class SearchConfig:
             (self.max_accuracy_drop >= 0, f"--max-accuracy-drop must be >= 0 (got {self.max_accuracy_drop})"),
             (self.max_latency is None or self.max_latency > 0, "--max-latency must be positive"),
             (self.max_energy is None or self.max_energy > 0, "--max-energy must be positive"),
+            (self.width_mult is None or "width_mult" in get_backbone(self.backbone).options,
+             f"--width-mult: backbone '{self.backbone}' has no width option"),
         ]
         for ok, message in checks:
             if not ok:
@@ -90,4 +100,6 @@ class SearchConfig:
     def to_dict(self) -> dict:
         data = asdict(self)
         data["bits"], data["heads"] = list(self.bits), list(self.heads)
+        if self.backbone == DEFAULT_BACKBONE:  # runs from before the registry resume unchanged
+            del data["backbone"]
         return data

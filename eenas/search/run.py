@@ -29,7 +29,7 @@ from pymoo.optimize import minimize
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 from tqdm.auto import tqdm
 
-from eenas.arch import Precision
+from eenas.arch import BackboneConfig, Precision
 from eenas.errors import EenasError
 from eenas.evaluate import evaluate_arch
 from eenas.scoring import Score
@@ -67,10 +67,11 @@ class SearchRun:
         tracker = None if tensorboard is None else TensorBoardWriter(tensorboard)  # fails before any file is touched
         self.cfg = cfg
         self.space = SearchSpace(cfg.dataset, cfg.resolved_width, cfg.hardware, _cores(cfg.hardware),
-                                 tuple(cfg.heads), tuple(cfg.bits), cfg.thresholds.values, max_exits=cfg.max_exits)
+                                 tuple(cfg.heads), tuple(cfg.bits), cfg.thresholds.values, max_exits=cfg.max_exits,
+                                 backbone=BackboneConfig(cfg.backbone))
         self.constraints = Constraints(cfg.max_accuracy_drop, cfg.max_latency, cfg.max_energy)
         train_cfg = TrainConfig(cfg.dataset, get_budget(cfg.budget), cfg.resolved_width, cfg.seed,
-                                data_dir, cache_dir, device, cfg.amp)
+                                data_dir, cache_dir, device, cfg.amp, cfg.backbone)
         self.pipeline = Pipeline(train_cfg)
         self.evaluator = Evaluator(self.pipeline, cfg.hardware, cfg.weights)
         self.run_dir = RunDir(out, cfg.to_dict())

@@ -1,6 +1,6 @@
 """The search space and its fixed-length integer genome.
 
-Layout (``M`` = 17 mount points)::
+Layout (``M`` = the backbone's mount points, 17 for MobileNetV2)::
 
     [0, M)       exit gene per mount point: 0 = no exit, k = head type k (1-based)
     [M, 2M)      threshold gene per mount point: index into the threshold grid (``--thresholds``)
@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from eenas.arch import Arch, BackboneConfig, ExitConfig, Precision, QuantConfig
+from eenas.arch import DATASET_CLASSES, Arch, BackboneConfig, ExitConfig, Precision, QuantConfig
 from eenas.errors import EenasError
-from eenas.models.spec import HEADS, NUM_BLOCKS
+from eenas.models.registry import get_backbone
 
 MAX_THRESHOLDS = 1000  # a grid finer than this only slows the search down
 Genome = tuple[int, ...]
@@ -83,20 +83,28 @@ def exits_text(arch: Arch) -> str:
 
 @dataclass(frozen=True)
 class SearchSpace:
+    """Exits on one backbone; ``heads`` and ``mounts`` default (when empty) to all of its spec's."""
+
     dataset: str
     width_mult: float
     hardware: str = "edge_tpu_quad"
     cores: int = 4
-    heads: tuple[str, ...] = tuple(HEADS)
+    heads: tuple[str, ...] = ()
     bits: tuple[int, ...] = (8, 4)
     thresholds: tuple[float, ...] = ThresholdGrid().values
-    mounts: tuple[int, ...] = field(default_factory=lambda: tuple(range(1, NUM_BLOCKS + 1)))
+    mounts: tuple[int, ...] = ()
     max_exits: int = 6
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)  # its width_mult is ignored: width_mult's
 
     def __post_init__(self) -> None:
-        unknown = [h for h in self.heads if h not in HEADS]
+        config = BackboneConfig(self.backbone.name, self.width_mult, self.backbone.options)
+        object.__setattr__(self, "backbone", config)
+        known = get_backbone(config.name).heads
+        object.__setattr__(self, "heads", self.heads or tuple(known))
+        object.__setattr__(self, "mounts", self.mounts or config.spec(DATASET_CLASSES[self.dataset]).mounts)
+        unknown = [h for h in self.heads if h not in known]
         if unknown:
-            raise EenasError(f"unknown head '{unknown[0]}' (known: {', '.join(HEADS)})")
+            raise EenasError(f"unknown head '{unknown[0]}' (known: {', '.join(known)})")
         if not 1 <= self.max_exits <= len(self.mounts):
             raise EenasError(f"--max-exits {self.max_exits} must be between 1 and {len(self.mounts)}")
         bad = [b for b in self.bits if b not in (32, 8, 4, 2)]
@@ -147,7 +155,7 @@ class SearchSpace:
     def arch(self, exits: tuple[ExitConfig, ...], backbone_bits: int, exit_bits: int) -> Arch:
         """An arch of this space's dataset, width and hardware (weights and activations share each width)."""
         quant = QuantConfig(Precision(backbone_bits, backbone_bits), Precision(exit_bits, exit_bits))
-        return Arch(self.dataset, BackboneConfig("mobilenet_v2", self.width_mult), exits, quant, self.hardware)
+        return Arch(self.dataset, self.backbone, exits, quant, self.hardware)
 
     def static_arch(self, bits: int) -> Arch:
         """The backbone without exits at ``bits`` (its cost is the ET-ratio baseline)."""

@@ -28,16 +28,17 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from eenas.arch import BITWIDTHS, MOUNT_POINTS, Arch, BackboneConfig, ExitConfig, Precision, QuantConfig
+from eenas.arch import BITWIDTHS, DATASET_CLASSES, Arch, BackboneConfig, ExitConfig, Precision, QuantConfig
 from eenas.errors import EenasError
 from eenas.hardware import LayerRecord, NetworkCost, load_accelerator, network_cost
 from eenas.hardware.layers import ConvLayer, PoolLayer
-from eenas.hardware.workload import Block, Node, backbone, exit_head
+from eenas.hardware.workload import Block, Node, exit_head, network_blocks
 from eenas.io import join, write_json
-from eenas.models.spec import HEADS
+from eenas.models.registry import DEFAULT_BACKBONE, get_backbone
+from eenas.models.spec import NetworkSpec
 from eenas.scoring import ExitStats, route, score
 from eenas.study.figures import COLORS, save, style, two_over_one
-from eenas.study.precision import mean_exit_block
+from eenas.study.precision import backbone_text, mean_exit_block
 from eenas.study.tables import markdown, write_csv, write_markdown
 from eenas.train import Pipeline
 
@@ -61,12 +62,13 @@ class MountSettings:
     samples: int | None = None  # None: every placement
     seed: int = 0  # of the sample (not of training)
     split: str = "test"  # what the chosen placements' table shows (choices are always on validation)
+    backbone: str = DEFAULT_BACKBONE  # a registered family at its default options (width: width_mult)
 
     def __post_init__(self) -> None:
+        mounts, heads = self.spec.mounts, get_backbone(self.backbone, "--backbone").heads
         checks = [
-            (1 <= self.n_exits <= len(MOUNT_POINTS),
-             f"--exits {self.n_exits} must be between 1 and {len(MOUNT_POINTS)}"),
-            (self.head in HEADS, f"--head: unknown head '{self.head}' (known: {', '.join(HEADS)})"),
+            (1 <= self.n_exits <= len(mounts), f"--exits {self.n_exits} must be between 1 and {len(mounts)}"),
+            (self.head in heads, f"--head: unknown head '{self.head}' (known: {', '.join(heads)})"),
             (0 < self.threshold <= 1, f"--threshold {self.threshold} is outside (0, 1]"),
             (self.backbone_bits in BITWIDTHS, f"--backbone-bits {self.backbone_bits} is not one of {list(BITWIDTHS)}"),
             (self.exit_bits in BITWIDTHS, f"--exit-bits {self.exit_bits} is not one of {list(BITWIDTHS)}"),
@@ -79,16 +81,24 @@ class MountSettings:
         load_accelerator(self.hardware)  # a bad --hardware fails now, not after the training
 
     @property
+    def backbone_config(self) -> BackboneConfig:
+        return BackboneConfig(get_backbone(self.backbone, "--backbone").name, self.width_mult)
+
+    @property
+    def spec(self) -> NetworkSpec:
+        return self.backbone_config.spec(DATASET_CLASSES[self.dataset])
+
+    @property
     def quant(self) -> QuantConfig:
         return QuantConfig(Precision(self.backbone_bits, self.backbone_bits), Precision(self.exit_bits, self.exit_bits))
 
     def arch(self, mounts: tuple[int, ...]) -> Arch:
         exits = tuple(ExitConfig(m, self.head, self.threshold) for m in mounts)
-        return Arch(self.dataset, BackboneConfig(width_mult=self.width_mult), exits, self.quant, self.hardware)
+        return Arch(self.dataset, self.backbone_config, exits, self.quant, self.hardware)
 
     def placements(self) -> list[tuple[int, ...]]:
         """Every placement of ``n_exits`` exits, or a seeded sample of ``samples`` of them."""
-        every = list(itertools.combinations(MOUNT_POINTS, self.n_exits))
+        every = list(itertools.combinations(self.spec.mounts, self.n_exits))
         if self.samples is None or self.samples >= len(every):
             return every
         picked = np.random.default_rng(self.seed).choice(len(every), self.samples, replace=False)
@@ -104,15 +114,17 @@ def utilization(records: list[LayerRecord]) -> float:
 
 @dataclass(frozen=True)
 class _Place:
-    """Where a scheduled layer sits in the workload: its block (0: stem, 18: the tail) and part."""
+    """Where a scheduled layer sits in the workload: its block (mount-point numbering; the stem is the one
+    before the first mount point, the final exit's layers the spec's ``final_block``) and part."""
 
     block: int
     part: str  # "backbone" or "head" (a head's layers belong to the block it reads)
 
 
-def _places(blocks: tuple[Block, ...], heads: dict[int, tuple[Node, ...]]) -> dict[str, _Place]:
-    """Every layer's place, from the workload's blocks and heads (``heads``: mount point -> its head's nodes)."""
-    places = {n.name: _Place(b.index, "backbone") for b in blocks for n in b.nodes}
+def _places(blocks: tuple[Block, ...], heads: dict[int, tuple[Node, ...]], offset: int) -> dict[str, _Place]:
+    """Every layer's place, from the workload's blocks and heads (``heads``: mount point -> its head's nodes;
+    ``blocks[m + offset]`` is mount point m's)."""
+    places = {n.name: _Place(i - offset, "backbone") for i, b in enumerate(blocks) for n in b.nodes}
     places.update({n.name: _Place(m, "head") for m, nodes in heads.items() for n in nodes})
     return places
 
@@ -153,13 +165,14 @@ class _Scorer:
     def placement(self, mounts: tuple[int, ...], split: str = "val") -> dict:
         s = self.settings
         outcome = route(self.stats[split].select([self.row[m] for m in mounts]), [s.threshold] * len(mounts))
-        nc = network_cost(s.arch(mounts), None, outcome.exit_ratios)
+        arch = s.arch(mounts)
+        nc = network_cost(arch, None, outcome.exit_ratios)
         cost, scored = nc.cost, score(outcome, nc.cost)
         ratios = scored.exit_ratios
         stages = [[r for r in nc.layers if r.stage == i] for i in range(1, len(cost.exits) + 1)]
         return {
             "mounts": "-".join(map(str, mounts)), "accuracy": scored.accuracy, "exit_ratios": join(ratios),
-            "early_share": 1.0 - ratios[-1], "mean_exit_block": mean_exit_block(list(mounts), ratios),
+            "early_share": 1.0 - ratios[-1], "mean_exit_block": mean_exit_block(list(mounts), ratios, arch),
             "average_cycles": scored.average_latency, "average_energy_pj": scored.average_energy,
             "average_et": scored.average_et, "static_et": cost.static_et, "et_ratio": scored.et_ratio,
             "stage_utilization": join(utilization(st) for st in stages),
@@ -208,11 +221,12 @@ def run_mount_study(settings: MountSettings, pipeline: Pipeline) -> MountStudy:
                            for label, row, placement in _representatives(table)])
     # One network with an exit at every mount point holds every layer the family uses.
     everything = network_cost(settings.arch(tuple(mounts)))
-    classes = settings.arch(()).num_classes
-    blocks = backbone(settings.width_mult, settings.quant.backbone, classes)
-    heads = {m: exit_head(blocks[m], settings.head, settings.quant.exits, classes) for m in mounts}
-    places = _places(blocks, heads)
-    points = pd.DataFrame([scorer.mount_point(m, blocks[m], list(everything.layers), places) for m in mounts])
+    spec, classes = settings.spec, settings.arch(()).num_classes
+    blocks = network_blocks(spec, settings.quant.backbone)
+    heads = {m: exit_head(blocks[m + spec.mount_offset], settings.head, settings.quant.exits, classes) for m in mounts}
+    places = _places(blocks, heads, spec.mount_offset)
+    points = pd.DataFrame([scorer.mount_point(m, blocks[m + spec.mount_offset], list(everything.layers), places)
+                           for m in mounts])
     return MountStudy(settings, table, chosen, points, _layer_table(everything, blocks, heads, places))
 
 
@@ -270,13 +284,13 @@ def write_mount_study(study: MountStudy, out: Path) -> list[Path]:
     ``mounts.png``, ``mounts.json``."""
     s, t = study.settings, study.placements
     split = {"val": "validation", "test": "test"}[s.split]
-    notes = (f"{s.dataset}, MobileNetV2 width {s.width_mult:g}, {s.n_exits} exits of type {s.head} at threshold "
+    notes = (f"{s.dataset}, {backbone_text(s.backbone_config)}, {s.n_exits} exits of type {s.head} at threshold "
              f"{s.threshold:g}, backbone {s.backbone_bits}-bit, exits {s.exit_bits}-bit, hardware {s.hardware}; "
              f"{len(t)} placements ({'every one' if s.samples is None else f'a sample of {s.samples}, seed {s.seed}'}"
              "). Every placement is scored, ranked and chosen on the validation split; the chosen placements' "
              f"table alone is on the {split} split. ET is energy (pJ) × latency (cycles); utilisation "
              "is the fraction of MAC slots a group of layers keeps busy (MACs / (array size × temporal cycles)); "
-             f"mean_exit_block counts the final classifier as {len(MOUNT_POINTS) + 1}.")
+             f"mean_exit_block counts the final classifier as {s.spec.final_block}.")
     if len(t) <= 2 * SHOWN_PLACEMENTS:
         ends, ends_title = t, "Placements, lowest ET ratio first"
     else:

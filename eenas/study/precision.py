@@ -19,11 +19,11 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from eenas.arch import Arch, Precision, QuantConfig
+from eenas.arch import Arch, BackboneConfig, Precision, QuantConfig
 from eenas.evaluate import Evaluation, evaluate_arch
 from eenas.hardware import load_accelerator
 from eenas.io import join
-from eenas.models.spec import NUM_BLOCKS
+from eenas.models.registry import DEFAULT_BACKBONE
 from eenas.study.figures import COLORS, ET_UNIT, label_bars, panels, save, style
 from eenas.study.tables import markdown, write_csv, write_markdown
 from eenas.train import Pipeline
@@ -32,20 +32,32 @@ log = logging.getLogger(__name__)
 
 # (backbone bits, exit bits); weights and activations share the width, as in the search.
 PRECISION_GRID: tuple[tuple[int, int], ...] = ((32, 32), (8, 8), (8, 4), (4, 8), (4, 4))
-FINAL_BLOCK = NUM_BLOCKS + 1  # where the final classifier sits when averaging exit depth
 
 
 def with_bits(arch: Arch, backbone_bits: int, exit_bits: int) -> Arch:
     return replace(arch, quant=QuantConfig(Precision(backbone_bits, backbone_bits), Precision(exit_bits, exit_bits)))
 
 
+def backbone_text(config: BackboneConfig) -> str:
+    """``MobileNetV2 width 0.5`` or ``paper_mbv2 (final_head pool4_fc_fc)``, for a study's notes."""
+    if config.name == DEFAULT_BACKBONE:
+        return f"MobileNetV2 width {config.width_mult:g}"
+    options = ", ".join(f"{k} {v}" for k, v in config.option_items())
+    return f"{config.name} ({options})" if options else config.name
+
+
 def config_name(backbone_bits: int, exit_bits: int) -> str:
     return f"backbone {backbone_bits} / exits {exit_bits}"
 
 
-def mean_exit_block(blocks: list[int], ratios: Sequence[float]) -> float:
-    """Where samples leave on average (a mount point; the final classifier counts as 18)."""
-    return float(np.dot(ratios, [*blocks, FINAL_BLOCK]))
+def mean_exit_block(blocks: list[int], ratios: Sequence[float], arch: Arch) -> float:
+    """Where samples leave on average: a mount point; the final classifier counts as the spec's
+    ``final_block`` (MobileNetV2: 18)."""
+    return float(np.dot(ratios, [*blocks, final_block(arch)]))
+
+
+def final_block(arch: Arch) -> int:
+    return arch.backbone.spec(arch.num_classes).final_block
 
 
 @dataclass(frozen=True)
@@ -66,7 +78,7 @@ class PrecisionStudy:
                 "accuracy": s.accuracy, "val_accuracy": ev.val_accuracy, "static_accuracy": s.static_accuracy,
                 "accuracy_drop": s.accuracy_drop,
                 "exit_ratios": join(s.exit_ratios), "exit_accuracy": join(ev.exits["exit_accuracy"]),
-                "mean_exit_block": mean_exit_block([e.after_block for e in ev.arch.exits], s.exit_ratios),
+                "mean_exit_block": mean_exit_block([e.after_block for e in ev.arch.exits], s.exit_ratios, ev.arch),
                 "average_cycles": s.average_latency, "average_energy_pj": s.average_energy,
                 "average_et": s.average_et, "static_et": s.cost.static_et, "et_ratio": s.et_ratio,
             })
@@ -129,11 +141,12 @@ def write_precision_study(study: PrecisionStudy, out: Path) -> list[Path]:
     """``precision.csv``, ``precision_exits.csv``, ``precision.md`` and ``precision.png`` in ``out``."""
     summary, exits = study.summary(), study.exits()
     exits_desc = ", ".join(f"block {e.after_block} ({e.head}, threshold {e.threshold:g})" for e in study.arch.exits)
-    notes = (f"Arch: {study.arch.dataset}, MobileNetV2 width {study.arch.backbone.width_mult:g}, exits after "
+    notes = (f"Arch: {study.arch.dataset}, {backbone_text(study.arch.backbone)}, exits after "
              f"{exits_desc or 'none'}; hardware {study.arch.hardware}.\n\nEvery precision uses the arch's "
              "thresholds; accuracy and exit ratios are on the test split (val_accuracy on validation). "
              f"ET is energy (pJ) × latency (cycles); mean_exit_block counts the final classifier as "
-             f"{FINAL_BLOCK}; accuracy_drop is in points against the static backbone at the same precision.")
+             f"{final_block(study.arch)}; accuracy_drop is in points against the static backbone at the same "
+             "precision.")
     paths = [write_csv(out, "precision", summary), write_csv(out, "precision_exits", exits),
              plot_precision(study, out / "precision.png")]
     paths.append(write_markdown(out / "precision.md", "Precision study", [

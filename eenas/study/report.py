@@ -16,11 +16,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from eenas.arch import BackboneConfig
 from eenas.errors import EenasError
+from eenas.models.registry import DEFAULT_BACKBONE
 from eenas.search.holdout import summary_line
 from eenas.search.rundir import plot_pareto
 from eenas.study.figures import COLORS, ET_UNIT, label_bars, panels, save, style
 from eenas.study.page import Block, Figure, write_page
+from eenas.study.precision import backbone_text
 from eenas.study.reference import compare_with_reference, search_front
 from eenas.study.tables import write_csv
 from eenas.train.budget import get_budget
@@ -206,8 +209,9 @@ def write_report(run_dir: Path, out: Path | None = None) -> list[Path]:
                              "(details: [reference_comparison.md](reference_comparison.md))."]
     else:
         reference_section = ["The front is empty."]
-    width = c["width_mult"] or get_budget(c["budget"]).width_mult
-    settings = (f"Run `{run_dir}`: {results.title}; MobileNetV2 width {width:g}, bits "
+    family = c.get("backbone", DEFAULT_BACKBONE)  # runs on MobileNetV2 do not record it
+    backbone = BackboneConfig(family, c["width_mult"] or get_budget(c["budget"]).width_mult)
+    settings = (f"Run `{run_dir}`: {results.title}; {backbone_text(backbone)}, bits "
                 f"{c['bits']}, at most {c['max_exits']} exits, at most {c['max_accuracy_drop']} points below the "
                 f"static backbone; {len(results.archive)} archs evaluated, {len(front)} on the front. Accuracy on "
                 "the front is on the validation split (what the search optimised); per-exit tables are on the "

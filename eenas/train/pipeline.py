@@ -1,6 +1,6 @@
 """The training pipeline, every stage cached under ``--cache-dir``.
 
-1. ``float_backbone``: the float MobileNetV2 is pretrained once per config (``eenas pretrain``).
+1. ``float_backbone``: the float backbone (a registered family) is pretrained once per config (``eenas pretrain``).
 2. ``backbone(precision)``: a QAT fine-tune per backbone precision.
 3. ``FeatureBank``: one pass of the frozen quantized backbone stores every block's output,
    so exit heads train without re-running the backbone each epoch.
@@ -16,17 +16,18 @@ import copy
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
-from eenas.arch import Arch, Precision
+from eenas.arch import DATASET_CLASSES, Arch, BackboneConfig, Precision
 from eenas.data import Batches, Splits, TensorSet, load_splits
 from eenas.errors import EenasError
-from eenas.models.backbone import Backbone
+from eenas.models.backbone import TappedBackbone
 from eenas.models.early_exit import EarlyExitNet
 from eenas.models.heads import build_head
-from eenas.models.spec import NUM_BLOCKS, mobilenet_v2_spec
+from eenas.models.registry import DEFAULT_BACKBONE, get_backbone
 from eenas.quant import calibrate, quantize_backbone, quantize_head
 from eenas.train.budget import Budget
 from eenas.train.cache import Cache, config_hash
@@ -87,12 +88,21 @@ class TrainConfig:
     cache_dir: str | Path | None = None
     device: str = "auto"
     amp: str = "auto"  # autocast dtype: auto, fp32 or bf16 (see resolve_amp)
+    backbone: str = DEFAULT_BACKBONE  # a registered family
+    backbone_options: tuple[tuple[str, Any], ...] = ()  # its options besides width_mult
+
+    @property
+    def backbone_config(self) -> BackboneConfig:
+        return BackboneConfig(self.backbone, self.width_mult, self.backbone_options)
 
     def identity(self) -> dict:
         amp = resolve_amp(self.amp, resolve_device(self.device))
+        # MobileNetV2's keys predate the registry: they name no family, so its caches stay valid.
+        options = dict(self.backbone_config.options)
+        family = {} if self.backbone == DEFAULT_BACKBONE else {"backbone": self.backbone, "backbone_options": options}
         return {"dataset": self.dataset, "width": self.width_mult, "seed": self.seed,
                 "recipe": self.budget.recipe(), "val_fraction": VAL_FRACTION, "training_version": TRAINING_VERSION,
-                "amp": "fp32" if amp is None else "bf16"}
+                "amp": "fp32" if amp is None else "bf16", **family}
 
 
 @dataclass(frozen=True)
@@ -126,9 +136,9 @@ class Pipeline:
         self.cache = Cache(cfg.cache_dir)
         self.device = resolve_device(cfg.device)
         self.amp = resolve_amp(cfg.amp, self.device)
-        self.spec = mobilenet_v2_spec(cfg.width_mult)
+        self.network = cfg.backbone_config.spec(DATASET_CLASSES[cfg.dataset])
         self._splits: Splits | None = None
-        self._backbones: dict[Precision, Backbone] = {}
+        self._backbones: dict[Precision, TappedBackbone] = {}
         self._banks: dict[Precision, FeatureBank] = {}
         self.trained: list[str] = []  # what this pipeline trained (rather than loaded)
 
@@ -152,8 +162,10 @@ class Pipeline:
         return Batches(data, self.cfg.dataset, self.cfg.budget.batch_size, self.device,
                        shuffle=train, augment=train, seed=self.cfg.seed)
 
-    def _new_backbone(self) -> Backbone:
-        return Backbone(self.splits.num_classes, self.cfg.width_mult, self.cfg.budget.dropout)
+    def _new_backbone(self) -> TappedBackbone:
+        config = self.cfg.backbone_config
+        return get_backbone(config.name).build(self.splits.num_classes, self.cfg.budget.dropout,
+                                               dict(config.option_items()))
 
     def _to_device(self, model: nn.Module) -> nn.Module:
         return model.to(self.device, memory_format=torch.channels_last)
@@ -172,10 +184,10 @@ class Pipeline:
                             "head": head, "precision": p_exit.tag})
 
     # --------------------------------------------------------------------- backbones
-    def float_backbone(self) -> Backbone:
+    def float_backbone(self) -> TappedBackbone:
         return self.backbone(FLOAT)
 
-    def backbone(self, p: Precision) -> Backbone:
+    def backbone(self, p: Precision) -> TappedBackbone:
         """The backbone at precision ``p`` (float pretrained, or QAT fine-tuned from it)."""
         if p not in self._backbones:
             key = self.backbone_key(p)
@@ -218,9 +230,9 @@ class Pipeline:
         return self._banks[p]
 
     @torch.no_grad()
-    def _extract(self, model: Backbone, data: TensorSet) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
-        """Every block's output (float16 on the CPU) and the final logits over ``data``."""
-        mounts = range(1, NUM_BLOCKS + 1)
+    def _extract(self, model: TappedBackbone, data: TensorSet) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
+        """The output at every mount point (float16 on the CPU) and the final logits over ``data``."""
+        mounts = self.network.mounts
         taps: dict[int, list[torch.Tensor]] = {m: [] for m in mounts}
         finals = []
         for x, _ in self._loader(data):
@@ -248,8 +260,8 @@ class Pipeline:
         return ExitLogits(entry["val"], entry["test"])
 
     def new_head(self, mount: int, head: str) -> nn.Module:
-        block = self.spec.block(mount)
-        return build_head(head, block.out_channels, block.out_size, self.splits.num_classes)
+        unit = self.network.unit(mount)
+        return build_head(head, unit.channels, unit.size, self.splits.num_classes)
 
     def _train_head(self, p_backbone: Precision, mount: int, head: str, p_exit: Precision, key: str) -> dict:
         """Float training on cached features, then (below 32 bits) a short QAT fine-tune."""
