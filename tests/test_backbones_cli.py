@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
@@ -47,11 +48,15 @@ def test_cost_of_every_family(tmp_path, name):
     assert summary["static_macs"] == sum(layer.macs for layer in arch.backbone.spec(10).layers())
 
 
-@pytest.mark.parametrize("name", ["paper_mbv2", "resnet20"])
-def test_search_then_evaluate_a_pareto_arch(tmp_path, monkeypatch, name):
+@pytest.fixture
+def cut_tiny(monkeypatch):
     cut = replace(budget.BUDGETS["tiny"], pretrain_epochs=1, qat_epochs=1, head_epochs=1, batch_size=32,
                   train_limit=64, eval_limit=64, head_train_limit=64, synthetic_size=160)
     monkeypatch.setitem(budget.BUDGETS, "tiny", cut)
+
+
+@pytest.mark.parametrize("name", ["paper_mbv2", "resnet20"])
+def test_search_then_evaluate_a_pareto_arch(tmp_path, cut_tiny, name):
     cache, out = tmp_path / "cache", tmp_path / "run"
     common = ["--budget", "tiny", "--cache-dir", cache, "--device", "cpu", "--amp", "fp32"]
     invoke("search", "--dataset", "synthetic", "--backbone", name, "--bits", "8", "--max-exits", "2",
@@ -65,3 +70,23 @@ def test_search_then_evaluate_a_pareto_arch(tmp_path, monkeypatch, name):
     assert all(e.after_block in arch.backbone.spec(10).mounts for e in arch.exits)
     shown = invoke("evaluate", "--arch", arch_path, *common)
     assert "trained: nothing (all cached)" in shown
+
+
+def test_studies_on_another_family(tmp_path, cut_tiny):
+    """Both studies run on a family other than MobileNetV2 and place exits on its own mount points."""
+    common = ["--budget", "tiny", "--cache-dir", tmp_path / "cache", "--device", "cpu", "--amp", "fp32"]
+    mounts_out = tmp_path / "mounts"
+    invoke("study", "mounts", "--dataset", "synthetic", "--backbone", "resnet20", "--exits", "2", "--samples", "3",
+           "--head", "gap_fc", "--out", mounts_out, *common)
+    placements = pd.read_csv(mounts_out / "mounts.csv")
+    assert len(placements) == 3 and placements["et_ratio"].is_monotonic_increasing
+    used = sorted({int(m) for p in placements["mounts"] for m in p.split("-")})
+    points = pd.read_csv(mounts_out / "mount_points.csv")
+    assert points["block"].tolist() == used and set(used) <= set(BackboneConfig("resnet20").spec(10).mounts)
+
+    arch_path = tmp_path / "resnet.json"
+    save_arch(Arch("synthetic", BackboneConfig("resnet20"), (ExitConfig(3, "pool_fc", 0.9),)), arch_path)
+    precision_out = tmp_path / "precision"
+    invoke("study", "precision", "--arch", arch_path, "--out", precision_out, *common)
+    summary = pd.read_csv(precision_out / "precision.csv")
+    assert len(summary) == 5 and summary["et_ratio"].gt(0).all()
