@@ -305,12 +305,14 @@ def _int_list(name: str, text: str) -> tuple[int, ...]:
               help="Random archs evaluated after the search to measure the predictor (default: the budget's; 0: none).")
 @click.option("--tensorboard", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Also log each iteration's values to this TensorBoard directory (pip install eenas[tensorboard]).")
+@click.option("--exhaustive", is_flag=True,
+              help="Train every head of the space first (cached, once each), then search on exact scores only.")
 @BACKBONE_OPTION
 @AMP_OPTION
 @training_options
 def search(dataset, out, resume, force, hardware, weights, width_mult, bits, max_exits, max_accuracy_drop, max_latency,
            max_energy, population, generations, iterations, initial, per_iteration, thresholds, holdout, tensorboard,
-           backbone, amp, budget, data_dir, cache_dir, device, seed) -> None:
+           exhaustive, backbone, amp, budget, data_dir, cache_dir, device, seed) -> None:
     """NSGA-II search for early-exit networks: accuracy against average energy-delay product."""
     import time
 
@@ -324,7 +326,7 @@ def search(dataset, out, resume, force, hardware, weights, width_mult, bits, max
                    "initial": initial, "per_iteration": per_iteration, "holdout": holdout},
         seed=seed, hardware=hardware, weights=weights, width_mult=width_mult, amp=amp, bits=_int_list("--bits", bits),
         max_exits=max_exits, max_accuracy_drop=max_accuracy_drop, max_latency=max_latency, max_energy=max_energy,
-        thresholds=ThresholdGrid.parse(thresholds), backbone=backbone,
+        thresholds=ThresholdGrid.parse(thresholds), backbone=backbone, exhaustive=exhaustive,
     )
     out = out or Path("runs") / time.strftime("search-%Y%m%d-%H%M%S")
     run = SearchRun(cfg, out, resume=resume, force=force, data_dir=data_dir, cache_dir=cache_dir, device=device,

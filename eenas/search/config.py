@@ -51,6 +51,8 @@ class SearchConfig:
     thresholds: ThresholdGrid = field(default_factory=ThresholdGrid)
     search: SearchBudget = field(default_factory=lambda: SEARCH_BUDGETS["quick"])
     backbone: str = DEFAULT_BACKBONE  # a registered family, at its default options (width: width_mult)
+    mounts: tuple[int, ...] = ()  # empty: every mount point of the backbone's spec
+    exhaustive: bool = False  # train every head of the space first, then search on exact scores only
 
     def __post_init__(self) -> None:
         if not self.heads:
@@ -99,7 +101,9 @@ class SearchConfig:
 
     def to_dict(self) -> dict:
         data = asdict(self)
-        data["bits"], data["heads"] = list(self.bits), list(self.heads)
-        if self.backbone == DEFAULT_BACKBONE:  # runs from before the registry resume unchanged
-            del data["backbone"]
+        data["bits"], data["heads"], data["mounts"] = list(self.bits), list(self.heads), list(self.mounts)
+        # Keys newer than some saved runs are left out at their default, so those runs resume unchanged.
+        for key, default in (("backbone", DEFAULT_BACKBONE), ("mounts", []), ("exhaustive", False)):
+            if data[key] == default:
+                del data[key]
         return data

@@ -74,9 +74,17 @@ class Evaluator:
                 self._stats[(key, s)] = ExitStats.from_logits([getattr(logits, s)], getattr(labels, s))
         return self._stats[(key, split)]
 
+    def _head_stats(self, head: HeadId, split: str = "val") -> ExitStats:
+        return self._exit_stats(head, lambda: self.pipeline.exit_logits(*head), split)
+
+    def learn(self, head: HeadId) -> None:
+        """Train one head (or load it from the cache) and count it as known (may raise)."""
+        self._head_stats(head)
+        self.known.add(head)
+
     def stats(self, arch: Arch, split: str = "val") -> ExitStats:
         """Confidence/correctness of every exit of ``arch``; trains missing heads (may raise)."""
-        parts = [self._exit_stats(h, lambda h=h: self.pipeline.exit_logits(*h), split) for h in self.heads(arch)]
+        parts = [self._head_stats(h, split) for h in self.heads(arch)]
         p = arch.quant.backbone
         parts.append(self._exit_stats(p, lambda: self.pipeline.final_logits(p), split))
         self.known.update(self.heads(arch))

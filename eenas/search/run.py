@@ -9,6 +9,11 @@
 6. measure the final predictor on ``--holdout`` random archs the search never evaluated
    (:mod:`eenas.search.holdout`), outside the archive.
 
+``--exhaustive`` is another policy of the same loop: step 1 trains the whole head bank of the
+space instead of an initial sample, so every candidate is scored exactly; steps 2-4 then run
+without a predictor (nothing is left to train, the front's members enter the archive for free)
+and step 6 is skipped.
+
 Every iteration ends with an atomic checkpoint (archive, history, last population and the
 random state), so ``--resume`` replays nothing that finished, and a resumed run ends with
 the same front as an uninterrupted one.
@@ -67,8 +72,8 @@ class SearchRun:
         tracker = None if tensorboard is None else TensorBoardWriter(tensorboard)  # fails before any file is touched
         self.cfg = cfg
         self.space = SearchSpace(cfg.dataset, cfg.resolved_width, cfg.hardware, _cores(cfg.hardware),
-                                 tuple(cfg.heads), tuple(cfg.bits), cfg.thresholds.values, max_exits=cfg.max_exits,
-                                 backbone=BackboneConfig(cfg.backbone))
+                                 tuple(cfg.heads), tuple(cfg.bits), cfg.thresholds.values, tuple(cfg.mounts),
+                                 cfg.max_exits, BackboneConfig(cfg.backbone))
         self.constraints = Constraints(cfg.max_accuracy_drop, cfg.max_latency, cfg.max_energy)
         train_cfg = TrainConfig(cfg.dataset, get_budget(cfg.budget), cfg.resolved_width, cfg.seed,
                                 data_dir, cache_dir, device, cfg.amp, cfg.backbone)
@@ -122,7 +127,7 @@ class SearchRun:
         their own and never enter the archive, so the front does not depend on them.
         """
         n = self.cfg.search.holdout
-        if not n:
+        if not n or self.cfg.exhaustive:  # an exhaustive run uses no predictor
             return None
         rng = np.random.default_rng([self.cfg.seed, HOLDOUT_STREAM])
         predictor = Predictor(self.space, self.cfg.seed).fit(*self.archive.training_set())
@@ -140,17 +145,21 @@ class SearchRun:
         seed = int(self.rng.integers(2**31 - 1))
         problem = SurrogateProblem(self.space, self.evaluator, None, self.constraints)
         row: dict = {"iteration": it, "seed": seed}
+        if self.cfg.exhaustive:
+            self._head_bank()  # trains at the first step; loads from the cache after a resume
         if it == 0:
-            new = self._evaluate(random_genomes(self.space, self.cfg.search.initial, seed), "initial", it)
+            new = [] if self.cfg.exhaustive else \
+                self._evaluate(random_genomes(self.space, self.cfg.search.initial, seed), "initial", it)
             row.update(predictor="", cv_tau=np.nan, tau_new=np.nan, rmse_new=np.nan, et_tau_new=np.nan, free=0)
         else:
-            predictor = Predictor(self.space, seed).fit(*self.archive.training_set())
-            problem.predictor = predictor
+            if not self.cfg.exhaustive:
+                problem.predictor = Predictor(self.space, seed).fit(*self.archive.training_set())
             pop = self._nsga2(problem, seed)
             chosen, predicted, free = self._select(problem, pop, self.cfg.search.per_iteration)
             new = self._evaluate(chosen, "selected", it)
             self._evaluate(free, "free", it)
-            row.update(predictor=predictor.name, cv_tau=predictor.cv_tau, free=len(free),
+            row.update(predictor=problem.predictor.name if problem.predictor else "exact",
+                       cv_tau=problem.predictor.cv_tau if problem.predictor else np.nan, free=len(free),
                        **_quality(predicted, new))
             self.state.population = pop.tolist()
         self.state.iteration += 1
@@ -209,6 +218,18 @@ class SearchRun:
         return X[picks], {self.space.genome(X[i]): scores[i] for i in picks}, free
 
     # ------------------------------------------------------------- evaluation
+    def _head_bank(self) -> None:
+        """Train (or load from the cache) every head of the space not yet known, each once."""
+        todo = [h for h in self.space.head_bank() if h not in self.evaluator.known]
+        if not todo:
+            return
+        start, trained = time.perf_counter(), len(self.pipeline.cache.trained)
+        for head in tqdm(todo, desc="head bank", dynamic_ncols=True, disable=None):
+            self.evaluator.learn(head)
+        trained = len(self.pipeline.cache.trained) - trained
+        log.info("head bank: %d heads known, %d cache entries trained", len(todo), trained)
+        self.run_dir.event("head_bank", heads=len(todo), trained=trained, seconds=time.perf_counter() - start)
+
     def _evaluate(self, X: np.ndarray, source: str, iteration: int) -> list[Record]:
         """True evaluations of the genomes of ``X`` not yet in the archive; returns the successful ones."""
         records = []

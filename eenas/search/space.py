@@ -101,10 +101,14 @@ class SearchSpace:
         object.__setattr__(self, "backbone", config)
         known = get_backbone(config.name).heads
         object.__setattr__(self, "heads", self.heads or tuple(known))
-        object.__setattr__(self, "mounts", self.mounts or config.spec(DATASET_CLASSES[self.dataset]).mounts)
+        spec_mounts = config.spec(DATASET_CLASSES[self.dataset]).mounts
+        object.__setattr__(self, "mounts", self.mounts or spec_mounts)
         unknown = [h for h in self.heads if h not in known]
         if unknown:
             raise EenasError(f"unknown head '{unknown[0]}' (known: {', '.join(known)})")
+        bad = [m for m in self.mounts if m not in spec_mounts]
+        if bad:
+            raise EenasError(f"mount point {bad[0]} is not one of {config.name}'s ({', '.join(map(str, spec_mounts))})")
         if not 1 <= self.max_exits <= len(self.mounts):
             raise EenasError(f"--max-exits {self.max_exits} must be between 1 and {len(self.mounts)}")
         bad = [b for b in self.bits if b not in (32, 8, 4, 2)]
@@ -160,6 +164,13 @@ class SearchSpace:
     def static_arch(self, bits: int) -> Arch:
         """The backbone without exits at ``bits`` (its cost is the ET-ratio baseline)."""
         return self.arch((), bits, bits)
+
+    def head_bank(self) -> list[tuple[Precision, int, str, Precision]]:
+        """Every head this space's networks can hold, named as the evaluator names them (backbone
+        precision, mount, head type, exit precision), grouped by backbone precision so each backbone
+        trains once before its heads."""
+        return [(Precision(b, b), mount, head, Precision(e, e))
+                for b in self.bits for e in self.bits for mount in self.mounts for head in self.heads]
 
     def first_exit_archs(self) -> list[Arch]:
         """One exit of every head at the first mount point, at every precision: the cheapest first exits."""
