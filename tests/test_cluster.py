@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections import Counter
 
 import pytest
@@ -31,10 +30,9 @@ def test_two_workers_give_the_serial_run_byte_for_byte(serial, tmp_path):
     assert any(e.startswith("backbone/") for e in run.pipeline.cache.trained)
 
 
-def test_a_job_that_keeps_failing_fails_its_candidates_and_a_flaky_one_is_retried(serial, tmp_path, monkeypatch):
+def test_a_job_that_keeps_failing_fails_its_candidates_and_a_flaky_one_is_retried(tmp_path, monkeypatch):
     from eenas.train.pipeline import Pipeline
 
-    shutil.copytree(serial.pipeline.cache.root / "backbone", tmp_path / "cache" / "backbone")
     real, calls = Pipeline._train_head, Counter()
 
     def faulty(self, p_backbone, mount, head, p_exit, key):
@@ -56,10 +54,9 @@ def test_a_job_that_keeps_failing_fails_its_candidates_and_a_flaky_one_is_retrie
     assert (archive["status"] == "ok").any()
     assert max(calls.values()) == 3  # the first attempt and JOB_RETRIES retries of a job that keeps failing
     assert 2 in calls.values()  # a job that failed once succeeded on its retry
-    assert not any(e.startswith("backbone/") for e in run.pipeline.cache.trained)  # they came from the serial run
 
 
-def test_workers_and_scheduler_are_one_line_errors(serial, tmp_path):
+def test_workers_and_scheduler_are_one_line_errors(tmp_path):
     from eenas.errors import EenasError
 
     with pytest.raises(EenasError, match="--workers 0: needs at least 1"):
