@@ -63,3 +63,4 @@ def test_workers_and_scheduler_are_one_line_errors(tmp_path):
         start_search(small_search_config(), tmp_path / "a", tmp_path / "cache", workers=0)
     with pytest.raises(EenasError, match="give one of them"):
         start_search(small_search_config(), tmp_path / "b", tmp_path / "cache", workers=1, scheduler="tcp://x:1")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()  # refused before any file is written

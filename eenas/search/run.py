@@ -65,6 +65,10 @@ class SearchRun:
                  data_dir: str | None = None, cache_dir: str | None = None, device: str = "auto",
                  tensorboard: Path | None = None, workers: int | None = None, scheduler: str | None = None) -> None:
         tracker = None if tensorboard is None else TensorBoardWriter(tensorboard)  # fails before any file is touched
+        if workers is not None or scheduler is not None:
+            from eenas.train.cluster import check_options
+
+            check_options(workers, scheduler)
         self.cfg = cfg
         self.space = SearchSpace(cfg.dataset, cfg.resolved_width, cfg.hardware, _cores(cfg.hardware),
                                  tuple(cfg.heads), tuple(cfg.bits), cfg.thresholds.values, max_exits=cfg.max_exits,

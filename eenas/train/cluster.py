@@ -46,6 +46,14 @@ def train_job(cfg: TrainConfig, kind: str, args: tuple, backbones: dict[str, dic
         return pipeline.train_entry(kind, args), time.perf_counter() - start
 
 
+def check_options(workers: int | None, scheduler: str | None) -> None:
+    """Refuse bad ``--workers``/``--scheduler`` before a run touches any file."""
+    if workers is not None and scheduler is not None:
+        raise EenasError("--workers and --scheduler: give one of them")
+    if workers is not None and workers < 1:
+        raise EenasError(f"--workers {workers}: needs at least 1")
+
+
 class ClusterTrainer:
     """Trains a pipeline's missing entries on a Dask cluster and stores them in the client's cache."""
 
@@ -58,10 +66,7 @@ class ClusterTrainer:
     @classmethod
     def connect(cls, pipeline: Pipeline, workers: int | None = None, scheduler: str | None = None) -> ClusterTrainer:
         """A local cluster of ``workers`` processes (one thread each), or the scheduler at ``scheduler``."""
-        if workers is not None and scheduler is not None:
-            raise EenasError("--workers and --scheduler: give one of them")
-        if workers is not None and workers < 1:
-            raise EenasError(f"--workers {workers}: needs at least 1")
+        check_options(workers, scheduler)
         try:
             from distributed import Client, LocalCluster
         except ImportError:
