@@ -307,12 +307,17 @@ def _int_list(name: str, text: str) -> tuple[int, ...]:
               help="Also log each iteration's values to this TensorBoard directory (pip install eenas[tensorboard]).")
 @click.option("--exhaustive", is_flag=True,
               help="Train every head of the space first (cached, once each), then search on exact scores only.")
+@click.option("--workers", type=int, default=None,
+              help="Train the jobs of each iteration on a local Dask cluster of N processes (pip install "
+                   "'eenas[dask]'); results are those of a serial run (README: Running on several machines).")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Train the jobs on the Dask cluster of this scheduler (tcp://host:8786) instead.")
 @BACKBONE_OPTION
 @AMP_OPTION
 @training_options
 def search(dataset, out, resume, force, hardware, weights, width_mult, bits, max_exits, max_accuracy_drop, max_latency,
            max_energy, population, generations, iterations, initial, per_iteration, thresholds, holdout, tensorboard,
-           exhaustive, backbone, amp, budget, data_dir, cache_dir, device, seed) -> None:
+           exhaustive, workers, scheduler, backbone, amp, budget, data_dir, cache_dir, device, seed) -> None:
     """NSGA-II search for early-exit networks: accuracy against average energy-delay product."""
     import time
 
@@ -330,7 +335,7 @@ def search(dataset, out, resume, force, hardware, weights, width_mult, bits, max
     )
     out = out or Path("runs") / time.strftime("search-%Y%m%d-%H%M%S")
     run = SearchRun(cfg, out, resume=resume, force=force, data_dir=data_dir, cache_dir=cache_dir, device=device,
-                    tensorboard=tensorboard)
+                    tensorboard=tensorboard, workers=workers, scheduler=scheduler)
     with _allocation_cache(cache_dir):
         result = run.run()
     click.echo(result.front.to_markdown(index=False, floatfmt=".4g"))

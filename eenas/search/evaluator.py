@@ -57,6 +57,8 @@ class Evaluator:
         # set, never on what other runs left in the disk cache, so a run's trajectory is the
         # same with a cold or a warm cache; the cache only saves the training time.
         self.known: set[HeadId] = set()
+        # Heads whose cluster job kept failing, with the reason: their candidates fail without a retry here.
+        self.failed: dict[HeadId, str] = {}
 
     @staticmethod
     def heads(arch: Arch) -> list[HeadId]:
@@ -101,7 +103,11 @@ class Evaluator:
         return score(route(self.stats(arch, split), [e.threshold for e in arch.exits]), self.cost(arch))
 
     def try_score(self, arch: Arch) -> tuple[Score | None, str]:
-        """Like :meth:`score`, but a diverging training run gives ``(None, reason)``."""
+        """Like :meth:`score`, but a diverging training run (or a failed cluster job) gives ``(None, reason)``."""
+        reason = next((self.failed[h] for h in self.heads(arch) if h in self.failed), None)
+        if reason is not None:
+            log.warning("candidate failed: %s", reason)
+            return None, f"failed: {reason}"
         try:
             return self.score(arch), "ok"
         except TrainingDiverged as exc:

@@ -34,7 +34,7 @@ from pymoo.optimize import minimize
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 from tqdm.auto import tqdm
 
-from eenas.arch import BackboneConfig, Precision
+from eenas.arch import Arch, BackboneConfig, Precision
 from eenas.errors import EenasError
 from eenas.evaluate import evaluate_arch
 from eenas.scoring import Score
@@ -68,8 +68,12 @@ class SearchRun:
 
     def __init__(self, cfg: SearchConfig, out: Path, *, resume: bool = False, force: bool = False,
                  data_dir: str | None = None, cache_dir: str | None = None, device: str = "auto",
-                 tensorboard: Path | None = None) -> None:
+                 tensorboard: Path | None = None, workers: int | None = None, scheduler: str | None = None) -> None:
         tracker = None if tensorboard is None else TensorBoardWriter(tensorboard)  # fails before any file is touched
+        if workers is not None or scheduler is not None:
+            from eenas.train.cluster import check_options
+
+            check_options(workers, scheduler)
         self.cfg = cfg
         self.space = SearchSpace(cfg.dataset, cfg.resolved_width, cfg.hardware, _cores(cfg.hardware),
                                  tuple(cfg.heads), tuple(cfg.bits), cfg.thresholds.values, tuple(cfg.mounts),
@@ -84,6 +88,11 @@ class SearchRun:
         self.pipeline.cache.listeners.append(self.run_dir.trained)
         if tracker is not None:
             self.run_dir.listeners.append(tracker)
+        self.trainer = None  # a ClusterTrainer with --workers/--scheduler; it imports dask, so only then
+        if workers is not None or scheduler is not None:
+            from eenas.train.cluster import ClusterTrainer
+
+            self.trainer = ClusterTrainer.connect(self.pipeline, workers, scheduler)
         self.rng = np.random.default_rng(cfg.seed)
         if self.state.rng_state:
             self.rng.bit_generator.state = self.state.rng_state
@@ -105,7 +114,15 @@ class SearchRun:
     # -------------------------------------------------------------------- loop
     def run(self) -> SearchResult:
         """Run (or finish) every iteration, the holdout and the results: the run directory is then complete."""
+        try:
+            return self._run()
+        finally:
+            if self.trainer is not None:
+                self.trainer.close()
+
+    def _run(self) -> SearchResult:
         self._check_feasible_bounds()
+        self._train([Precision(b, b) for b in self.space.bits], [])  # every static backbone is reported
         total = self.cfg.search.iterations + 1
         done = min(self.state.iteration, total)
         with tqdm(total=total, initial=done, desc="search", dynamic_ncols=True, disable=None) as bar:
@@ -132,7 +149,9 @@ class SearchRun:
         rng = np.random.default_rng([self.cfg.seed, HOLDOUT_STREAM])
         predictor = Predictor(self.space, self.cfg.seed).fit(*self.archive.training_set())
         problem = SurrogateProblem(self.space, self.evaluator, predictor, self.constraints)
-        result = measure(problem, draw(problem, self.archive, n, int(rng.integers(2**31 - 1))), rng)
+        X = draw(problem, self.archive, n, int(rng.integers(2**31 - 1)))
+        self._train([], [self.space.decode(self.space.genome(x)) for x in X])
+        result = measure(problem, X, rng)
         self.run_dir.write_holdout(result)
         self.run_dir.event("holdout", **{r["metric"]: r["value"] for r in result.metrics.to_dict("records")},
                            candidates=len(result.points))
@@ -232,8 +251,9 @@ class SearchRun:
 
     def _evaluate(self, X: np.ndarray, source: str, iteration: int) -> list[Record]:
         """True evaluations of the genomes of ``X`` not yet in the archive; returns the successful ones."""
-        records = []
-        for x in np.atleast_2d(X) if len(X) else []:
+        records, rows = [], np.atleast_2d(X) if len(X) else []
+        self._train([], [self.space.decode(g) for g in map(self.space.genome, rows) if g not in self.archive])
+        for x in rows:
             genome = self.space.genome(x)
             if genome in self.archive:
                 continue
@@ -246,6 +266,13 @@ class SearchRun:
             self.archive.add(record)
             records.append(record)
         return [r for r in records if r.ok]
+
+    def _train(self, backbones: list[Precision], archs: list[Arch]) -> None:
+        """On a cluster: train the backbones and the heads of ``archs`` the cache lacks, all at once, before the
+        serial scoring finds them cached; a job that keeps failing fails its candidates."""
+        if self.trainer is not None:
+            heads = [h for arch in archs for h in self.evaluator.missing(arch)]
+            self.evaluator.failed.update(self.trainer.train(backbones, heads))
 
     # ---------------------------------------------------------------- results
     def _write_results(self) -> tuple[pd.DataFrame, list[dict]]:

@@ -77,8 +77,12 @@ class Cache:
             return data
         start = time.perf_counter()
         data = build()
+        self.store(kind, key, data, time.perf_counter() - start)  # nested builds included
+        return data
+
+    def store(self, kind: str, key: str, data: dict[str, Any], seconds: float) -> None:
+        """Save an entry this run trained (here or on a cluster worker) and tell the listeners."""
         self.save(kind, key, data)
         self.trained.setdefault(f"{kind}/{key}")
         for listener in self.listeners:
-            listener(f"{kind}/{key}", time.perf_counter() - start)  # nested builds included
-        return data
+            listener(f"{kind}/{key}", seconds)

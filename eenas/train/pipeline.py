@@ -219,6 +219,15 @@ class Pipeline:
         self.trained.append(f"backbone {p.tag}")
         return {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}
 
+    def train_entry(self, kind: str, args: tuple) -> dict:
+        """Train the ``backbone`` (args: precision) or ``head`` (args: a head id) entry without storing it.
+
+        A cluster worker's job (eenas.train.cluster): the client stores what it returns.
+        """
+        if kind == "backbone":
+            return self._train_backbone(args[0], self.backbone_key(args[0]))
+        return self._train_head(*args, self.head_key(*args))
+
     # --------------------------------------------------------------------- features
     def feature_bank(self, p: Precision) -> FeatureBank:
         if p not in self._banks:
