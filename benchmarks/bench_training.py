@@ -73,18 +73,29 @@ def adopted_path() -> TrainingPath:
     return next(p for p in PATHS if p.channels_last and p.amp == amp)
 
 
-def _images_per_second(step, steps: int = STEPS) -> float:
-    step()  # warm-up (and quantizer initialisation)
+def images_per_second(step: Callable[[], None], steps: int = STEPS, batch: int = BATCH, warmup: int = 1) -> float:
+    """Images/s of ``step`` after ``warmup`` calls (quantizer initialisation, cuDNN autotuning); waits for the GPU."""
+    for _ in range(warmup):
+        step()
+    _synchronize()
     start = time.perf_counter()
     for _ in range(steps):
         step()
-    return steps * BATCH / (time.perf_counter() - start)
+    _synchronize()
+    return steps * batch / (time.perf_counter() - start)
 
 
-def _train_step(model, forward, x, y, amp: torch.dtype | None = None):
+def _synchronize() -> None:
+    if torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
+def train_step(model: torch.nn.Module, forward: Callable, x: torch.Tensor, y: torch.Tensor,
+               amp: torch.dtype | None = None) -> Callable[[], None]:
+    """One SGD step of ``model`` on ``(x, y)`` through ``forward``, as a closure to time."""
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.01, momentum=0.9)
 
-    def step():
+    def step() -> None:
         with autocast(x.device, amp):
             out = forward(x)
         loss = torch.nn.functional.cross_entropy(out.float(), y)
@@ -103,7 +114,7 @@ def path_speeds(x: torch.Tensor, y: torch.Tensor) -> tuple[list[dict], dict[str,
         qat_model = quantize_backbone(copy.deepcopy(float_model), Precision(8, 8)).train()
         calibrate(qat_model, x)
         for kind, model in (("float", float_model), ("QAT W8A8", qat_model)):
-            rate = _images_per_second(_train_step(model, path.forward(model), x, y, path.amp))
+            rate = images_per_second(train_step(model, path.forward(model), x, y, path.amp))
             rates[f"{path.name} {kind}"] = rate
             rows.append({"benchmark": "training", "metric": f"{path.name}: {kind} training", "value": rate,
                          "unit": "images/s", "target": ""})
@@ -120,7 +131,7 @@ def width_speeds(x: torch.Tensor, y: torch.Tensor, widths: tuple[float, ...] = (
         torch.manual_seed(0)
         model = path.prepare(Backbone(10, width)).train()
         rows.append({"benchmark": "training", "metric": f"{path.name}: float training, width {width}",
-                     "value": _images_per_second(_train_step(model, path.forward(model), x, y, path.amp)),
+                     "value": images_per_second(train_step(model, path.forward(model), x, y, path.amp)),
                      "unit": "images/s", "target": ""})
     return rows
 
@@ -194,8 +205,8 @@ def cached_feature_speedup(x: torch.Tensor, y: torch.Tensor) -> list[dict]:
         def from_cache(_batch, head=head, cached=cached):
             return head(cached.float())
 
-        fast = _images_per_second(_train_step(head, from_cache, x, y), steps=4 * STEPS)
-        slow = _images_per_second(_train_step(head, through_backbone, x, y))
+        fast = images_per_second(train_step(head, from_cache, x, y), steps=4 * STEPS)
+        slow = images_per_second(train_step(head, through_backbone, x, y))
         rows.append({"benchmark": "training", "metric": f"head at block {mount}: cached features vs backbone",
                      "value": fast / slow, "unit": "x faster", "target": ">= 10"})
     return rows

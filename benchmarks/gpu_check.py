@@ -28,70 +28,40 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from bench_training import images_per_second, train_step  # benchmarks/ is on the path when run as a script
 
-from eenas.arch import Precision, arch_from_dict
+from eenas.arch import Arch, BackboneConfig, ExitConfig, Precision
 from eenas.evaluate import evaluate_arch
 from eenas.hardware import cost_arch
 from eenas.io import write_json, write_text
 from eenas.models.backbone import Backbone
 from eenas.quant import calibrate, quantize_backbone
 from eenas.train import Pipeline, TrainConfig, get_budget
-from eenas.train.loops import autocast
 from eenas.train.pipeline import resolve_amp
 
 BATCH = 128
 TRAIN_IMAGES = 45_000
-ARCH = {
-    "eenas_version": 1,
-    "dataset": "synthetic",
-    "backbone": {"name": "mobilenet_v2", "width_mult": 0.25},
-    "exits": [{"after_block": 3, "head": "pool_fc", "threshold": 0.9},
-              {"after_block": 7, "head": "conv_pool_fc", "threshold": 0.85}],
-    "quant": {"backbone": {"weights": 8, "activations": 8}, "exits": {"weights": 8, "activations": 8}},
-    "hardware": "edge_tpu_quad",
-}
+# Two exits of different head types: every training stage (backbone, QAT, heads) runs.
+ARCH = Arch("synthetic", BackboneConfig("mobilenet_v2", 0.25),
+            (ExitConfig(3, "pool_fc", 0.9), ExitConfig(7, "conv_pool_fc", 0.85)))
 
 
 def check_paths(device: str, cache_dir: Path) -> dict:
     """Every training stage and evaluate on ``device``; raises if one fails or does not learn."""
     start = time.perf_counter()
     pipe = Pipeline(TrainConfig("synthetic", get_budget("tiny"), 0.25, cache_dir=cache_dir, device=device))
-    arch = arch_from_dict(ARCH)
-    result = evaluate_arch(arch, pipe)
+    result = evaluate_arch(ARCH, pipe)
     static = result.static_accuracy
     if static < 0.5 or result.accuracy < 0.3:  # 10 classes: chance is 0.1
         raise SystemExit(f"gpu-check: training on {device} did not learn (static {static:.3f}, "
                          f"early-exit {result.accuracy:.3f})")
-    cost = cost_arch(arch)
+    cost = cost_arch(ARCH)
     if list(result.exits["cum_cycles"]) != [e.cum_latency_cycles for e in cost.exits]:
         raise SystemExit("gpu-check: evaluate's cost table disagrees with the cost model")
     return {"device": str(pipe.device), "amp": "fp32" if pipe.amp is None else "bf16",
             "static_w8a8_test_accuracy": round(static, 4), "early_exit_test_accuracy": round(result.accuracy, 4),
             "et_ratio": round(result.et_ratio, 4), "trained": list(result.trained),
             "seconds": round(time.perf_counter() - start, 1)}
-
-
-def _rate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, amp: torch.dtype | None, steps: int) -> float:
-    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.01, momentum=0.9)
-
-    def step() -> None:
-        with autocast(x.device, amp):
-            out = model(x)
-        loss = torch.nn.functional.cross_entropy(out.float(), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    for _ in range(2):  # warm-up: cuDNN autotuning, quantizer initialisation
-        step()
-    if x.device.type == "cuda":
-        torch.cuda.synchronize()
-    begin = time.perf_counter()
-    for _ in range(steps):
-        step()
-    if x.device.type == "cuda":
-        torch.cuda.synchronize()
-    return steps * len(y) / (time.perf_counter() - begin)
 
 
 def training_speed(device: str, width: float, steps: int, batch: int = BATCH) -> list[dict]:
@@ -105,8 +75,8 @@ def training_speed(device: str, width: float, steps: int, batch: int = BATCH) ->
         qat = quantize_backbone(copy.deepcopy(model), Precision(8, 8)).train()
         calibrate(qat, x)
         for kind, m in (("float", model), ("QAT W8A8", qat)):
-            rows.append({"dtype": dtype_name, "training": kind, "width": width,
-                         "images_per_s": round(_rate(m, x, y, amp, steps), 1)})
+            rate = images_per_second(train_step(m, m, x, y, amp), steps, batch, warmup=2)
+            rows.append({"dtype": dtype_name, "training": kind, "width": width, "images_per_s": round(rate, 1)})
     return rows
 
 
