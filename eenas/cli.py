@@ -289,7 +289,10 @@ def _int_list(name: str, text: str) -> tuple[int, ...]:
 @WEIGHTS_OPTION
 @click.option("--width-mult", type=float, default=None, help="Backbone width (default: the budget's).")
 @click.option("--bits", default="8,4", show_default=True, help="Bit-widths for backbone and exits (32, 8, 4, 2).")
-@click.option("--max-exits", type=int, default=6, show_default=True, help="Most early exits per network.")
+@click.option("--max-exits", type=int, default=None,
+              help="Most early exits per network (default: 6, or fewer when --mounts offers fewer).")
+@click.option("--mounts", default="", metavar="LIST",
+              help="Mount points the exits may use, e.g. 1,3,5 (default: every one of the backbone's).")
 @click.option("--max-accuracy-drop", type=float, default=1.0, show_default=True,
               help="Most accuracy lost against the static backbone at the same precision (points).")
 @click.option("--max-latency", type=float, default=None, help="Bound on the average latency (cycles).")
@@ -307,6 +310,9 @@ def _int_list(name: str, text: str) -> tuple[int, ...]:
               help="Also log each iteration's values to this TensorBoard directory (pip install eenas[tensorboard]).")
 @click.option("--exhaustive", is_flag=True,
               help="Train every head of the space first (cached, once each), then search on exact scores only.")
+@click.option("--predictor", default=None, metavar="NAME",
+              help="Surrogate for candidates with untrained heads: 'structured' (default; stand-ins from the nearest "
+                   "trained heads, scored by the exact routing) or 'trees' (a tree ensemble on the genome).")
 @click.option("--workers", type=int, default=None,
               help="Train the jobs of each iteration on a local Dask cluster of N processes (pip install "
                    "'eenas[dask]'); results are those of a serial run (README: Running on several machines).")
@@ -315,9 +321,10 @@ def _int_list(name: str, text: str) -> tuple[int, ...]:
 @BACKBONE_OPTION
 @AMP_OPTION
 @training_options
-def search(dataset, out, resume, force, hardware, weights, width_mult, bits, max_exits, max_accuracy_drop, max_latency,
-           max_energy, population, generations, iterations, initial, per_iteration, thresholds, holdout, tensorboard,
-           exhaustive, workers, scheduler, backbone, amp, budget, data_dir, cache_dir, device, seed) -> None:
+def search(dataset, out, resume, force, hardware, weights, width_mult, bits, max_exits, mounts, max_accuracy_drop,
+           max_latency, max_energy, population, generations, iterations, initial, per_iteration, thresholds, holdout,
+           tensorboard, exhaustive, predictor, workers, scheduler, backbone, amp, budget, data_dir, cache_dir, device,
+           seed) -> None:
     """NSGA-II search for early-exit networks: accuracy against average energy-delay product."""
     import time
 
@@ -325,13 +332,17 @@ def search(dataset, out, resume, force, hardware, weights, width_mult, bits, max
 
     if resume and out is None:
         raise EenasError("--resume needs the --out of the run to continue")
+    mounts = _int_list("--mounts", mounts)
+    if max_exits is None:
+        max_exits = min(6, len(mounts) or 6)
     cfg = SearchConfig.create(
         dataset, budget,
         overrides={"population": population, "generations": generations, "iterations": iterations,
                    "initial": initial, "per_iteration": per_iteration, "holdout": holdout},
         seed=seed, hardware=hardware, weights=weights, width_mult=width_mult, amp=amp, bits=_int_list("--bits", bits),
         max_exits=max_exits, max_accuracy_drop=max_accuracy_drop, max_latency=max_latency, max_energy=max_energy,
-        thresholds=ThresholdGrid.parse(thresholds), backbone=backbone, exhaustive=exhaustive,
+        thresholds=ThresholdGrid.parse(thresholds), backbone=backbone, exhaustive=exhaustive, mounts=mounts,
+        **({} if predictor is None else {"predictor": predictor}),
     )
     out = out or Path("runs") / time.strftime("search-%Y%m%d-%H%M%S")
     run = SearchRun(cfg, out, resume=resume, force=force, data_dir=data_dir, cache_dir=cache_dir, device=device,

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 
-from eenas.arch import DATASET_CLASSES, unknown_dataset
+from eenas.arch import DATASET_CLASSES, BackboneConfig, unknown_dataset
 from eenas.errors import EenasError
 from eenas.hardware import load_accelerator
 from eenas.hardware.accelerator import check_weight_mode
 from eenas.models.registry import DEFAULT_BACKBONE, get_backbone
 from eenas.search.space import ThresholdGrid
 from eenas.train.budget import get_budget
+
+# The search's predictors (eenas.search.structured.new_predictor); the default is the one
+# benchmarks/bench_predictor.py measured better (README: Which predictor).
+PREDICTORS = ("structured", "trees")
+DEFAULT_PREDICTOR = "structured"
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,7 @@ class SearchConfig:
     backbone: str = DEFAULT_BACKBONE  # a registered family, at its default options (width: width_mult)
     mounts: tuple[int, ...] = ()  # empty: every mount point of the backbone's spec
     exhaustive: bool = False  # train every head of the space first, then search on exact scores only
+    predictor: str = DEFAULT_PREDICTOR  # one of PREDICTORS
 
     def __post_init__(self) -> None:
         if not self.heads:
@@ -95,15 +101,30 @@ class SearchConfig:
             if not ok:
                 raise EenasError(message)
         self.thresholds.validate()
+        if self.predictor not in PREDICTORS:
+            raise EenasError(f"--predictor: unknown predictor '{self.predictor}' (known: {', '.join(PREDICTORS)})")
+        self._validate_mounts()
         load_accelerator(self.hardware)  # unknown preset or bad file: a clear error now, not later
         if self.weights is not None:
             check_weight_mode(self.weights, "--weights")
+
+    def _validate_mounts(self) -> None:
+        """Mount points of the backbone, each once, in the backbone's order (so exits decode in order)."""
+        known = BackboneConfig(self.backbone, self.resolved_width).spec(DATASET_CLASSES[self.dataset]).mounts
+        bad = [m for m in self.mounts if m not in known]
+        if bad:
+            raise EenasError(f"--mounts: {bad[0]} is not a mount point of {self.backbone} "
+                             f"({', '.join(map(str, known))})")
+        if list(self.mounts) != sorted(set(self.mounts)):
+            raise EenasError(f"--mounts: {','.join(map(str, self.mounts))} must be increasing, each mount once")
 
     def to_dict(self) -> dict:
         data = asdict(self)
         data["bits"], data["heads"], data["mounts"] = list(self.bits), list(self.heads), list(self.mounts)
         # Keys newer than some saved runs are left out at their default, so those runs resume unchanged.
-        for key, default in (("backbone", DEFAULT_BACKBONE), ("mounts", []), ("exhaustive", False)):
+        # Runs from before --predictor used the tree ensemble: "trees" is left out, so they resume only with it.
+        for key, default in (("backbone", DEFAULT_BACKBONE), ("mounts", []), ("exhaustive", False),
+                             ("predictor", "trees")):
             if data[key] == default:
                 del data[key]
         return data

@@ -79,6 +79,14 @@ class Evaluator:
     def _head_stats(self, head: HeadId, split: str = "val") -> ExitStats:
         return self._exit_stats(head, lambda: self.pipeline.exit_logits(*head), split)
 
+    def head_stats(self, head: HeadId, split: str = "val") -> ExitStats:
+        """One head's per-sample confidence and correctness (one row); trains it if the cache lacks it."""
+        return self._head_stats(head, split)
+
+    def final_stats(self, p: Precision, split: str = "val") -> ExitStats:
+        """The final classifier's per-sample confidence and correctness on backbone precision ``p`` (one row)."""
+        return self._exit_stats(p, lambda: self.pipeline.final_logits(p), split)
+
     def learn(self, head: HeadId) -> None:
         """Train one head (or load it from the cache) and count it as known (may raise)."""
         self._head_stats(head)
@@ -87,13 +95,12 @@ class Evaluator:
     def stats(self, arch: Arch, split: str = "val") -> ExitStats:
         """Confidence/correctness of every exit of ``arch``; trains missing heads (may raise)."""
         parts = [self._head_stats(h, split) for h in self.heads(arch)]
-        p = arch.quant.backbone
-        parts.append(self._exit_stats(p, lambda: self.pipeline.final_logits(p), split))
+        parts.append(self.final_stats(arch.quant.backbone, split))
         self.known.update(self.heads(arch))
         return ExitStats(np.concatenate([s.confidence for s in parts]), np.concatenate([s.correct for s in parts]))
 
     def static_accuracy(self, p: Precision, split: str = "val") -> float:
-        return float(self._exit_stats(p, lambda: self.pipeline.final_logits(p), split).correct.mean())
+        return float(self.final_stats(p, split).correct.mean())
 
     def cost(self, arch: Arch) -> ArchCost:
         return cost_arch(arch, self.hardware, self.weights)

@@ -95,12 +95,14 @@ def measure(problem: SurrogateProblem, X: np.ndarray, rng: np.random.Generator) 
     return Holdout(points, metrics(points, rng))
 
 
-def metrics(points: pd.DataFrame, rng: np.random.Generator, resamples: int = RESAMPLES) -> pd.DataFrame:
-    """Each metric on ``points`` with its 95% percentile-bootstrap interval (NaN below 2 points)."""
+def metrics(points: pd.DataFrame, rng: np.random.Generator, resamples: int = RESAMPLES,
+            wanted: dict[str, tuple[str, str, str]] = METRICS) -> pd.DataFrame:
+    """Each metric of ``wanted`` (default :data:`METRICS`) on ``points`` with its 95% percentile-bootstrap
+    interval (NaN below 2 points)."""
     n = len(points)
     resampled = rng.integers(0, n, size=(resamples, n)) if n >= 2 else None
     rows = []
-    for name, (true, predicted, statistic) in METRICS.items():
+    for name, (true, predicted, statistic) in wanted.items():
         value = low = high = np.nan
         if resampled is not None:
             t, p = points[true].to_numpy(float), points[predicted].to_numpy(float)

@@ -10,6 +10,7 @@ tau on accuracy is kept at every refit.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 from scipy.stats import kendalltau
@@ -35,6 +36,17 @@ class Prediction:
     accuracy: np.ndarray  # [n]
     accuracy_std: np.ndarray  # [n] spread over the ensemble's trees
     exit_ratios: list[np.ndarray]  # per candidate: ratios of its exits then the final, summing to 1
+
+
+class Surrogate(Protocol):
+    """What the search asks of a predictor: this module's tree ensemble or :mod:`eenas.search.structured`'s."""
+
+    name: str
+    cv_tau: float
+
+    def fit(self, X: np.ndarray, ratios: list[np.ndarray], accuracy: np.ndarray) -> Surrogate: ...
+
+    def predict(self, X: np.ndarray) -> Prediction: ...
 
 
 class Predictor:

@@ -8,7 +8,7 @@ from pymoo.core.problem import Problem
 from eenas.arch import Arch
 from eenas.scoring import Score
 from eenas.search.evaluator import Constraints, Evaluator
-from eenas.search.predictor import Predictor
+from eenas.search.predictor import Surrogate
 from eenas.search.space import Genome, SearchSpace
 
 
@@ -18,7 +18,7 @@ class SurrogateProblem(Problem):
     Objectives are ``(-accuracy, average ET)``; constraints follow :class:`Constraints`.
     """
 
-    def __init__(self, space: SearchSpace, evaluator: Evaluator, predictor: Predictor | None,
+    def __init__(self, space: SearchSpace, evaluator: Evaluator, predictor: Surrogate | None,
                  constraints: Constraints) -> None:
         n_constr = len(constraints.violations(0.0, 0.0, 0.0))
         super().__init__(n_var=space.n_var, n_obj=2, n_ieq_constr=n_constr, xl=0, xu=space.upper, vtype=int)

@@ -1,7 +1,7 @@
 """The search loop: true evaluations, predictor refits and NSGA-II, checkpointed per iteration.
 
 1. evaluate an initial sample truly;
-2. fit the predictors on the archive;
+2. fit the predictor (``--predictor``) on the archive and the heads evaluated so far;
 3. run NSGA-II on the surrogate problem (exact where a candidate's heads are known);
 4. truly evaluate the few candidates most worth training (spread along the predicted
    front, then the most uncertain), and add the front's exactly-scored members for free;
@@ -43,10 +43,11 @@ from eenas.search.config import SearchConfig
 from eenas.search.evaluator import Constraints, Evaluator
 from eenas.search.holdout import HOLDOUT_STREAM, Holdout, draw, measure
 from eenas.search.operators import ExitRepair, ExitSampling, ResetMutation, random_genomes
-from eenas.search.predictor import Predictor, kendall
+from eenas.search.predictor import Surrogate, kendall
 from eenas.search.problem import SurrogateProblem
 from eenas.search.rundir import FRONT_COLUMNS, RunDir
 from eenas.search.space import Genome, SearchSpace, genome_text
+from eenas.search.structured import new_predictor
 from eenas.search.tracking import TensorBoardWriter
 from eenas.train import Pipeline, TrainConfig, get_budget
 
@@ -147,7 +148,7 @@ class SearchRun:
         if not n or self.cfg.exhaustive:  # an exhaustive run uses no predictor
             return None
         rng = np.random.default_rng([self.cfg.seed, HOLDOUT_STREAM])
-        predictor = Predictor(self.space, self.cfg.seed).fit(*self.archive.training_set())
+        predictor = self._predictor(self.cfg.seed)
         problem = SurrogateProblem(self.space, self.evaluator, predictor, self.constraints)
         X = draw(problem, self.archive, n, int(rng.integers(2**31 - 1)))
         self._train([], [self.space.decode(self.space.genome(x)) for x in X])
@@ -172,7 +173,7 @@ class SearchRun:
             row.update(predictor="", cv_tau=np.nan, tau_new=np.nan, rmse_new=np.nan, et_tau_new=np.nan, free=0)
         else:
             if not self.cfg.exhaustive:
-                problem.predictor = Predictor(self.space, seed).fit(*self.archive.training_set())
+                problem.predictor = self._predictor(seed)
             pop = self._nsga2(problem, seed)
             chosen, predicted, free = self._select(problem, pop, self.cfg.search.per_iteration)
             new = self._evaluate(chosen, "selected", it)
@@ -200,6 +201,10 @@ class SearchRun:
         log.info("iteration %d: %d new true evaluations (%d in all), front %d, best ET ratio %.3f",
                  it, len(new), len(self.archive.ok), len(front), row["best_et_ratio"])
         return row
+
+    def _predictor(self, seed: int) -> Surrogate:
+        """``--predictor`` fitted on the archive (and, for the structured one, on the heads evaluated so far)."""
+        return new_predictor(self.cfg.predictor, self.space, self.evaluator, seed).fit(*self.archive.training_set())
 
     def _nsga2(self, problem: SurrogateProblem, seed: int) -> np.ndarray:
         s = self.cfg.search

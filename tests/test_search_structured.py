@@ -1,0 +1,153 @@
+"""The structured predictor: exact where every head is known, stand-ins corrected by matched head pairs
+otherwise, and no training (hand-made per-sample stats on a tiny synthetic space, no pipeline)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from eenas.arch import ExitConfig, Precision
+from eenas.errors import EenasError
+from eenas.scoring import ExitStats, route
+from eenas.search import SearchConfig, SearchSpace, ThresholdGrid
+from eenas.search.structured import StructuredPredictor, new_predictor
+
+P8, P4 = Precision(8, 8), Precision(4, 4)
+N = 400  # samples
+SPACE = SearchSpace("synthetic", 0.25, heads=("gap_fc", "pool_fc"), mounts=(2, 4, 6), bits=(8, 4), max_exits=3,
+                    thresholds=ThresholdGrid(0.5, 0.9, 0.1).values)
+
+
+def _stats(seed: int, accuracy: float) -> ExitStats:
+    """One exit's row: confidences spread over (0.1, 1), exactly ``accuracy * N`` samples right."""
+    rng = np.random.default_rng(seed)
+    correct = np.zeros(N, dtype=bool)
+    correct[rng.choice(N, int(round(accuracy * N)), replace=False)] = True
+    return ExitStats(rng.uniform(0.1, 1.0, (1, N)), correct[None])
+
+
+class FakeEvaluator:
+    """The evaluator's read side over fixed stats; asking for a head it does not know is a test failure."""
+
+    def __init__(self, stats: dict, known: set) -> None:
+        self.all, self.known = stats, set(known)
+        self.finals = {P8: _stats(100, 0.9), P4: _stats(101, 0.85)}
+
+    def head_stats(self, head, split="val"):
+        assert head in self.known, f"the predictor read an unknown head {head}"
+        return self.all[head]
+
+    def final_stats(self, p, split="val"):
+        return self.finals[p]
+
+    def exact(self, arch) -> tuple[float, np.ndarray]:
+        heads = [(arch.quant.backbone, e.after_block, e.head, arch.quant.exits) for e in arch.exits]
+        rows = [self.all[h] for h in heads] + [self.finals[arch.quant.backbone]]
+        out = route(ExitStats(np.concatenate([r.confidence for r in rows]), np.concatenate([r.correct for r in rows])),
+                    [e.threshold for e in arch.exits])
+        return out.accuracy, out.exit_ratios
+
+
+def _bank(depends_on_precision: bool) -> dict:
+    """Every head of SPACE; without ``depends_on_precision`` a head's outputs depend on its mount and type only."""
+    bank = {}
+    for pb, mount, kind, pe in SPACE.head_bank():
+        seed = 10 * mount + SPACE.heads.index(kind)
+        if depends_on_precision:
+            seed += 1000 * (pb == P4) + 2000 * (pe == P4)
+        bank[(pb, mount, kind, pe)] = _stats(seed, 0.5 + 0.05 * mount)
+    return bank
+
+
+def _genome(exits, pb=P8, pe=P4) -> np.ndarray:
+    return SPACE.encode(SPACE.arch(tuple(ExitConfig(m, k, t) for m, k, t in exits), pb.weights, pe.weights))
+
+
+def test_a_candidate_of_known_heads_is_scored_exactly():
+    bank = _bank(depends_on_precision=True)
+    evaluator = FakeEvaluator(bank, set(list(bank)[::2]))
+    predictor = StructuredPredictor(SPACE, evaluator).fit()
+    known = sorted(evaluator.known, key=str)
+    X = np.array([SPACE.encode(SPACE.arch((ExitConfig(h[1], h[2], t),), h[0].weights, h[3].weights))
+                  for h, t in zip(known, [0.5, 0.7, 0.9] * 10)])
+    prediction = predictor.predict(X)
+    for x, acc, ratios, spread in zip(X, prediction.accuracy, prediction.exit_ratios, prediction.accuracy_std):
+        exact_acc, exact_ratios = evaluator.exact(SPACE.decode(x))
+        assert acc == exact_acc and np.array_equal(ratios, exact_ratios) and spread == 0
+
+
+def test_a_missing_head_whose_twin_is_trained_is_predicted_exactly():
+    """Outputs do not depend on precision here, so a head at another precision is an exact twin: the learned
+    distance picks it, the matched pairs say precision changes nothing, and the prediction is the exact score."""
+    bank = _bank(depends_on_precision=False)
+    missing = {(P4, 6, "gap_fc", P4), (P4, 4, "pool_fc", P4)}
+    evaluator = FakeEvaluator(bank, set(bank) - missing)
+    predictor = StructuredPredictor(SPACE, evaluator).fit()
+    x = _genome([(2, "pool_fc", 0.6), (4, "pool_fc", 0.8), (6, "gap_fc", 0.7)], pb=P4, pe=P4)
+    prediction = predictor.predict(x)
+    exact_acc, exact_ratios = evaluator.exact(SPACE.decode(x))
+    assert prediction.accuracy[0] == pytest.approx(exact_acc, abs=1e-12)
+    assert np.allclose(prediction.exit_ratios[0], exact_ratios, atol=1e-12)
+    assert prediction.accuracy_std[0] > 0  # two stand-ins: uncertain, unlike an exact candidate
+
+
+def test_the_correction_follows_matched_pairs_golden_numbers():
+    """At mount 2, 4 exit bits cost 10 points (0.70 against 0.80); mount 4 at 8 exit bits has 0.90, so a
+    stand-in for mount 4 at 4 bits has 0.80 standalone accuracy, whichever donor is nearer (mount 4 at 8 bits
+    moved by the 4-bit pair's -0.10, or mount 2 at 4 bits moved by the mount pair's +0.10)."""
+    bank = {(P8, 2, "gap_fc", P8): _stats(1, 0.80), (P8, 2, "gap_fc", P4): _stats(2, 0.70),
+            (P8, 4, "gap_fc", P8): _stats(3, 0.90)}
+    evaluator = FakeEvaluator(bank, set(bank))
+    predictor = StructuredPredictor(SPACE, evaluator).fit()
+    standin, spread = predictor.standin((P8, 4, "gap_fc", P4))
+    assert standin.correct.mean() == pytest.approx(0.80, abs=1e-12)
+    assert spread > 0 and standin.confidence.shape == (1, N)
+    assert ((standin.correct >= 0) & (standin.correct <= 1)).all()
+
+
+def test_new_predictor_names_and_unknown_name():
+    evaluator = FakeEvaluator(_bank(False), set())
+    assert new_predictor("structured", SPACE, evaluator, 0).name == "structured"
+    assert type(new_predictor("trees", SPACE, evaluator, 0)).__name__ == "Predictor"
+    with pytest.raises(EenasError, match="--predictor: unknown predictor 'forest'"):
+        new_predictor("forest", SPACE, evaluator, 0)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--mounts", "2,99"], "--mounts: 99 is not a mount point of mobilenet_v2"),
+    (["--mounts", "4,2"], "--mounts: 4,2 must be increasing"),
+    (["--mounts", "2,x"], "--mounts: '2,x' is not a comma-separated list of integers"),
+    (["--predictor", "forest"], "--predictor: unknown predictor 'forest' (known: structured, trees)"),
+])
+def test_bad_mounts_and_predictor_are_one_line_errors(tmp_path, args, message):
+    out = subprocess.run([sys.executable, "-m", "eenas", "search", "--dataset", "synthetic", "--budget", "tiny",
+                          "--out", str(tmp_path / "run"), *args], capture_output=True, text=True)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"eenas: error: {message}")
+    assert not (tmp_path / "run").exists()
+
+
+def test_mounts_reach_the_space_and_bound_the_default_max_exits(monkeypatch, tmp_path):
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def capture(cfg, out, **kwargs):
+        seen.append(cfg)
+        raise Stop
+
+    from eenas.cli import main
+
+    monkeypatch.setattr("eenas.search.SearchRun", capture)
+    monkeypatch.setattr(sys, "argv", ["eenas", "search", "--dataset", "synthetic", "--budget", "tiny", "--mounts",
+                                      "1,3,5", "--predictor", "trees", "--out", str(tmp_path / "run")])
+    with pytest.raises(Stop):
+        main()
+    assert seen[0].mounts == (1, 3, 5) and seen[0].max_exits == 3 and seen[0].predictor == "trees"
+    assert seen[0].to_dict()["mounts"] == [1, 3, 5] and "predictor" not in seen[0].to_dict()
+    assert SearchConfig.create("synthetic", "tiny").to_dict()["predictor"] == "structured"
