@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DATA ?= $(abspath ../shared/datasets/cifar10)
 export EENAS_DATA ?= $(DATA)
 
-.PHONY: install test demo bench gpu-check lint clean
+.PHONY: install test demo bench bench-predictor gpu-check lint clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ demo: install
 
 bench: install
 	$(PY) benchmarks/run.py
+
+# The predictors against the exhaustive front at quick (heavy: trains the head bank once; README: Which predictor)
+bench-predictor: install
+	$(PY) benchmarks/run.py predictor
 
 # On a lent GPU machine, under a time limit: timeout 540 make gpu-check (results in $$OUT or here)
 gpu-check: install

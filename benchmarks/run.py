@@ -2,6 +2,7 @@
 
 Each benchmark module exposes ``run() -> pandas.DataFrame`` with the columns
 ``benchmark, metric, value, unit, target``; this script only collects and prints them.
+The heavy ones (:data:`HEAVY`) run only when named: ``benchmarks/run.py predictor`` (``make bench-predictor``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+
+HEAVY = {"predictor"}  # trains or loads a whole head bank at quick: tens of minutes on a CPU
 
 
 def _load(path: Path):
@@ -26,7 +29,8 @@ def main(argv: list[str]) -> None:
     selected = set(argv)
     frames = []
     for path in sorted(here.glob("bench_*.py")):
-        if selected and path.stem.removeprefix("bench_") not in selected:
+        name = path.stem.removeprefix("bench_")
+        if not (name in selected if selected else name not in HEAVY):
             continue
         print(f"running {path.stem} ...", file=sys.stderr, flush=True)
         frames.append(_load(path).run())

@@ -1,0 +1,280 @@
+"""The predictors against the exhaustive front of the whole space (``make bench-predictor``; heavy).
+
+On CIFAR-10 at ``quick``, the head bank of the space is trained once (training seed 0; it is the ground truth,
+shared by every search seed) and cached.  Then, for each search seed:
+
+* **quality**: a random search reveals candidates until a quarter of the bank's heads are known; both
+  predictors learn from exactly that (the tree ensemble from the evaluated candidates, the structured one from
+  their heads) and predict ``--holdout`` random candidates that each hold at least one head they were not given.
+  Everything here is on the test split, predicted and true (nothing is chosen, so nothing is tuned on it);
+* **search efficiency**: the search loop (``eenas search``) with each predictor, and a random search, reveal heads
+  from the cached bank (a true evaluation costs no training); after each iteration (each candidate, for random)
+  the front found so far, chosen on validation, is scored on test, and its hypervolume divided by that of the
+  exhaustive front (``eenas search --exhaustive``, chosen on validation, scored on test).
+
+Writes ``quality.csv``, ``efficiency.csv``, ``summary.md`` and ``efficiency.png`` under ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from pymoo.indicators.hv import HV
+
+from eenas.hardware import use_cache_dir
+from eenas.io import DEFAULT_CACHE_DIR
+from eenas.search import SearchConfig, SearchRun
+from eenas.search.archive import HV_REFERENCE, Archive, Record
+from eenas.search.holdout import metrics
+from eenas.search.operators import random_genomes
+from eenas.search.space import genome_text
+from eenas.search.structured import new_predictor
+
+OUT = Path(__file__).resolve().parents[1] / "docs" / "results" / "predictor-quick"
+PREDICTORS = ("structured", "trees")
+QUALITY_AT = 0.25  # share of the bank's heads the predictors are given in the quality measurement
+STOP_AT = 0.5  # the efficiency runs stop once this share of the bank's heads is revealed
+MAX_ITERATIONS = 20
+QUALITY = {  # metric: (true column, predicted column, statistic), as eenas.search.holdout.METRICS
+    "accuracy_tau": ("accuracy", "predicted_accuracy", "tau"),
+    "accuracy_rmse": ("accuracy", "predicted_accuracy", "rmse"),
+    "average_et_tau": ("average_et", "predicted_average_et", "tau"),
+    "average_et_rmse": ("average_et", "predicted_average_et", "rmse"),  # in units of the reference (static) ET
+}
+
+log = logging.getLogger("bench_predictor")
+
+
+def config(space: dict, sizes: dict, **kwargs) -> SearchConfig:
+    """The quick search on CIFAR-10 over ``space`` (bits, heads, mounts; training seed 0: one head bank)."""
+    mounts = space.get("mounts", ())
+    return SearchConfig.create("cifar10", "quick", overrides={"holdout": 0, **sizes}, **space,
+                               max_exits=min(6, len(mounts) or 6), **kwargs)
+
+
+def search(cfg: SearchConfig, out: Path, seed: int, cache: Path) -> SearchRun:
+    """A search run whose *search* randomness comes from ``seed`` (its training seed stays the config's)."""
+    run = SearchRun(cfg, out, force=True, cache_dir=str(cache), device="cpu")
+    run.rng = np.random.default_rng([seed, 16])
+    return run
+
+
+class Truth:
+    """The whole bank, loaded once: exact scores on either split, and hypervolume on test."""
+
+    def __init__(self, run: SearchRun) -> None:
+        self.run, self.space, self.evaluator = run, run.space, run.evaluator
+        self.reference = run.reference_et()
+        self._scores: dict = {}
+
+    def score(self, genome, split: str):
+        if (genome, split) not in self._scores:
+            self._scores[(genome, split)] = self.evaluator.score(self.space.decode(genome), split)
+        return self._scores[(genome, split)]
+
+    def hypervolume(self, archive: Archive) -> float:
+        """Of the archive's front (chosen on validation) scored on test, normalised as the search's."""
+        front = archive.pareto()
+        if not front:
+            return 0.0
+        tests = [self.score(r.genome, "test") for r in front]
+        F = np.array([[1 - s.accuracy, s.average_et / self.reference] for s in tests])
+        return float(HV(ref_point=np.array(HV_REFERENCE))(F))
+
+    def heads(self, genome) -> list:
+        return self.evaluator.heads(self.space.decode(genome))
+
+
+def random_search(truth: Truth, seed: int, stop: int) -> tuple[Archive, set, list[dict]]:
+    """Random valid candidates evaluated in turn until ``stop`` heads are revealed; the curve after each."""
+    archive, known, curve = Archive(truth.space), set(), []
+    for x in random_genomes(truth.space, 100 * stop, seed):
+        genome = truth.space.genome(x)
+        if genome in archive:
+            continue
+        new = [h for h in truth.heads(genome) if h not in known]
+        known.update(new)
+        score = truth.score(genome, "val")
+        archive.add(Record(genome, 0, "random", "ok", len(new), score, None, truth.run.constraints.feasible(score)))
+        curve.append({"heads": len(known), "evaluations": len(archive), "hypervolume": truth.hypervolume(archive)})
+        if len(known) >= stop:
+            break
+    return archive, known, curve
+
+
+def quality(truth: Truth, seed: int, n: int, given: int) -> pd.DataFrame:
+    """Both predictors given the heads of a random search's first ``given`` revealed heads, on ``n`` candidates
+    holding a head they were not given; test split throughout."""
+    archive, known, _ = random_search(truth, seed, given)
+    space, evaluator = truth.space, truth.evaluator
+    genomes = [r.genome for r in archive]
+    tests = [truth.score(g, "test") for g in genomes]
+    fit = (np.array(genomes), [np.array(s.exit_ratios) for s in tests], np.array([s.accuracy for s in tests]))
+    held, seen = [], set(genomes)
+    for x in random_genomes(space, 50 * n, int(np.random.default_rng([seed, 17]).integers(2**31 - 1))):
+        genome = space.genome(x)
+        if genome not in seen and any(h not in known for h in truth.heads(genome)):
+            held.append(genome)
+            seen.add(genome)
+        if len(held) == n:
+            break
+    true = [truth.score(g, "test") for g in held]  # before the evaluator is narrowed: scoring marks heads known
+    everything, rows = evaluator.known, []
+    evaluator.known = set(known)  # what the structured predictor may read
+    try:
+        for kind in PREDICTORS:
+            predictor = new_predictor(kind, space, evaluator, seed)
+            if kind == "structured":
+                predictor.split = "test"
+            prediction = predictor.fit(*fit).predict(np.array(held))
+            for g, t, acc, ratios in zip(held, true, prediction.accuracy, prediction.exit_ratios):
+                rows.append({"predictor": kind, "seed": seed, "genome": genome_text(g), "accuracy": t.accuracy,
+                             "predicted_accuracy": float(acc), "average_et": t.average_et / truth.reference,
+                             "predicted_average_et": t.cost.average_et(ratios) / truth.reference,
+                             "new_heads": sum(h not in known for h in truth.heads(g))})
+    finally:
+        evaluator.known = everything
+    return pd.DataFrame(rows)
+
+
+def efficiency(cfg: SearchConfig, truth: Truth, seed: int, stop: int, tmp: Path, cache: Path) -> pd.DataFrame:
+    """Hypervolume ratio against heads revealed: the loop with each predictor, and random search."""
+    rows = []
+    for kind in PREDICTORS:
+        run = search(replace(cfg, predictor=kind), tmp / f"{kind}-{seed}", seed, cache)
+        start = time.perf_counter()
+        while not run.done and len(run.evaluator.known) < stop:
+            run.step()
+            rows.append({"strategy": kind, "seed": seed, "heads": len(run.evaluator.known),
+                         "evaluations": len(run.archive.ok), "hypervolume": truth.hypervolume(run.archive)})
+        log.info("%s seed %d: %d iterations in %.0f s", kind, seed, run.state.iteration, time.perf_counter() - start)
+    _, _, curve = random_search(truth, seed, stop)
+    rows += [{"strategy": "random", "seed": seed, **point} for point in curve]
+    return pd.DataFrame(rows)
+
+
+def at(curve: pd.DataFrame, heads: int) -> float:
+    """The hypervolume with at most ``heads`` revealed (the last point at or below; 0 before the first)."""
+    below = curve[curve["heads"] <= heads]
+    return float(below["hypervolume"].iloc[-1]) if len(below) else 0.0
+
+
+def plot(curves: pd.DataFrame, bank: int, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    colors = {"structured": "tab:blue", "trees": "tab:orange", "random": "tab:gray"}
+    for (strategy, seed), curve in curves.groupby(["strategy", "seed"]):
+        ax.step(curve["heads"], 100 * curve["hv_ratio"], where="post", marker=".", color=colors[strategy], alpha=0.8,
+                label=strategy if seed == curves["seed"].min() else None)
+    ax.axvline(bank / 4, color="k", lw=0.8, ls=":", label="a quarter of the heads")
+    ax.axhline(98, color="k", lw=0.8, ls="--", label="98%")
+    ax.set_xlabel(f"heads revealed (true evaluations; the bank has {bank})")
+    ax.set_ylabel("hypervolume / exhaustive front's (%, test)")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def measure(out: Path, seeds: list[int], space: dict, sizes: dict, holdout: int, cache: Path) -> pd.DataFrame:
+    """Everything above; ``space``: SearchConfig's bits, heads and mounts (empty: the whole quick space);
+    ``sizes``: search-budget overrides (initial, per_iteration, ...), for a space smaller than quick's."""
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp, use_cache_dir(cache):
+        tmp = Path(tmp)
+        cfg = config(space, {"iterations": MAX_ITERATIONS, **sizes})
+        exhaustive = search(config(space, sizes, exhaustive=True), tmp / "exhaustive", 0, cache)
+        start = time.perf_counter()
+        exhaustive.step()  # the head bank (trains what the cache lacks)
+        bank_s = time.perf_counter() - start
+        while not exhaustive.done:
+            exhaustive.step()
+        truth = Truth(exhaustive)
+        bank = len(exhaustive.space.head_bank())
+        full = truth.hypervolume(exhaustive.archive)
+        log.info("bank of %d heads ready in %.0f s; exhaustive hypervolume %.4f (test)", bank, bank_s, full)
+
+        points = pd.concat([quality(truth, s, holdout, round(QUALITY_AT * bank)) for s in seeds], ignore_index=True)
+        rng = np.random.default_rng(0)
+        table = pd.concat([metrics(group, rng, wanted=QUALITY).assign(predictor=kind, seed=seed)
+                           for (kind, seed), group in points.groupby(["predictor", "seed"])]
+                          + [metrics(group, rng, wanted=QUALITY).assign(predictor=kind, seed="all")
+                             for kind, group in points.groupby("predictor")], ignore_index=True)
+        table.to_csv(out / "quality.csv", index=False)
+
+        curves = pd.concat([efficiency(cfg, truth, s, round(STOP_AT * bank), tmp, cache) for s in seeds],
+                           ignore_index=True)
+        curves["hv_ratio"] = curves["hypervolume"] / full
+        curves.to_csv(out / "efficiency.csv", index=False)
+        plot(curves, bank, out / "efficiency.png")
+
+    quarter = round(bank / 4)
+    reached = pd.DataFrame([{"strategy": k, "seed": s, "hv_ratio_at_quarter": at(c, quarter) / full,
+                             "heads_to_98pct": c.loc[c["hv_ratio"] >= 0.98, "heads"].min()}
+                            for (k, s), c in curves.groupby(["strategy", "seed"])])
+    summary = [f"# Predictors against the exhaustive front (CIFAR-10, quick; {bank} heads: bits "
+               f"{exhaustive.space.bits}, heads {exhaustive.space.heads}, mounts {exhaustive.space.mounts})", "",
+               f"Search sizes: {exhaustive.cfg.search}, search seeds {seeds} (one head bank, training seed 0).", "",
+               f"Head bank: {bank_s:.0f} s in this run (heads the cache lacked; measured under load); "
+               f"exhaustive front hypervolume {full:.4f} (test).", "",
+               f"## Quality on {holdout} candidates per seed with a head the predictors were not given "
+               f"(given {round(QUALITY_AT * bank)} heads; test split; 95% bootstrap intervals)", "",
+               table.to_markdown(index=False, floatfmt=".4g"), "",
+               f"## Hypervolume ratio (test) with a quarter of the heads ({quarter}) revealed; heads revealed "
+               f"when 98% was first reached (empty: not before the runs stopped, at {round(STOP_AT * bank)})", "",
+               reached.to_markdown(index=False, floatfmt=".4g"), ""]
+    (out / "summary.md").write_text("\n".join(summary))
+    rows = [{"benchmark": "predictor", "metric": f"{r.metric} ({r.predictor}, seeds pooled)", "value": r.value,
+             "unit": "", "target": {"accuracy_tau": ">= 0.8", "accuracy_rmse": "<= 0.005"}.get(r.metric, "")}
+            for r in table[table["seed"] == "all"].itertuples()]
+    rows += [{"benchmark": "predictor", "metric": f"hypervolume ratio at a quarter of the heads ({k}, mean of seeds)",
+              "value": g["hv_ratio_at_quarter"].mean(), "unit": "", "target": ">= 0.98"}
+             for k, g in reached.groupby("strategy")]
+    rows.append({"benchmark": "predictor", "metric": f"head bank ({bank} heads, what the cache lacked)",
+                 "value": bank_s, "unit": "s", "target": ""})
+    return pd.DataFrame(rows)
+
+
+def run() -> pd.DataFrame:
+    """``benchmarks/run.py predictor``: the full measurement with the defaults (cache: $EENAS_CACHE)."""
+    return measure(OUT, [0, 1, 2], {}, {}, 100, Path(os.environ.get("EENAS_CACHE", DEFAULT_CACHE_DIR)))
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--bits", default="8,4", help="the space's bit-widths (backbone and exits)")
+    parser.add_argument("--heads", default="", help="the space's head types (default: all)")
+    parser.add_argument("--mounts", default="", help="the space's mount points (default: all)")
+    parser.add_argument("--initial", type=int, default=None, help="initial sample (default: quick's)")
+    parser.add_argument("--per-iteration", type=int, default=None, help="candidates per iteration (default: quick's)")
+    parser.add_argument("--holdout", type=int, default=100, help="held-out candidates per seed")
+    parser.add_argument("--cache-dir", type=Path, default=Path(os.environ.get("EENAS_CACHE", DEFAULT_CACHE_DIR)))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+
+    def items(text: str, kind=int) -> tuple:
+        return tuple(kind(v) for v in text.split(",") if v)
+
+    space = {"bits": items(args.bits), "heads": items(args.heads, str), "mounts": items(args.mounts)}
+    sizes = {k: v for k, v in (("initial", args.initial), ("per_iteration", args.per_iteration)) if v is not None}
+    table = measure(args.out, list(items(args.seeds)), space, sizes, args.holdout, args.cache_dir)
+    print(table.to_markdown(index=False, floatfmt=".4g"))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
