@@ -4,15 +4,17 @@ On CIFAR-10 at ``quick``, the head bank of the space is trained once (training s
 shared by every search seed) and cached.  Then, for each search seed:
 
 * **quality**: a random search reveals candidates until a quarter of the bank's heads are known; both
-  predictors learn from exactly that (the tree ensemble from the evaluated candidates, the structured one from
-  their heads) and predict ``--holdout`` random candidates that each hold at least one head they were not given.
+  predictors learn from exactly that (the tree ensemble from the evaluated candidates plus networks of their
+  heads scored exactly, as the search's archive holds its free front members; the structured one from the
+  heads) and predict ``--holdout`` random candidates that each hold at least one head they were not given.
   Everything here is on the test split, predicted and true (nothing is chosen, so nothing is tuned on it);
 * **search efficiency**: the search loop (``eenas search``) with each predictor, and a random search, reveal heads
   from the cached bank (a true evaluation costs no training); after each iteration (each candidate, for random)
   the front found so far, chosen on validation, is scored on test, and its hypervolume divided by that of the
   exhaustive front (``eenas search --exhaustive``, chosen on validation, scored on test).
 
-Writes ``quality.csv``, ``efficiency.csv``, ``summary.md`` and ``efficiency.png`` under ``--out``.
+Writes ``quality.csv`` (with ``quality_points.csv``), ``efficiency.csv``, ``summary.md`` and ``efficiency.png``
+under ``--out``.
 """
 
 from __future__ import annotations
@@ -30,17 +32,21 @@ import numpy as np
 import pandas as pd
 from pymoo.indicators.hv import HV
 
+from eenas.arch import ExitConfig
 from eenas.hardware import use_cache_dir
 from eenas.io import DEFAULT_CACHE_DIR
 from eenas.search import SearchConfig, SearchRun
 from eenas.search.archive import HV_REFERENCE, Archive, Record
 from eenas.search.holdout import metrics
 from eenas.search.operators import random_genomes
+from eenas.search.predictor import Predictor
 from eenas.search.space import genome_text
-from eenas.search.structured import new_predictor
+from eenas.search.structured import StructuredPredictor
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "results" / "predictor-quick"
 PREDICTORS = ("structured", "trees")
+FREE = 200  # exactly scored networks of known heads the tree ensemble also learns from (as in the search)
+POOLED_RESAMPLES = 200  # bootstrap resamples over the seeds' candidates together (tau's cost grows as n^2)
 QUALITY_AT = 0.25  # share of the bank's heads the predictors are given in the quality measurement
 STOP_AT = 0.5  # the efficiency runs stop once this share of the bank's heads is revealed
 MAX_ITERATIONS = 20
@@ -111,12 +117,34 @@ def random_search(truth: Truth, seed: int, stop: int) -> tuple[Archive, set, lis
     return archive, known, curve
 
 
+def known_genomes(space, known: set, n: int, rng: np.random.Generator) -> list:
+    """Up to ``n`` distinct random networks made only of ``known`` heads (random thresholds and mappings)."""
+    by_bits: dict = {}
+    for pb, mount, kind, pe in sorted(known, key=str):
+        by_bits.setdefault((pb.weights, pe.weights), {}).setdefault(mount, []).append(kind)
+    out = set()
+    for _ in range(20 * n):
+        bits = list(by_bits)[rng.integers(len(by_bits))]
+        mounts = sorted(by_bits[bits])
+        chosen = rng.choice(mounts, size=rng.integers(1, min(space.max_exits, len(mounts)) + 1), replace=False)
+        exits = tuple(ExitConfig(int(m), by_bits[bits][m][rng.integers(len(by_bits[bits][m]))],
+                                 space.thresholds[rng.integers(len(space.thresholds))],
+                                 core=int(rng.integers(space.cores)), overlap=bool(rng.integers(2)))
+                      for m in sorted(chosen))
+        out.add(space.genome(space.encode(space.arch(exits, *bits))))
+        if len(out) == n:
+            break
+    return sorted(out)
+
+
 def quality(truth: Truth, seed: int, n: int, given: int) -> pd.DataFrame:
     """Both predictors given the heads of a random search's first ``given`` revealed heads, on ``n`` candidates
     holding a head they were not given; test split throughout."""
     archive, known, _ = random_search(truth, seed, given)
     space, evaluator = truth.space, truth.evaluator
-    genomes = [r.genome for r in archive]
+    # The search's archive also holds exactly scored networks of known heads (its free front members): the
+    # tree ensemble learns from those as well, so it gets as many here.
+    genomes = [r.genome for r in archive] + known_genomes(space, known, FREE, np.random.default_rng([seed, 18]))
     tests = [truth.score(g, "test") for g in genomes]
     fit = (np.array(genomes), [np.array(s.exit_ratios) for s in tests], np.array([s.accuracy for s in tests]))
     held, seen = [], set(genomes)
@@ -132,9 +160,8 @@ def quality(truth: Truth, seed: int, n: int, given: int) -> pd.DataFrame:
     evaluator.known = set(known)  # what the structured predictor may read
     try:
         for kind in PREDICTORS:
-            predictor = new_predictor(kind, space, evaluator, seed)
-            if kind == "structured":
-                predictor.split = "test"
+            predictor = StructuredPredictor(space, evaluator, seed, "test") if kind == "structured" else \
+                Predictor(space, seed)
             prediction = predictor.fit(*fit).predict(np.array(held))
             for g, t, acc, ratios in zip(held, true, prediction.accuracy, prediction.exit_ratios):
                 rows.append({"predictor": kind, "seed": seed, "genome": genome_text(g), "accuracy": t.accuracy,
@@ -196,7 +223,8 @@ def measure(out: Path, seeds: list[int], space: dict, sizes: dict, holdout: int,
     with tempfile.TemporaryDirectory() as tmp, use_cache_dir(cache):
         tmp = Path(tmp)
         cfg = config(space, {"iterations": MAX_ITERATIONS, **sizes})
-        exhaustive = search(config(space, sizes, exhaustive=True), tmp / "exhaustive", 0, cache)
+        # The reference front gets quick's full NSGA-II sizes whatever the searches get.
+        exhaustive = search(config(space, {}, exhaustive=True), tmp / "exhaustive", 0, cache)
         start = time.perf_counter()
         exhaustive.step()  # the head bank (trains what the cache lacks)
         bank_s = time.perf_counter() - start
@@ -211,9 +239,10 @@ def measure(out: Path, seeds: list[int], space: dict, sizes: dict, holdout: int,
         rng = np.random.default_rng(0)
         table = pd.concat([metrics(group, rng, wanted=QUALITY).assign(predictor=kind, seed=seed)
                            for (kind, seed), group in points.groupby(["predictor", "seed"])]
-                          + [metrics(group, rng, wanted=QUALITY).assign(predictor=kind, seed="all")
+                          + [metrics(group, rng, POOLED_RESAMPLES, QUALITY).assign(predictor=kind, seed="all")
                              for kind, group in points.groupby("predictor")], ignore_index=True)
         table.to_csv(out / "quality.csv", index=False)
+        points.to_csv(out / "quality_points.csv", index=False)
 
         curves = pd.concat([efficiency(cfg, truth, s, round(STOP_AT * bank), tmp, cache) for s in seeds],
                            ignore_index=True)
@@ -227,7 +256,8 @@ def measure(out: Path, seeds: list[int], space: dict, sizes: dict, holdout: int,
                             for (k, s), c in curves.groupby(["strategy", "seed"])])
     summary = [f"# Predictors against the exhaustive front (CIFAR-10, quick; {bank} heads: bits "
                f"{exhaustive.space.bits}, heads {exhaustive.space.heads}, mounts {exhaustive.space.mounts})", "",
-               f"Search sizes: {exhaustive.cfg.search}, search seeds {seeds} (one head bank, training seed 0).", "",
+               f"Search sizes: {cfg.search} (exhaustive run: {exhaustive.cfg.search}), search seeds {seeds} "
+               "(one head bank, training seed 0).", "",
                f"Head bank: {bank_s:.0f} s in this run (heads the cache lacked; measured under load); "
                f"exhaustive front hypervolume {full:.4f} (test).", "",
                f"## Quality on {holdout} candidates per seed with a head the predictors were not given "
@@ -262,6 +292,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--mounts", default="", help="the space's mount points (default: all)")
     parser.add_argument("--initial", type=int, default=None, help="initial sample (default: quick's)")
     parser.add_argument("--per-iteration", type=int, default=None, help="candidates per iteration (default: quick's)")
+    parser.add_argument("--population", type=int, default=None, help="NSGA-II population (default: quick's)")
+    parser.add_argument("--generations", type=int, default=None, help="NSGA-II generations (default: quick's)")
     parser.add_argument("--holdout", type=int, default=100, help="held-out candidates per seed")
     parser.add_argument("--cache-dir", type=Path, default=Path(os.environ.get("EENAS_CACHE", DEFAULT_CACHE_DIR)))
     args = parser.parse_args(argv)
@@ -271,7 +303,8 @@ def main(argv: list[str]) -> None:
         return tuple(kind(v) for v in text.split(",") if v)
 
     space = {"bits": items(args.bits), "heads": items(args.heads, str), "mounts": items(args.mounts)}
-    sizes = {k: v for k, v in (("initial", args.initial), ("per_iteration", args.per_iteration)) if v is not None}
+    sizes = {k: getattr(args, k) for k in ("initial", "per_iteration", "population", "generations")
+             if getattr(args, k) is not None}
     table = measure(args.out, list(items(args.seeds)), space, sizes, args.holdout, args.cache_dir)
     print(table.to_markdown(index=False, floatfmt=".4g"))
 

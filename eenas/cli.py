@@ -311,8 +311,8 @@ def _int_list(name: str, text: str) -> tuple[int, ...]:
 @click.option("--exhaustive", is_flag=True,
               help="Train every head of the space first (cached, once each), then search on exact scores only.")
 @click.option("--predictor", default=None, metavar="NAME",
-              help="Surrogate for candidates with untrained heads: 'structured' (default; stand-ins from the nearest "
-                   "trained heads, scored by the exact routing) or 'trees' (a tree ensemble on the genome).")
+              help="Surrogate for candidates with untrained heads: 'trees' (default; a tree ensemble on the genome) "
+                   "or 'structured' (stand-ins from the nearest trained heads, scored by the exact routing).")
 @click.option("--workers", type=int, default=None,
               help="Train the jobs of each iteration on a local Dask cluster of N processes (pip install "
                    "'eenas[dask]'); results are those of a serial run (README: Running on several machines).")

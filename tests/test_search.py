@@ -22,9 +22,10 @@ from eenas.search import SearchConfig, SearchSpace, ThresholdGrid
 from eenas.search.evaluator import Constraints
 from eenas.search.holdout import kendall_tau_b, metrics
 from eenas.search.operators import ExitRepair, ExitSampling, ResetMutation
-from eenas.search.predictor import Predictor, kendall
+from eenas.search.predictor import kendall
 from eenas.search.problem import SurrogateProblem
 from eenas.search.space import genome_text
+from eenas.search.structured import new_predictor
 from eenas.search.tracking import SCALARS
 from tests.conftest import SMALL_SEARCH, small_search_config, start_search
 
@@ -191,7 +192,8 @@ def test_run_alone_leaves_a_complete_run_directory(finished):
     assert len(archive) >= SMALL_SEARCH["initial"] and set(archive["iteration"]) >= {0, 1, 2}
     history = pd.read_csv(out / "predictor.csv")
     assert list(history["iteration"]) == [0, 1, 2]
-    assert history["predictor"].iloc[1] in ("random_forest", "extra_trees")
+    names = {"structured": ("structured",), "trees": ("random_forest", "extra_trees")}
+    assert history["predictor"].iloc[1] in names[run.cfg.predictor]
     assert len(pareto) >= 1 and pareto["feasible"].all()
     assert (pareto["accuracy_drop"] <= 1.0 + 1e-9).all()
     assert pareto["average_et"].is_monotonic_increasing and pareto["accuracy"].is_monotonic_increasing
@@ -270,11 +272,17 @@ def test_holdout_is_predicted_then_evaluated_outside_the_archive(finished):
     assert 2 <= len(points) <= 8 and not set(points["genome"]) & {genome_text(r.genome) for r in finished.archive}
     assert (points["new_heads"] > 0).sum() == table["with_new_heads"].iloc[0] >= 1
     X = _genomes(points)
-    truth = [finished.evaluator.score(finished.space.decode(x)) for x in X]
+    evaluator = finished.evaluator
+    # The predictor the holdout used: fitted on the archive and on the heads the search had evaluated.
+    known, evaluator.known = evaluator.known, {h for r in finished.archive.ok
+                                               for h in evaluator.heads(finished.space.decode(r.genome))}
+    predictor = new_predictor(finished.cfg.predictor, finished.space, evaluator, finished.cfg.seed)
+    predicted = predictor.fit(*finished.archive.training_set()).predict(X).accuracy
+    evaluator.known = known
+    assert points["predicted_accuracy"].tolist() == pytest.approx(predicted.tolist())
+    truth = [evaluator.score(finished.space.decode(x)) for x in X]
     assert points["accuracy"].tolist() == pytest.approx([t.accuracy for t in truth])
     assert points["average_et"].tolist() == pytest.approx([t.average_et for t in truth])
-    predictor = Predictor(finished.space, finished.cfg.seed).fit(*finished.archive.training_set())
-    assert points["predicted_accuracy"].tolist() == pytest.approx(predictor.predict(X).accuracy.tolist())
     assert table.loc["accuracy_rmse", "value"] == pytest.approx(
         np.sqrt(np.mean((points["predicted_accuracy"] - points["accuracy"]) ** 2)))
     assert table.loc["average_et_tau", "value"] == pytest.approx(

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from eenas.arch import ExitConfig, Precision
@@ -14,6 +15,7 @@ from eenas.errors import EenasError
 from eenas.scoring import ExitStats, route
 from eenas.search import SearchConfig, SearchSpace, ThresholdGrid
 from eenas.search.structured import StructuredPredictor, new_predictor
+from tests.conftest import small_search_config, start_search
 
 P8, P4 = Precision(8, 8), Precision(4, 4)
 N = 400  # samples
@@ -145,9 +147,33 @@ def test_mounts_reach_the_space_and_bound_the_default_max_exits(monkeypatch, tmp
 
     monkeypatch.setattr("eenas.search.SearchRun", capture)
     monkeypatch.setattr(sys, "argv", ["eenas", "search", "--dataset", "synthetic", "--budget", "tiny", "--mounts",
-                                      "1,3,5", "--predictor", "trees", "--out", str(tmp_path / "run")])
+                                      "1,3,5", "--predictor", "structured", "--out", str(tmp_path / "run")])
     with pytest.raises(Stop):
         main()
-    assert seen[0].mounts == (1, 3, 5) and seen[0].max_exits == 3 and seen[0].predictor == "trees"
-    assert seen[0].to_dict()["mounts"] == [1, 3, 5] and "predictor" not in seen[0].to_dict()
-    assert SearchConfig.create("synthetic", "tiny").to_dict()["predictor"] == "structured"
+    assert seen[0].mounts == (1, 3, 5) and seen[0].max_exits == 3 and seen[0].predictor == "structured"
+    assert seen[0].to_dict()["mounts"] == [1, 3, 5] and seen[0].to_dict()["predictor"] == "structured"
+    default = SearchConfig.create("synthetic", "tiny")
+    assert default.predictor == "trees" and "predictor" not in default.to_dict()  # earlier runs resume unchanged
+
+
+@pytest.mark.parametrize("kind", ["structured", "trees"])
+def test_the_search_loop_runs_with_either_predictor(kind, tmp_path, cache_dir):
+    """The loop does not care which predictor it has: each fits and picks candidates; predictor.csv names it."""
+    result = start_search(small_search_config(predictor=kind), tmp_path / "run", cache_dir).run()
+    names = set(pd.read_csv(result.out / "predictor.csv")["predictor"].dropna())
+    assert names == ({"structured"} if kind == "structured" else {"random_forest", "extra_trees"} & names)
+    assert names
+    assert len(result.front) and result.holdout is not None and len(result.holdout.points)
+
+
+def test_archs_differing_only_in_thresholds_share_one_exact_cost():
+    """The evaluator's cost cache ignores thresholds, which the cost model never reads."""
+    from eenas.hardware import cost_arch
+    from eenas.search.evaluator import Evaluator
+
+    evaluator = Evaluator(None, "edge_tpu_quad")
+    a, b, c = (SPACE.decode(_genome([(2, "gap_fc", t), (6, "pool_fc", 0.9)])) for t in (0.5, 0.7, 0.5))
+    assert evaluator.cost(a) is evaluator.cost(b) is evaluator.cost(c) and a != b
+    assert evaluator.cost(a) == cost_arch(a, "edge_tpu_quad", None) == cost_arch(b, "edge_tpu_quad", None)
+    other = SPACE.decode(_genome([(2, "gap_fc", 0.5)]))
+    assert evaluator.cost(other) is not evaluator.cost(a)

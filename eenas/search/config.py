@@ -12,10 +12,11 @@ from eenas.models.registry import DEFAULT_BACKBONE, get_backbone
 from eenas.search.space import ThresholdGrid
 from eenas.train.budget import get_budget
 
-# The search's predictors (eenas.search.structured.new_predictor); the default is the one
-# benchmarks/bench_predictor.py measured better (README: Which predictor).
+# The search's predictors (eenas.search.structured.new_predictor).  The default stays the tree ensemble:
+# benchmarks/bench_predictor.py did not measure the structured one better where the issue sets its goal
+# (README: Predictors against the exhaustive front).
 PREDICTORS = ("structured", "trees")
-DEFAULT_PREDICTOR = "structured"
+DEFAULT_PREDICTOR = "trees"
 
 
 @dataclass(frozen=True)

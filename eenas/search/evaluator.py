@@ -8,7 +8,7 @@ on the validation split) plus the cost model's milliseconds.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -53,6 +53,7 @@ class Evaluator:
         self.pipeline = pipeline
         self.hardware, self.weights = hardware, weights
         self._stats: dict[tuple, ExitStats] = {}  # (head id or backbone precision, split) -> stats
+        self._costs: dict[Arch, ArchCost] = {}  # arch with every threshold at 1 -> its cost
         # Heads this run has evaluated.  Whether a candidate is scored exactly depends on this
         # set, never on what other runs left in the disk cache, so a run's trajectory is the
         # same with a cold or a warm cache; the cache only saves the training time.
@@ -103,7 +104,12 @@ class Evaluator:
         return float(self.final_stats(p, split).correct.mean())
 
     def cost(self, arch: Arch) -> ArchCost:
-        return cost_arch(arch, self.hardware, self.weights)
+        """The cost model's price of ``arch``; thresholds do not enter it, so archs differing only there share one
+        (NSGA-II and the predictors ask for thousands of those)."""
+        key = replace(arch, exits=tuple(replace(e, threshold=1.0) for e in arch.exits))
+        if key not in self._costs:
+            self._costs[key] = cost_arch(arch, self.hardware, self.weights)
+        return self._costs[key]
 
     def score(self, arch: Arch, split: str = "val") -> Score:
         """Exact score (trains the heads it lacks first)."""
