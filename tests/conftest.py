@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,27 @@ def small_search_config(seed: int = 0, sizes: dict | None = None, **kwargs) -> S
 def start_search(cfg: SearchConfig, out: Path, cache_dir: Path, **kwargs) -> SearchRun:
     """A search run on the CPU with its training cache in ``cache_dir`` (``resume``, ``force`` pass through)."""
     return SearchRun(cfg, out, cache_dir=str(cache_dir), device="cpu", **kwargs)
+
+
+def search_config_from_command_line(monkeypatch, *args: str) -> SearchConfig:
+    """The config ``eenas search --dataset synthetic --budget tiny ARGS`` builds (the run is stopped before it
+    touches anything)."""
+    from eenas.cli import main
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def capture(cfg, out, **kwargs):
+        seen.append(cfg)
+        raise Stop
+
+    monkeypatch.setattr("eenas.search.SearchRun", capture)
+    monkeypatch.setattr(sys, "argv", ["eenas", "search", "--dataset", "synthetic", "--budget", "tiny", *args])
+    with pytest.raises(Stop):
+        main()
+    return seen[0]
 
 
 def arch_dict(**overrides) -> dict:

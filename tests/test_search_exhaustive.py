@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import itertools
 import json
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from eenas.cli import main
 from eenas.errors import EenasError
 from eenas.search import SearchSpace, ThresholdGrid
-from tests.conftest import small_search_config, start_search
+from tests.conftest import search_config_from_command_line, small_search_config, start_search
 
 # One head type at 3 mount points on a one-core accelerator (mapping gene: overlap or not), 2 thresholds,
 # one precision, at most 2 exits: 3 * 4 + 3 * 4 * 4 = 60 genomes and 3 heads.  The population (64) is larger
@@ -112,21 +110,8 @@ def test_the_front_is_the_brute_force_front_of_every_genome(exhaustive):
 
 def test_the_command_line_flag_reaches_the_run_config(monkeypatch, tmp_path):
     """``--exhaustive`` sets the config (the run itself is stopped before any training)."""
-    seen = []
-
-    class Stop(Exception):
-        pass
-
-    def capture(cfg, out, **kwargs):
-        seen.append(cfg)
-        raise Stop
-
-    monkeypatch.setattr("eenas.search.SearchRun", capture)
-    monkeypatch.setattr(sys, "argv", ["eenas", "search", "--dataset", "synthetic", "--budget", "tiny", "--exhaustive",
-                                      "--out", str(tmp_path / "run")])
-    with pytest.raises(Stop):
-        main()
-    assert seen[0].exhaustive and seen[0].to_dict()["exhaustive"] is True
+    cfg = search_config_from_command_line(monkeypatch, "--exhaustive", "--out", str(tmp_path / "run"))
+    assert cfg.exhaustive and cfg.to_dict()["exhaustive"] is True
     assert "exhaustive" not in small_search_config().to_dict()  # runs from before the flag resume unchanged
 
 

@@ -15,7 +15,7 @@ from eenas.errors import EenasError
 from eenas.scoring import ExitStats, route
 from eenas.search import SearchConfig, SearchSpace, ThresholdGrid
 from eenas.search.structured import StructuredPredictor, new_predictor
-from tests.conftest import small_search_config, start_search
+from tests.conftest import search_config_from_command_line, small_search_config, start_search
 
 P8, P4 = Precision(8, 8), Precision(4, 4)
 N = 400  # samples
@@ -134,24 +134,10 @@ def test_bad_mounts_and_predictor_are_one_line_errors(tmp_path, args, message):
 
 
 def test_mounts_reach_the_space_and_bound_the_default_max_exits(monkeypatch, tmp_path):
-    seen = []
-
-    class Stop(Exception):
-        pass
-
-    def capture(cfg, out, **kwargs):
-        seen.append(cfg)
-        raise Stop
-
-    from eenas.cli import main
-
-    monkeypatch.setattr("eenas.search.SearchRun", capture)
-    monkeypatch.setattr(sys, "argv", ["eenas", "search", "--dataset", "synthetic", "--budget", "tiny", "--mounts",
-                                      "1,3,5", "--predictor", "structured", "--out", str(tmp_path / "run")])
-    with pytest.raises(Stop):
-        main()
-    assert seen[0].mounts == (1, 3, 5) and seen[0].max_exits == 3 and seen[0].predictor == "structured"
-    assert seen[0].to_dict()["mounts"] == [1, 3, 5] and seen[0].to_dict()["predictor"] == "structured"
+    cfg = search_config_from_command_line(monkeypatch, "--mounts", "1,3,5", "--predictor", "structured", "--out",
+                                          str(tmp_path / "run"))
+    assert cfg.mounts == (1, 3, 5) and cfg.max_exits == 3 and cfg.predictor == "structured"
+    assert cfg.to_dict()["mounts"] == [1, 3, 5] and cfg.to_dict()["predictor"] == "structured"
     default = SearchConfig.create("synthetic", "tiny")
     assert default.predictor == "trees" and "predictor" not in default.to_dict()  # earlier runs resume unchanged
 
