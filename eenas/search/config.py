@@ -123,7 +123,7 @@ class SearchConfig:
         data = asdict(self)
         data["bits"], data["heads"], data["mounts"] = list(self.bits), list(self.heads), list(self.mounts)
         # Keys newer than some saved runs are left out at their default, so those runs resume unchanged.
-        # Runs from before --predictor used the tree ensemble: "trees" is left out, so they resume only with it.
+        # Runs from before --predictor used the tree ensemble: "trees" is left out, so they resume unchanged.
         for key, default in (("backbone", DEFAULT_BACKBONE), ("mounts", []), ("exhaustive", False),
                              ("predictor", "trees")):
             if data[key] == default:
