@@ -16,7 +16,7 @@ import onnxruntime as ort  # noqa: E402
 
 from eenas.arch import arch_from_dict  # noqa: E402
 from eenas.cli import main  # noqa: E402
-from eenas.export import export  # noqa: E402
+from eenas.export import ExportResult, export, write_manifest  # noqa: E402
 from eenas.export.run import split_images, trained_network  # noqa: E402
 from tests.conftest import arch_dict, write_arch  # noqa: E402
 
@@ -47,6 +47,22 @@ def test_onnxruntime_agrees_with_pytorch_on_the_test_split(tiny_pipeline, tmp_pa
     assert [e["output"] for e in manifest["exits"]] == ["exit_b2", "exit_b3", "exit_b7", "exit_b12", "final"]
     assert [e["threshold"] for e in manifest["exits"]] == [0.9, 0.9, 0.85, 0.8, None]
     assert manifest["quantization"]["exits"] == {"weights": bits[1], "activations": bits[1]}
+
+
+def test_manifest_input_formula_is_the_one_training_computes(tiny_pipeline, tmp_path):
+    """A deployment normalizing as the manifest says feeds the graph the very floats PyTorch was checked on."""
+    arch = _arch(8, 8)
+    files = ExportResult(tmp_path / "model.onnx", tuple(tmp_path / f"stage_{i}.onnx" for i in range(1, 6)),
+                         tuple(f"feature_{i}" for i in range(1, 5)))  # the manifest alone: no graph needed
+    manifest = json.loads(write_manifest(arch, files, {}).read_text())["input"]
+    assert manifest["normalization"].startswith("(pixel - mean) / std in float32")
+    mean, std = (np.asarray(manifest[k], dtype=np.float32).reshape(1, 3, 1, 1) for k in ("mean", "std"))
+    pixels = tiny_pipeline.splits.test.images.numpy().astype(np.float32)
+    np.testing.assert_array_equal((pixels - mean) / std, split_images(tiny_pipeline).numpy())
+    # the textbook (pixel / 255 - mean) / std is another float: on CIFAR-10, 468 of the 768 channel values differ
+    p = np.arange(256, dtype=np.float32).reshape(1, 256)
+    m01, s01 = (np.float32([0.4914, 0.4822, 0.4465]).reshape(3, 1), np.float32([0.2470, 0.2435, 0.2616]).reshape(3, 1))
+    assert np.sum((p / np.float32(255) - m01) / s01 != (p - m01 * np.float32(255)) / (s01 * np.float32(255))) == 468
 
 
 def test_graph_is_qdq_with_clip_below_8_bits_and_named_after_the_arch(tiny_pipeline, tmp_path):
