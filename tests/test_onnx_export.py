@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -107,3 +108,30 @@ def test_cli_export_end_to_end(tmp_path, cache_dir, monkeypatch, capsys):
     assert "exit decisions agree on 100.00%" in out
     assert sorted(p.name for p in (tmp_path / "onnx").iterdir()) == [
         "manifest.json", "model.onnx", "stage_1.onnx", "stage_2.onnx", "stage_3.onnx"]
+
+
+@pytest.mark.parametrize("signed", [True, False])
+def test_onnxruntime_quantizes_as_lsq_at_and_beside_every_rounding_boundary(signed):
+    """QuantizeLinear divides by the step (x * (1/s) would differ on a sixth of these) and rounds half to even."""
+    from onnx import TensorProto, helper
+
+    from eenas.quant.lsq import fake_quantize, qrange
+
+    qn, qp = qrange(8, signed)
+    step = np.float32(0.0213)
+    halves = ((np.arange(qn - 1, qp + 1, dtype=np.float32) + np.float32(0.5)) * step).astype(np.float32)
+    x = np.concatenate([halves, np.nextafter(halves, np.inf), np.nextafter(halves, -np.inf)])
+    dtype = TensorProto.INT8 if signed else TensorProto.UINT8
+    graph = helper.make_graph(
+        [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]),
+         helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"])],
+        "q", [helper.make_tensor_value_info("x", TensorProto.FLOAT, None)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [helper.make_tensor("s", TensorProto.FLOAT, [], [float(step)]), helper.make_tensor("z", dtype, [], [0])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    theirs = session.run(None, {"x": x})[0]
+    ours = fake_quantize(torch.from_numpy(x), torch.tensor([step]), qn, qp).numpy()
+    np.testing.assert_array_equal(theirs, ours)
+    reciprocal = np.clip(np.rint(x * (np.float32(1) / step)), qn, qp) * step
+    assert np.mean(reciprocal != ours) > 0.1
