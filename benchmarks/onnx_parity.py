@@ -90,7 +90,7 @@ def first_differences(net: nn.Module, model_path: Path, images: torch.Tensor) ->
                 t, o = before[j].ravel()[k], ort_out[ort_before][j].ravel()[k]
                 ulps = abs(int(np.float32(t).view(np.int32)) - int(np.float32(o).view(np.int32)))
                 line = (f"{name} after {op}: {len(flips)} of {after[j].size} values one level apart; first at "
-                        f"x/step {t / scale!r} (PyTorch) vs {o / scale!r} (onnxruntime), {ulps} ulps apart")
+                        f"x/step {t / scale:.8g} (PyTorch) vs {o / scale:.8g} (onnxruntime), {ulps} float32 ulps apart")
                 break
         lines.append(line)
     return lines

@@ -135,3 +135,16 @@ def test_onnxruntime_quantizes_as_lsq_at_and_beside_every_rounding_boundary(sign
     np.testing.assert_array_equal(theirs, ours)
     reciprocal = np.clip(np.rint(x * (np.float32(1) / step)), qn, qp) * step
     assert np.mean(reciprocal != ours) > 0.1
+
+
+def test_export_after_a_joint_finetune_writes_the_finetuned_network(tiny_pipeline, tmp_path):
+    arch = arch_from_dict(arch_dict())
+    result = export(arch, tiny_pipeline, tmp_path, finetune="joint")
+    assert result.parity.decisions_agree >= 0.999
+    assert json.loads(result.manifest.read_text())["arch"]["training"]["finetune"] == "joint"
+    tuned, separate = trained_network(arch, tiny_pipeline, joint=True), trained_network(arch, tiny_pipeline)
+    assert any(not torch.equal(a, b) for a, b in zip(tuned.state_dict().values(), separate.state_dict().values()))
+    with torch.no_grad():  # the loaded weights are the fine-tune's: they predict what its cached test logits say
+        ours = tuned(split_images(tiny_pipeline))
+    for logits, cached in zip(ours, tiny_pipeline.arch_logits(arch, joint=True)):
+        assert (logits.argmax(1) == cached.test.argmax(1)).float().mean() >= 0.99
