@@ -87,6 +87,9 @@ def _backbone(name: str) -> BackboneConfig:
     return BackboneConfig(get_backbone(name, "--backbone").name)
 
 
+FINETUNE_OPTION = click.option(
+    "--finetune", type=click.Choice(["none", "joint"]), default="none", show_default=True,
+    help="joint: fine-tune the backbone with all exits together (weighted sum of exit losses).")
 BACKBONE_OPTION = click.option(
     "--backbone", default="mobilenet_v2", show_default=True,
     help="Registered backbone family (mobilenet_v2, paper_mbv2, resnet20; docs/backbones.md), at its default "
@@ -153,8 +156,7 @@ def pretrain(dataset, width_mult, precisions, backbone, amp, budget, data_dir, c
 @cli.command()
 @click.option("--arch", "arch_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Arch file (arch.json) to train and evaluate.")
-@click.option("--finetune", type=click.Choice(["none", "joint"]), default="none", show_default=True,
-              help="joint: fine-tune the backbone with all exits together (weighted sum of exit losses).")
+@FINETUNE_OPTION
 @click.option("--hardware", default=None, help="Accelerator preset or YAML file (default: the arch's).")
 @WEIGHTS_OPTION
 @click.option("--json", "json_path", is_flag=False, flag_value="", default=None, metavar="[PATH]",
@@ -199,13 +201,14 @@ def evaluate(ctx, arch_path, finetune, hardware, weights, json_path, force, amp,
               help="Arch file (arch.json) to train (or load) and export.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Folder for model.onnx, stage_<i>.onnx and manifest.json.")
+@FINETUNE_OPTION
 @AMP_OPTION
 @training_options
 @click.pass_context
-def export_cmd(ctx, arch_path, out, amp, budget, data_dir, cache_dir, device, seed) -> None:
+def export_cmd(ctx, arch_path, out, finetune, amp, budget, data_dir, cache_dir, device, seed) -> None:
     """Export an arch's quantized early-exit network to ONNX and check it with onnxruntime on the test split.
 
-    --budget, --seed and --amp default to the arch file's training block, when it has one.
+    --budget, --seed, --finetune and --amp default to the arch file's training block, when it has one.
     """
     from eenas.arch import load_arch
     from eenas.evaluate import check_training
@@ -213,10 +216,10 @@ def export_cmd(ctx, arch_path, out, amp, budget, data_dir, cache_dir, device, se
 
     require_onnx()
     arch = load_arch(arch_path)
-    settings = _arch_training(ctx, arch, arch_path, budget=budget, seed=seed, finetune="none", amp=amp)
+    settings = _arch_training(ctx, arch, arch_path, budget=budget, seed=seed, finetune=finetune, amp=amp)
     pipe = _pipeline(arch.dataset, settings["budget"], arch.backbone.width_mult, data_dir, cache_dir, device,
                      settings["seed"], settings["amp"], arch.backbone)
-    check_training(arch, pipe.cfg, "none", arch_path.name)
+    check_training(arch, pipe.cfg, settings["finetune"], arch_path.name)
     result = export(arch, pipe, out, settings["finetune"])
     p = result.parity
     click.echo(f"onnxruntime against PyTorch on {p.samples} test images: exit decisions agree on "

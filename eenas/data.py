@@ -30,6 +30,20 @@ NORMALIZATION = {
     "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
     "synthetic": ((0.5, 0.5, 0.5), (0.25, 0.25, 0.25)),
 }
+
+
+def pixel_normalization(dataset: str, device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and std on the 0..255 pixel scale, float32 ``[1, 3, 1, 1]``: the input is ``(pixel - mean) / std``.
+
+    Training computes exactly this; a deployment must too (``manifest.json`` of ``eenas export`` gives these
+    numbers), since ``(pixel / 255 - mean) / std`` differs in the last bits, which moves an 8-bit input code
+    wherever a value lies on its rounding boundary.
+    """
+    mean, std = NORMALIZATION[dataset]
+    return (torch.tensor(mean, device=device).view(1, 3, 1, 1) * 255,
+            torch.tensor(std, device=device).view(1, 3, 1, 1) * 255)
+
+
 TORCHVISION_FOLDERS = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
 
 
@@ -162,9 +176,7 @@ class Batches:
         self.data, self.batch_size, self.device = data, batch_size, device
         self.shuffle, self.augment = shuffle, augment
         self.gen = torch.Generator().manual_seed(seed)
-        mean, std = NORMALIZATION[dataset]
-        self.mean = torch.tensor(mean, device=device).view(1, 3, 1, 1) * 255
-        self.std = torch.tensor(std, device=device).view(1, 3, 1, 1) * 255
+        self.mean, self.std = pixel_normalization(dataset, device)
 
     def __len__(self) -> int:
         return (len(self.data) + self.batch_size - 1) // self.batch_size

@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -16,7 +17,7 @@ import onnxruntime as ort  # noqa: E402
 
 from eenas.arch import arch_from_dict  # noqa: E402
 from eenas.cli import main  # noqa: E402
-from eenas.export import export  # noqa: E402
+from eenas.export import ExportResult, export, write_manifest  # noqa: E402
 from eenas.export.run import split_images, trained_network  # noqa: E402
 from tests.conftest import arch_dict, write_arch  # noqa: E402
 
@@ -47,6 +48,22 @@ def test_onnxruntime_agrees_with_pytorch_on_the_test_split(tiny_pipeline, tmp_pa
     assert [e["output"] for e in manifest["exits"]] == ["exit_b2", "exit_b3", "exit_b7", "exit_b12", "final"]
     assert [e["threshold"] for e in manifest["exits"]] == [0.9, 0.9, 0.85, 0.8, None]
     assert manifest["quantization"]["exits"] == {"weights": bits[1], "activations": bits[1]}
+
+
+def test_manifest_input_formula_is_the_one_training_computes(tiny_pipeline, tmp_path):
+    """A deployment normalizing as the manifest says feeds the graph the very floats PyTorch was checked on."""
+    arch = _arch(8, 8)
+    files = ExportResult(tmp_path / "model.onnx", tuple(tmp_path / f"stage_{i}.onnx" for i in range(1, 6)),
+                         tuple(f"feature_{i}" for i in range(1, 5)))  # the manifest alone: no graph needed
+    manifest = json.loads(write_manifest(arch, files, {}).read_text())["input"]
+    assert manifest["normalization"].startswith("(pixel - mean) / std in float32")
+    mean, std = (np.asarray(manifest[k], dtype=np.float32).reshape(1, 3, 1, 1) for k in ("mean", "std"))
+    pixels = tiny_pipeline.splits.test.images.numpy().astype(np.float32)
+    np.testing.assert_array_equal((pixels - mean) / std, split_images(tiny_pipeline).numpy())
+    # the textbook (pixel / 255 - mean) / std is another float: on CIFAR-10, 468 of the 768 channel values differ
+    p = np.arange(256, dtype=np.float32).reshape(1, 256)
+    m01, s01 = (np.float32([0.4914, 0.4822, 0.4465]).reshape(3, 1), np.float32([0.2470, 0.2435, 0.2616]).reshape(3, 1))
+    assert np.sum((p / np.float32(255) - m01) / s01 != (p - m01 * np.float32(255)) / (s01 * np.float32(255))) == 468
 
 
 def test_graph_is_qdq_with_clip_below_8_bits_and_named_after_the_arch(tiny_pipeline, tmp_path):
@@ -91,3 +108,43 @@ def test_cli_export_end_to_end(tmp_path, cache_dir, monkeypatch, capsys):
     assert "exit decisions agree on 100.00%" in out
     assert sorted(p.name for p in (tmp_path / "onnx").iterdir()) == [
         "manifest.json", "model.onnx", "stage_1.onnx", "stage_2.onnx", "stage_3.onnx"]
+
+
+@pytest.mark.parametrize("signed", [True, False])
+def test_onnxruntime_quantizes_as_lsq_at_and_beside_every_rounding_boundary(signed):
+    """QuantizeLinear divides by the step (x * (1/s) would differ on a sixth of these) and rounds half to even."""
+    from onnx import TensorProto, helper
+
+    from eenas.quant.lsq import fake_quantize, qrange
+
+    qn, qp = qrange(8, signed)
+    step = np.float32(0.0213)
+    halves = ((np.arange(qn - 1, qp + 1, dtype=np.float32) + np.float32(0.5)) * step).astype(np.float32)
+    x = np.concatenate([halves, np.nextafter(halves, np.inf), np.nextafter(halves, -np.inf)])
+    dtype = TensorProto.INT8 if signed else TensorProto.UINT8
+    graph = helper.make_graph(
+        [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]),
+         helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"])],
+        "q", [helper.make_tensor_value_info("x", TensorProto.FLOAT, None)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [helper.make_tensor("s", TensorProto.FLOAT, [], [float(step)]), helper.make_tensor("z", dtype, [], [0])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    theirs = session.run(None, {"x": x})[0]
+    ours = fake_quantize(torch.from_numpy(x), torch.tensor([step]), qn, qp).numpy()
+    np.testing.assert_array_equal(theirs, ours)
+    reciprocal = np.clip(np.rint(x * (np.float32(1) / step)), qn, qp) * step
+    assert np.mean(reciprocal != ours) > 0.1
+
+
+def test_export_after_a_joint_finetune_writes_the_finetuned_network(tiny_pipeline, tmp_path):
+    arch = arch_from_dict(arch_dict())
+    result = export(arch, tiny_pipeline, tmp_path, finetune="joint")
+    assert result.parity.decisions_agree >= 0.999
+    assert json.loads(result.manifest.read_text())["arch"]["training"]["finetune"] == "joint"
+    tuned, separate = trained_network(arch, tiny_pipeline, joint=True), trained_network(arch, tiny_pipeline)
+    assert any(not torch.equal(a, b) for a, b in zip(tuned.state_dict().values(), separate.state_dict().values()))
+    with torch.no_grad():  # the loaded weights are the fine-tune's: they predict what its cached test logits say
+        ours = tuned(split_images(tiny_pipeline))
+    for logits, cached in zip(ours, tiny_pipeline.arch_logits(arch, joint=True)):
+        assert (logits.argmax(1) == cached.test.argmax(1)).float().mean() >= 0.99

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from eenas.arch import Arch
-from eenas.data import NORMALIZATION
+from eenas.data import pixel_normalization
 from eenas.export.qdq import frozen_copy
 from eenas.hardware.onnx_workload import EXIT_MAPPING_KEY, require  # EXIT_MAPPING_KEY: exits' cores, overlap
 from eenas.io import atomic_write, write_json
@@ -115,11 +115,12 @@ def export_arch(arch: Arch, net: EarlyExitNet, out: Path) -> ExportResult:
 def write_manifest(arch: Arch, files: ExportResult, extra: dict) -> Path:
     """``manifest.json`` beside the graphs: input format, exits in order with thresholds, bits, the arch."""
     names, stages, features = output_names(arch), files.stages, files.features
-    mean, std = NORMALIZATION[arch.dataset]
+    mean, std = (t.flatten().tolist() for t in pixel_normalization(arch.dataset))
     manifest = {
         "written_by": EXPORT_WRITER,
         "input": {"name": INPUT, "shape": ["batch", INPUT_CHANNELS, INPUT_SIZE, INPUT_SIZE],
-                  "normalization": "(pixel / 255 - mean) / std", "mean": list(mean), "std": list(std)},
+                  "normalization": "(pixel - mean) / std in float32, pixel 0..255 (as in training)",
+                  "mean": mean, "std": std},
         "exits": [{"output": name, "after_block": e.after_block if e else None, "head": e.head if e else "classifier",
                    "threshold": e.threshold if e else None, "stage": str(stages[i].name),
                    "stage_input": INPUT if i == 0 else features[i - 1],

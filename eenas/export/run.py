@@ -9,7 +9,6 @@ import torch
 
 from eenas.arch import Arch
 from eenas.data import Batches
-from eenas.errors import EenasError
 from eenas.evaluate import training_record
 from eenas.export.onnx_graph import ExportResult, export_arch, require_onnx, write_manifest
 from eenas.export.parity import Parity, check_parity
@@ -17,8 +16,10 @@ from eenas.models.early_exit import EarlyExitNet
 from eenas.train import Pipeline
 
 
-def trained_network(arch: Arch, pipeline: Pipeline) -> EarlyExitNet:
-    """The arch's backbone and heads as trained (or loaded) by the pipeline, without a joint fine-tune."""
+def trained_network(arch: Arch, pipeline: Pipeline, joint: bool = False) -> EarlyExitNet:
+    """The arch's backbone and heads as trained (or loaded) by the pipeline, after the joint fine-tune if ``joint``."""
+    if joint and arch.exits:
+        return pipeline.joint_network(arch)
     q = arch.quant
     heads = {e.after_block: pipeline.load_head(q.backbone, e.after_block, e.head, q.exits) for e in arch.exits}
     return EarlyExitNet(pipeline.backbone(q.backbone), heads).cpu().float().eval()
@@ -40,12 +41,9 @@ class Exported:
 def export(arch: Arch, pipeline: Pipeline, out: Path, finetune: str = "none") -> Exported:
     """Export ``arch`` to ``out`` and record onnxruntime's agreement with PyTorch on the test split in the manifest."""
     require_onnx()
-    if finetune != "none":
-        raise EenasError("--finetune: export takes the separately trained heads ('none'); joint fine-tuned weights "
-                         "are not kept")
-    net = trained_network(arch, pipeline)
+    net = trained_network(arch, pipeline, joint=finetune == "joint")
     files = export_arch(arch, net, out)
     parity = check_parity(net, files.model, split_images(pipeline), [e.threshold for e in arch.exits])
-    arch = replace(arch, training=training_record(pipeline.cfg))
+    arch = replace(arch, training=training_record(pipeline.cfg, finetune))
     manifest = write_manifest(arch, files, {"parity_test_split": parity.to_dict()})
     return Exported(files, manifest, parity)

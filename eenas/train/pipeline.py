@@ -314,14 +314,31 @@ class Pipeline:
         return outs + [self.final_logits(q.backbone)]
 
     def _joint_logits(self, arch: Arch) -> list[ExitLogits]:
+        entry = self._joint(arch)
+        return [ExitLogits(v, t) for v, t in zip(entry["val"], entry["test"])]
+
+    def joint_network(self, arch: Arch) -> EarlyExitNet:
+        """The arch's network after the joint fine-tune, on the CPU in eval mode (what ``eenas export`` writes).
+
+        A cache entry written before fine-tunes kept their weights has logits only: it is fine-tuned again.
+        """
+        net = self._joint_net(arch)
+        net.load_state_dict(self._joint(arch, weights=True)["state_dict"])
+        return net.cpu().float().eval()
+
+    def _joint_net(self, arch: Arch) -> EarlyExitNet:
         q = arch.quant
-        heads = [(e.after_block, e.head) for e in arch.exits]
+        modules = {e.after_block: self.load_head(q.backbone, e.after_block, e.head, q.exits) for e in arch.exits}
+        return EarlyExitNet(copy.deepcopy(self.backbone(q.backbone)), modules)  # may train heads
+
+    def _joint(self, arch: Arch, weights: bool = False) -> dict:
+        """The joint fine-tune's cache entry: validation and test logits and the fine-tuned weights."""
+        q = arch.quant
         key = config_hash({"stage": "joint", "backbone": self.backbone_key(q.backbone),
-                           "heads": [self.head_key(q.backbone, m, h, q.exits) for m, h in heads]})
+                           "heads": [self.head_key(q.backbone, e.after_block, e.head, q.exits) for e in arch.exits]})
 
         def build() -> dict:
-            modules = {m: self.load_head(q.backbone, m, h, q.exits) for m, h in heads}  # may train heads
-            net = self._to_device(EarlyExitNet(copy.deepcopy(self.backbone(q.backbone)), modules))
+            net = self._to_device(self._joint_net(arch))
             torch.manual_seed(_seed_from(key))
             b = self.cfg.budget
             fit(net, self._batches("train", train=True), b.joint_epochs, b.lr * FINETUNE_LR_FACTOR, desc="joint",
@@ -329,7 +346,10 @@ class Pipeline:
             self.trained.append("joint fine-tune")
             split_logits = {s: predict(net, self._batches(s), desc=f"joint {s}", amp=self.amp)
                             for s in ("val", "test")}
-            return {"val": split_logits["val"], "test": split_logits["test"]}
+            return {**split_logits, "state_dict": {k: v.cpu() for k, v in net.state_dict().items()}}
 
-        entry = self.cache.get_or_build("joint", key, build)
-        return [ExitLogits(v, t) for v, t in zip(entry["val"], entry["test"])]
+        def has_weights(entry: dict) -> None:
+            if "state_dict" not in entry:
+                raise ValueError("written before joint fine-tunes kept their weights")
+
+        return self.cache.get_or_build("joint", key, build, has_weights if weights else None)
