@@ -552,3 +552,7 @@ def main() -> None:
     except EenasError as exc:
         click.echo(f"eenas: error: {exc}", err=True)
         sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":  # python -m eenas.cli, as python -m eenas
+    main()
