@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from eenas.search import SearchConfig, SearchRun
 from eenas.train import Pipeline, TrainConfig, get_budget
@@ -43,6 +44,20 @@ def small_search_config(seed: int = 0, sizes: dict | None = None, **kwargs) -> S
 def start_search(cfg: SearchConfig, out: Path, cache_dir: Path, **kwargs) -> SearchRun:
     """A search run on the CPU with its training cache in ``cache_dir`` (``resume``, ``force`` pass through)."""
     return SearchRun(cfg, out, cache_dir=str(cache_dir), device="cpu", **kwargs)
+
+
+def tiny_sweep_args(tmp_path: Path, seeds: str) -> list[str]:
+    """``eenas enos sweep`` options at tiny on synthetic data: two λ, two operators (a table written in ``tmp_path``)
+    and one bisection step; add ``--cache-dir`` and ``--out``."""
+    energy = tmp_path / "two.yaml"
+    energy.write_text(yaml.safe_dump({
+        "extends": "edge_tpu_single",
+        "cim": {"array_rows": 32, "adc_bits": 5},
+        "operators": {"mac8": {"digital": {"core_scale": 1.0, "source": "core model"}},
+                      "binary": {"cim": {"tops_per_watt": 210, "source": "test"}}},
+    }, sort_keys=False))
+    return ["--energy-weights", "0,100", "--seeds", seeds, "--dataset", "synthetic", "--budget", "tiny",
+            "--energy-table", str(energy), "--device", "cpu", "--bisection-steps", "1"]
 
 
 def arch_dict(**overrides) -> dict:
