@@ -188,6 +188,24 @@ def test_an_enos_sweep_on_two_workers_writes_the_serial_sweep(tmp_path, monkeypa
         sorted(p.name for p in (tmp_path / "a" / "enos").iterdir())
 
 
+def test_workers_train_in_the_dtype_the_clients_keys_name(monkeypatch):
+    """A CPU client resolves --amp auto to float32: a worker that would resolve bfloat16 (a GPU) trains in float32."""
+    from eenas.arch import Precision
+    from eenas.train import Pipeline, TrainConfig, get_budget
+    from eenas.train import pipeline as module
+    from eenas.train.cluster import ClusterTrainer
+
+    monkeypatch.setattr(module, "cpu_has_native_bf16", lambda: False)
+    client = Pipeline(TrainConfig("synthetic", get_budget("tiny"), 0.25, device="cpu"))
+    sent, head = ClusterTrainer(client, cluster=None).cfg, (Precision(8, 8), 3, "pool_fc", Precision(4, 4))
+    key = client.head_key(*head)
+    monkeypatch.setattr(module, "cpu_has_native_bf16", lambda: True)  # now on the worker
+    assert Pipeline(client.cfg).amp is not None  # what the worker would resolve from --amp auto itself
+    worker = Pipeline(sent)
+    assert sent.amp == "fp32" and client.amp is None and worker.amp is None
+    assert worker.head_key(*head) == key  # so its entry's key and seed are the client's
+
+
 def test_workers_and_scheduler_are_one_line_errors(tmp_path):
     from eenas.errors import EenasError
 
