@@ -140,7 +140,7 @@ def _parse_precisions(text: str) -> list[Precision]:
 @click.option("--width-mult", type=float, default=None, help="Backbone width (default: the budget's).")
 @click.option("--precisions", default="w8a8", show_default=True,
               help="Comma-separated backbone precisions to QAT fine-tune as well, e.g. w8a8,w4a4 ('' for none).")
-@cluster_options("the QAT fine-tunes")
+@cluster_options("the float backbone and then the QAT fine-tunes in parallel")
 @BACKBONE_OPTION
 @AMP_OPTION
 @training_options
