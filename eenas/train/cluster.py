@@ -46,14 +46,16 @@ def _timed(build: Callable[..., dict], *args) -> tuple[dict, float]:
     return build(*args), time.perf_counter() - start
 
 
-# Per worker process: a pipeline per config, in a temporary cache that holds the backbones it was sent, so
-# that a backbone's feature bank is extracted once per worker rather than once per head job.
+# Per worker process: the pipeline of the last config it trained for, in a temporary cache that holds the
+# backbones it was sent, so that a backbone's feature bank is extracted once per worker rather than once per
+# head job.  Only one is kept: banks are large, and a long-lived worker may serve many runs.
 _PIPELINES: dict[TrainConfig, tuple[tempfile.TemporaryDirectory, Pipeline]] = {}
 
 
 def train_entry(cfg: TrainConfig, kind: str, args: tuple, backbones: dict[str, dict]) -> dict:
     """On a worker: a pipeline entry, trained in the worker's temporary cache seeded with ``backbones``."""
     if cfg not in _PIPELINES:
+        _PIPELINES.clear()
         tmp = tempfile.TemporaryDirectory(prefix="eenas-worker-")
         _PIPELINES[cfg] = tmp, Pipeline(replace(cfg, cache_dir=tmp.name))
     pipeline = _PIPELINES[cfg][1]
