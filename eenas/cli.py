@@ -108,6 +108,17 @@ WEIGHTS_OPTION = click.option(
          "(resident); default: the arch file's 'weights', else the accelerator file's.")
 
 
+def cluster_options(jobs: str):
+    """``--workers`` and ``--scheduler``: where ``jobs`` train (default: in this process)."""
+    def add(func):
+        func = click.option("--scheduler", default=None, metavar="ADDRESS",
+                            help="Train them on the Dask cluster of this scheduler (tcp://host:8786) instead.")(func)
+        return click.option("--workers", type=int, default=None,
+                            help=f"Train {jobs} on a local Dask cluster of N processes (pip install 'eenas[dask]'); "
+                                 "results are those of a serial run (README: Running on several machines).")(func)
+    return add
+
+
 def _allocation_cache(cache_dir):
     """Searched core allocations are cached beside the trained weights."""
     from eenas.hardware import use_cache_dir
@@ -132,10 +143,12 @@ def _parse_precisions(text: str) -> list[Precision]:
 @click.option("--width-mult", type=float, default=None, help="Backbone width (default: the budget's).")
 @click.option("--precisions", default="w8a8", show_default=True,
               help="Comma-separated backbone precisions to QAT fine-tune as well, e.g. w8a8,w4a4 ('' for none).")
+@cluster_options("the float backbone and then the QAT fine-tunes in parallel")
 @BACKBONE_OPTION
 @AMP_OPTION
 @training_options
-def pretrain(dataset, width_mult, precisions, backbone, amp, budget, data_dir, cache_dir, device, seed) -> None:
+def pretrain(dataset, width_mult, precisions, workers, scheduler, backbone, amp, budget, data_dir, cache_dir, device,
+             seed) -> None:
     """Pretrain the float backbone (cached) and QAT fine-tune it at the given precisions."""
     import pandas as pd
 
@@ -143,8 +156,13 @@ def pretrain(dataset, width_mult, precisions, backbone, amp, budget, data_dir, c
     from eenas.train.pipeline import FLOAT
 
     pipe = _pipeline(dataset, budget, width_mult, data_dir, cache_dir, device, seed, amp, _backbone(backbone))
+    targets = [FLOAT, *_parse_precisions(precisions)]
+    if workers is not None or scheduler is not None:
+        from eenas.train.cluster import pretrain_backbones
+
+        pretrain_backbones(pipe, targets, workers, scheduler)
     rows = []
-    for p in [FLOAT, *_parse_precisions(precisions)]:
+    for p in targets:
         logits, labels = pipe.final_logits(p), pipe.labels()
         rows.append({"backbone": p.tag, "val_accuracy": top1(logits.val, labels.val),
                      "test_accuracy": top1(logits.test, labels.test),
@@ -316,11 +334,7 @@ def _int_list(name: str, text: str) -> tuple[int, ...]:
 @click.option("--predictor", default=None, metavar="NAME",
               help="Surrogate for candidates with untrained heads: 'trees' (default; a tree ensemble on the genome) "
                    "or 'structured' (stand-ins from the nearest trained heads, scored by the exact routing).")
-@click.option("--workers", type=int, default=None,
-              help="Train the jobs of each iteration on a local Dask cluster of N processes (pip install "
-                   "'eenas[dask]'); results are those of a serial run (README: Running on several machines).")
-@click.option("--scheduler", default=None, metavar="ADDRESS",
-              help="Train the jobs on the Dask cluster of this scheduler (tcp://host:8786) instead.")
+@cluster_options("the jobs of each iteration")
 @BACKBONE_OPTION
 @AMP_OPTION
 @training_options
@@ -427,9 +441,10 @@ def enos(ctx, model, dataset, scheme, energy_table, relaxation, weights, out, en
 @click.option("--seeds", default=None, help="Comma-separated seeds, each a full sweep (default: --seed's).")
 @click.option("--bisection-steps", type=click.IntRange(0, 20), default=3, show_default=True,
               help="Extra searches per single-operator network to match its energy.")
+@cluster_options("the runs that depend on no other (each λ's search, each single-operator network)")
 @training_options
 def enos_sweep(model, dataset, scheme, energy_table, relaxation, weights, out, energy_weights, seeds, bisection_steps,
-               budget, data_dir, cache_dir, device, seed) -> None:
+               workers, scheduler, budget, data_dir, cache_dir, device, seed) -> None:
     """Accuracy against energy: ENOS at each λ, every single-operator network, and ENOS at their energies."""
     from eenas.enos import parse_energy_weights, parse_seeds, run_sweep
 
@@ -438,7 +453,7 @@ def enos_sweep(model, dataset, scheme, energy_table, relaxation, weights, out, e
     cfg = _enos_config(model, dataset, scheme, energy_table, relaxation, weights, grid[0], budget, data_dir, device,
                        seed_list[0])
     out = _enos_out(out, "enos-sweep")
-    sweep = run_sweep(cfg, grid, seed_list, out, cache_dir, bisection_steps)
+    sweep = run_sweep(cfg, grid, seed_list, out, cache_dir, bisection_steps, workers, scheduler)
     click.echo(sweep.summary().to_markdown(index=False, floatfmt=".4g"))
     click.echo("\n" + sweep.iso_energy().to_markdown(index=False, floatfmt=".4g"))
     click.echo(f"results in {out}")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from eenas.search import SearchConfig, SearchRun
 from eenas.train import Pipeline, TrainConfig, get_budget
@@ -65,6 +66,20 @@ def search_config_from_command_line(monkeypatch, *args: str) -> SearchConfig:
     with pytest.raises(Stop):
         main()
     return seen[0]
+
+
+def tiny_sweep_args(tmp_path: Path, seeds: str) -> list[str]:
+    """``eenas enos sweep`` options at tiny on synthetic data: two λ, two operators (a table written in ``tmp_path``)
+    and one bisection step; add ``--cache-dir`` and ``--out``."""
+    energy = tmp_path / "two.yaml"
+    energy.write_text(yaml.safe_dump({
+        "extends": "edge_tpu_single",
+        "cim": {"array_rows": 32, "adc_bits": 5},
+        "operators": {"mac8": {"digital": {"core_scale": 1.0, "source": "core model"}},
+                      "binary": {"cim": {"tops_per_watt": 210, "source": "test"}}},
+    }, sort_keys=False))
+    return ["--energy-weights", "0,100", "--seeds", seeds, "--dataset", "synthetic", "--budget", "tiny",
+            "--energy-table", str(energy), "--device", "cpu", "--bisection-steps", "1"]
 
 
 def arch_dict(**overrides) -> dict:

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from eenas.enos.search import RunResult
 from eenas.enos.sweep import Run, SweepResult, bisect_energy_weight, difference_interval, pareto_front
 from eenas.errors import EenasError
+from tests.conftest import tiny_sweep_args
 
 
 def _result(label: str, accuracy: float, energy: float) -> RunResult:
@@ -90,17 +90,8 @@ def test_summary_and_envelope_average_over_seeds():
 def test_sweep_cli_writes_tables_figure_and_reuses_its_cache(tmp_path: Path, monkeypatch, capsys):
     from eenas.cli import main
 
-    energy = tmp_path / "two.yaml"
-    energy.write_text(yaml.safe_dump({
-        "extends": "edge_tpu_single",
-        "cim": {"array_rows": 32, "adc_bits": 5},
-        "operators": {"mac8": {"digital": {"core_scale": 1.0, "source": "core model"}},
-                      "binary": {"cim": {"tops_per_watt": 210, "source": "test"}}},
-    }, sort_keys=False))
     out = tmp_path / "sweep"
-    args = ["eenas", "enos", "sweep", "--energy-weights", "0,100", "--seeds", "0,1", "--dataset", "synthetic",
-            "--budget", "tiny", "--energy-table", str(energy), "--cache-dir", str(tmp_path / "cache"),
-            "--device", "cpu", "--bisection-steps", "1"]
+    args = ["eenas", "enos", "sweep", *tiny_sweep_args(tmp_path, "0,1"), "--cache-dir", str(tmp_path / "cache")]
     monkeypatch.setattr(sys, "argv", [*args, "--out", str(out)])
     main()
     points = pd.read_csv(out / "sweep.csv")

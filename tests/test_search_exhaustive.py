@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -12,6 +13,7 @@ import pytest
 
 from eenas.errors import EenasError
 from eenas.search import SearchSpace, ThresholdGrid
+from eenas.train.pipeline import Pipeline
 from tests.conftest import search_config_from_command_line, small_search_config, start_search
 
 # One head type at 3 mount points on a one-core accelerator (mapping gene: overlap or not), 2 thresholds,
@@ -78,6 +80,52 @@ def test_a_run_resumed_after_the_head_bank_trains_nothing_and_ends_on_the_same_f
     resumed.run()
     assert not first.pipeline.cache.trained and not resumed.pipeline.cache.trained
     assert (out / "pareto.csv").read_text() == (result.out / "pareto.csv").read_text()
+
+
+def _backbones_of(cache, tmp_path):
+    """A cache holding only ``cache``'s backbones: a run in it trains the head bank itself."""
+    shutil.copytree(cache / "backbone", tmp_path / "cache" / "backbone")
+    return tmp_path / "cache"
+
+
+def test_on_two_workers_the_head_bank_trains_on_the_cluster_and_the_front_is_the_same(exhaustive, tmp_path,
+                                                                                      monkeypatch):
+    pytest.importorskip("distributed")
+    run, result, cache = exhaustive
+
+    def refuse(*args):
+        raise AssertionError("the client trained a head")
+
+    monkeypatch.setattr(Pipeline, "_train_head", refuse)  # in this process only, not in the worker processes
+    clustered = start_search(exhaustive_config(), tmp_path / "run", _backbones_of(cache, tmp_path), workers=2)
+    clustered.run()
+    assert head_entries(clustered) == head_entries(run)
+    assert (clustered.out / "pareto.csv").read_bytes() == (result.out / "pareto.csv").read_bytes()
+
+
+def test_a_head_bank_job_that_keeps_failing_stops_the_run_and_a_resume_trains_only_its_head(exhaustive, tmp_path,
+                                                                                            monkeypatch):
+    distributed = pytest.importorskip("distributed")
+    run, result, cache = exhaustive
+    out, mine, real = tmp_path / "run", _backbones_of(cache, tmp_path), Pipeline._train_head
+
+    def faulty(self, p_backbone, mount, head, p_exit, key):
+        if mount == 4:
+            raise RuntimeError("worker lost")
+        return real(self, p_backbone, mount, head, p_exit, key)
+
+    monkeypatch.setattr(Pipeline, "_train_head", faulty)  # the in-process worker sees it
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cl:
+        first = start_search(exhaustive_config(), out, mine, scheduler=cl.scheduler_address)
+        with pytest.raises(EenasError, match=r"head bank: 1 job\(s\) kept failing, e.g. gap_fc@4 w8a8 on the w8a8 "
+                                             r"backbone \(RuntimeError: worker lost\)"):
+            first.run()
+    assert len(head_entries(first)) == 2
+    monkeypatch.undo()
+    resumed = start_search(exhaustive_config(), out, mine, resume=True)
+    resumed.run()
+    assert head_entries(resumed) == [e for e in head_entries(run) if e not in head_entries(first)]
+    assert (out / "pareto.csv").read_bytes() == (result.out / "pareto.csv").read_bytes()
 
 
 def test_the_front_is_the_brute_force_front_of_every_genome(exhaustive):

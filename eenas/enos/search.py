@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -150,11 +149,11 @@ class RunResult:
 class Workspace:
     """What every run of one model/dataset/budget shares: data, energy table, device."""
 
-    def __init__(self, cfg: EnosConfig) -> None:
+    def __init__(self, cfg: EnosConfig, amp: str = "auto") -> None:
         self.cfg, self.budget = cfg, cfg.budget_spec
         self.table: EnergyTable = load_energy_table(cfg.energy_table)
         self.device = resolve_device(cfg.device)
-        self.amp = resolve_amp("auto", self.device)
+        self.amp = resolve_amp(amp, self.device)  # a cluster worker gets the client's (its cache keys name it)
         b = self.budget
         s = load_splits(cfg.dataset, cfg.data_dir, VAL_FRACTION, cfg.seed, b.synthetic_size)
         self.splits = Splits(s.dataset, s.train.subset(b.train_limit), s.val.subset(b.val_limit),
@@ -288,14 +287,13 @@ def train_assignment(ws: Workspace, picks: list[int], label: str) -> dict:
 
 
 def _trained(ws: Workspace, cache: Cache, picks: list[int], label: str) -> dict:
-    return cached("train", ws, cache, partial(train_assignment, ws, picks, label), picks=picks)
+    return cache.get_or_build("enos", train_key(ws, picks), partial(train_assignment, ws, picks, label))
 
 
 def searched(cfg: EnosConfig, ws: Workspace, cache: Cache) -> RunResult:
     """The (cached) search at ``cfg``'s energy weight, not yet retrained."""
-    return RunResult.from_dict(cached(
-        "search", ws, cache, lambda: search_assignment(cfg, ws).to_dict(), scheme=cfg.scheme,
-        energy_weight=cfg.energy_weight, relaxation=cfg.relaxation_used, weights=cfg.weights_used))
+    return RunResult.from_dict(cache.get_or_build("enos", search_key(cfg, ws),
+                                                  lambda: search_assignment(cfg, ws).to_dict()))
 
 
 def run_search(cfg: EnosConfig, ws: Workspace, cache: Cache) -> RunResult:
@@ -320,17 +318,25 @@ def train_single_operator(cfg: EnosConfig, index: int, ws: Workspace, cache: Cac
                      trained["train_seconds"], {"config": asdict(cfg)}, trained["val_accuracy"])
 
 
-def cached(kind: str, ws: Workspace, cache: Cache, build: Callable[[], dict], **identity) -> dict:
-    """``build()``, or its stored result from an earlier run with the same identity.
+def cache_key(kind: str, ws: Workspace, **identity) -> str:
+    """The cache key of a run of ``kind`` (``search`` or ``train``) in ``ws``.
 
-    The key holds the model, dataset, seed, budget recipe, the training precision and the whole
+    It holds the model, dataset, seed, budget recipe, the training precision and the whole
     energy table (its numbers and CIM settings change results), plus what ``identity`` adds.
     """
     cfg = ws.cfg
-    key = config_hash({"stage": f"enos-{kind}", "version": CACHE_VERSION, "model": cfg.model,
-                       "dataset": cfg.dataset, "seed": cfg.seed, "budget": ws.budget.recipe(),
-                       "table": repr(ws.table), "amp": str(ws.amp), **identity})
-    return cache.get_or_build("enos", key, build)
+    return config_hash({"stage": f"enos-{kind}", "version": CACHE_VERSION, "model": cfg.model,
+                        "dataset": cfg.dataset, "seed": cfg.seed, "budget": ws.budget.recipe(),
+                        "table": repr(ws.table), "amp": str(ws.amp), **identity})
+
+
+def search_key(cfg: EnosConfig, ws: Workspace) -> str:
+    return cache_key("search", ws, scheme=cfg.scheme, energy_weight=cfg.energy_weight,
+                     relaxation=cfg.relaxation_used, weights=cfg.weights_used)
+
+
+def train_key(ws: Workspace, picks: list[int]) -> str:
+    return cache_key("train", ws, picks=picks)
 
 
 def run_enos(cfg: EnosConfig, out: Path, cache_dir: str | None = None) -> RunResult:

@@ -33,7 +33,11 @@ from eenas.enos.search import (
     Workspace,
     check_energy_weight,
     run_search,
+    search_assignment,
+    search_key,
     searched,
+    train_assignment,
+    train_key,
     train_single_operator,
     write_run,
 )
@@ -41,6 +45,7 @@ from eenas.errors import EenasError
 from eenas.io import atomic_write, write_text
 from eenas.train.cache import Cache
 from eenas.train.loops import TrainingDiverged
+from eenas.train.pipeline import amp_name
 
 log = logging.getLogger(__name__)
 
@@ -207,9 +212,19 @@ def bisect_energy_weight(energy_at: Callable[[float], float], target_pj: float, 
 
 
 def run_sweep(cfg: EnosConfig, energy_weights: tuple[float, ...], seeds: tuple[int, ...], out: Path,
-              cache_dir: str | None, bisection_steps: int = 3) -> SweepResult:
-    """Every seed: searches at each energy weight, every single-operator baseline, and ENOS matched to each."""
+              cache_dir: str | None, bisection_steps: int = 3, workers: int | None = None,
+              scheduler: str | None = None) -> SweepResult:
+    """Every seed: searches at each energy weight, every single-operator baseline, and ENOS matched to each.
+
+    With ``workers`` or ``scheduler``, the runs that depend on no other are trained on a Dask
+    cluster first (:func:`_prefetch`); the bisections then run here, on the cached results.
+    """
     cache = Cache(cache_dir)
+    if workers is not None or scheduler is not None:
+        from eenas.train.cluster import Cluster
+
+        with Cluster.connect(workers, scheduler) as cluster:
+            _prefetch(cluster, cache, [Workspace(replace(cfg, seed=seed)) for seed in seeds], energy_weights)
     runs: list[Run] = []
     test_images = 0
     for seed in seeds:
@@ -229,6 +244,42 @@ def run_sweep(cfg: EnosConfig, energy_weights: tuple[float, ...], seeds: tuple[i
     sweep = SweepResult(tuple(runs), test_images)
     write_sweep(sweep, cfg, out)
     return sweep
+
+
+def _prefetch(cluster, cache: Cache, spaces: list[Workspace], grid: tuple[float, ...]) -> None:
+    """On a cluster: every seed's searches on the λ grid and single-operator trainings, then the trainings
+    of the searched assignments, each once and stored here.  The sweep then finds them cached; a job
+    that kept failing (a diverged training, say) is run here again, as a serial sweep would."""
+    searches, singles = [], []
+    for ws in spaces:
+        searches += [(search_key(c, ws), search_job, (c, amp_name(ws.amp))) for c in _grid(ws, grid)]
+        layers = len(ws.network()[0].layers)
+        singles += [(train_key(ws, [i] * layers), train_job, (ws.cfg, [i] * layers, label, amp_name(ws.amp)))
+                    for i, label in enumerate(ws.table.labels)]
+    cluster.run(cache, "enos", searches + singles)
+    trainings = []
+    for ws in spaces:
+        for c in _grid(ws, grid):
+            entry = cache.load("enos", search_key(c, ws))
+            if entry is not None:  # else the sweep runs the search itself
+                found = RunResult.from_dict(entry)
+                trainings.append((train_key(ws, found.picks), train_job,
+                                  (ws.cfg, found.picks, found.label, amp_name(ws.amp))))
+    cluster.run(cache, "enos", trainings)
+
+
+def _grid(ws: Workspace, grid: tuple[float, ...]) -> list[EnosConfig]:
+    return [replace(ws.cfg, energy_weight=w) for w in grid]
+
+
+def search_job(cfg: EnosConfig, amp: str) -> dict:
+    """On a cluster worker: the search at ``cfg`` (the entry :func:`searched` caches)."""
+    return search_assignment(cfg, Workspace(cfg, amp)).to_dict()
+
+
+def train_job(cfg: EnosConfig, picks: list[int], label: str, amp: str) -> dict:
+    """On a cluster worker: an assignment trained by the one recipe (the entry ``run_search`` caches)."""
+    return train_assignment(Workspace(cfg, amp), picks, label)
 
 
 def _matched(ws: Workspace, cache: Cache, single: RunResult, grid: tuple[float, ...], steps: int) -> list[Run]:

@@ -91,9 +91,9 @@ class SearchRun:
             self.run_dir.listeners.append(tracker)
         self.trainer = None  # a ClusterTrainer with --workers/--scheduler; it imports dask, so only then
         if workers is not None or scheduler is not None:
-            from eenas.train.cluster import ClusterTrainer
+            from eenas.train.cluster import Cluster, ClusterTrainer
 
-            self.trainer = ClusterTrainer.connect(self.pipeline, workers, scheduler)
+            self.trainer = ClusterTrainer(self.pipeline, Cluster.connect(workers, scheduler))
         self.rng = np.random.default_rng(cfg.seed)
         if self.state.rng_state:
             self.rng.bit_generator.state = self.state.rng_state
@@ -248,6 +248,13 @@ class SearchRun:
         if not todo:
             return
         start, trained = time.perf_counter(), len(self.pipeline.cache.trained)
+        if self.trainer is not None:
+            failed = self.trainer.train(heads=todo)
+            if failed:  # every candidate is scored exactly: the bank must be complete
+                head, reason = next(iter(failed.items()))
+                raise EenasError(f"head bank: {len(failed)} job(s) kept failing, e.g. {head[2]}@{head[1]} "
+                                 f"{head[3].tag} on the {head[0].tag} backbone ({reason}); the others are cached: "
+                                 "continue with --resume")
         for head in tqdm(todo, desc="head bank", dynamic_ncols=True, disable=None):
             self.evaluator.learn(head)
         trained = len(self.pipeline.cache.trained) - trained

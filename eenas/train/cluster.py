@@ -1,14 +1,15 @@
 """Training jobs on a Dask cluster (``--workers N`` or ``--scheduler ADDRESS``).
 
-Each missing cache entry (a QAT backbone, an exit head) is one job, submitted once under its
-cache key.  A worker trains it in a private, temporary cache holding only the backbones the
-job needs (sent by the client) and returns the entry; the client alone writes the cache and
-the run directory, so workers need no shared file system, only the dataset.  An entry is
-seeded from its key (see ``_seed_from``), so it does not depend on which worker trains it or
-when.  Workers train with ``WORKER_THREADS`` torch threads: a serial run gives the same bytes
-when it trains with as many (``OMP_NUM_THREADS=1``).
+A job is one missing cache entry (a QAT backbone, an exit head, an ENOS search or training),
+submitted once under its cache key.  A worker builds it without a cache of its own, or in a
+private temporary one (a search's entries, from the backbones the client sends), and returns
+the entry; the client alone writes the cache and the run directory, so workers need
+no shared file system, only the dataset.  An entry is seeded from its key (or its run's
+seed), so it does not depend on which worker builds it or when.  Workers train with
+``WORKER_THREADS`` torch threads, in the dtype the client resolved (its cache keys name it):
+a serial run gives the same bytes when it trains with as many threads (``OMP_NUM_THREADS=1``).
 
-This module imports dask; nothing else in eenas does, so the single-process path needs none.
+This module imports dask only in :meth:`Cluster.connect`; the single-process path needs none.
 """
 
 from __future__ import annotations
@@ -16,34 +17,52 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 import torch
 
 from eenas.arch import Precision
 from eenas.errors import EenasError
-from eenas.train.pipeline import FLOAT, Pipeline, TrainConfig
+from eenas.train.cache import Cache
+from eenas.train.pipeline import FLOAT, Pipeline, TrainConfig, amp_name
 
 log = logging.getLogger(__name__)
 
 WORKER_THREADS = 1
-# Attempts after the first, for a job whose worker died or that raised: past them its candidates fail.
+# Attempts after the first, for a job that raised: past them its candidates fail.  A job whose worker
+# died is retried by the scheduler (its allowed-failures, 3 by default) and then fails the same way.
 JOB_RETRIES = 2
 CONNECT_TIMEOUT = "20s"
 
 HeadId = tuple[Precision, int, str, Precision]
+Job = tuple[str, Callable[..., dict], tuple]  # cache key, the function a worker runs, its arguments
 
 
-def train_job(cfg: TrainConfig, kind: str, args: tuple, backbones: dict[str, dict]) -> tuple[dict, float]:
-    """On a worker: one entry (and its seconds), trained in a temporary cache seeded with ``backbones``."""
+def _timed(build: Callable[..., dict], *args) -> tuple[dict, float]:
+    """On a worker: one job's entry and its seconds."""
     torch.set_num_threads(WORKER_THREADS)
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="eenas-job-") as tmp:
-        pipeline = Pipeline(replace(cfg, cache_dir=tmp))
-        for key, entry in backbones.items():
+    return build(*args), time.perf_counter() - start
+
+
+# Per worker process: the pipeline of the last config it trained for, in a temporary cache that holds the
+# backbones it was sent, so that a backbone's feature bank is extracted once per worker rather than once per
+# head job.  Only one is kept: banks are large, and a long-lived worker may serve many runs.
+_PIPELINES: dict[TrainConfig, tuple[tempfile.TemporaryDirectory, Pipeline]] = {}
+
+
+def train_entry(cfg: TrainConfig, kind: str, args: tuple, backbones: dict[str, dict]) -> dict:
+    """On a worker: a pipeline entry, trained in the worker's temporary cache seeded with ``backbones``."""
+    if cfg not in _PIPELINES:
+        _PIPELINES.clear()
+        tmp = tempfile.TemporaryDirectory(prefix="eenas-worker-")
+        _PIPELINES[cfg] = tmp, Pipeline(replace(cfg, cache_dir=tmp.name))
+    pipeline = _PIPELINES[cfg][1]
+    for key, entry in backbones.items():
+        if not pipeline.cache.path("backbone", key).exists():
             pipeline.cache.save("backbone", key, entry)
-        return pipeline.train_entry(kind, args), time.perf_counter() - start
+    return pipeline.train_entry(kind, args)
 
 
 def check_options(workers: int | None, scheduler: str | None) -> None:
@@ -54,17 +73,17 @@ def check_options(workers: int | None, scheduler: str | None) -> None:
         raise EenasError(f"--workers {workers}: needs at least 1")
 
 
-class ClusterTrainer:
-    """Trains a pipeline's missing entries on a Dask cluster and stores them in the client's cache."""
+class Cluster:
+    """A Dask client (and the local cluster it started): runs cache-keyed jobs whose entries the client stores."""
 
-    def __init__(self, pipeline: Pipeline, client, cluster=None) -> None:
-        self.pipeline, self.client, self.cluster = pipeline, client, cluster
+    def __init__(self, client, cluster=None) -> None:
+        self.client, self.cluster = client, cluster
         workers = client.scheduler_info().get("workers", {}).values()
         # One job per GPU where the workers declare GPUs (dask-worker --resources GPU=1).
         self.resources = {"GPU": 1} if any("GPU" in w.get("resources", {}) for w in workers) else None
 
     @classmethod
-    def connect(cls, pipeline: Pipeline, workers: int | None = None, scheduler: str | None = None) -> ClusterTrainer:
+    def connect(cls, workers: int | None = None, scheduler: str | None = None) -> Cluster:
         """A local cluster of ``workers`` processes (one thread each), or the scheduler at ``scheduler``."""
         check_options(workers, scheduler)
         try:
@@ -75,68 +94,118 @@ class ClusterTrainer:
         if scheduler is None:
             cluster = LocalCluster(n_workers=workers, threads_per_worker=WORKER_THREADS, processes=True,
                                    dashboard_address=None)
-            return cls(pipeline, Client(cluster), cluster)
+            return cls(Client(cluster), cluster)
         try:
             client = Client(scheduler, timeout=CONNECT_TIMEOUT)
         except OSError as exc:
             raise EenasError(f"--scheduler {scheduler}: cannot connect ({exc})") from None
-        return cls(pipeline, client)
+        return cls(client)
 
     def close(self) -> None:
+        """Close the client, and the local cluster if this started it (never a cluster given by address)."""
         self.client.close()
         if self.cluster is not None:
             self.cluster.close()
+
+    def __enter__(self) -> Cluster:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def scatter(self, data: dict) -> dict:
+        """``data`` sent once to every worker (what each job of a batch needs), to pass as job arguments."""
+        return self.client.scatter(data, broadcast=True) if data else {}
+
+    def run(self, cache: Cache, kind: str, jobs: Iterable[Job]) -> dict[str, str]:
+        """Build every ``kind`` entry of ``jobs`` the cache lacks, each once, and store them.
+
+        Entries are stored in submission order, so the cache's records do not depend on which
+        job finished first.  Returns ``{key: reason}`` of the jobs that kept failing.
+        """
+        jobs = [job for job in dict((job[0], job) for job in jobs).values() if not cache.path(kind, job[0]).exists()]
+        if not jobs:
+            return {}
+        log.info("training %d %s job(s) on the cluster", len(jobs), kind)
+        futures = [self.client.submit(_timed, build, *args, key=f"{kind}-{key}", pure=False, retries=JOB_RETRIES,
+                                      resources=self.resources) for key, build, args in jobs]
+        failed = {}
+        for (key, _, _), future in zip(jobs, futures):
+            try:
+                entry, seconds = future.result()
+            except Exception as exc:  # the job kept failing: the caller decides what that fails
+                log.warning("%s job %s failed: %s", kind, key, exc)
+                failed[key] = f"{type(exc).__name__}: {exc}"
+                continue
+            cache.store(kind, key, entry, seconds)
+        return failed
+
+
+class ClusterTrainer:
+    """Trains a pipeline's missing backbones and heads on a :class:`Cluster` and stores them in its cache."""
+
+    def __init__(self, pipeline: Pipeline, cluster: Cluster) -> None:
+        self.pipeline, self.cluster = pipeline, cluster
+        # The workers train in the dtype the client's keys name, not the one they would resolve (--amp auto).
+        self.cfg = replace(pipeline.cfg, amp=amp_name(pipeline.amp))
+
+    def close(self) -> None:
+        self.cluster.close()
+
+    def backbones(self, precisions: Iterable[Precision]) -> dict[Precision, str]:
+        """Train the float backbone, then the QAT ones in parallel, where the cache lacks them.
+
+        Returns the precisions whose job (or the float backbone's) kept failing, with the reason.
+        """
+        precisions = list(dict.fromkeys(precisions))
+        qat = [p for p in precisions if p != FLOAT]
+        if FLOAT in precisions or any(not self._cached("backbone", (p,)) for p in qat):
+            failed = self._run("backbone", [(FLOAT,)], [])
+            if failed:
+                return dict.fromkeys([FLOAT, *qat], failed[(FLOAT,)])
+        return {args[0]: reason for args, reason in self._run("backbone", [(p,) for p in qat], [FLOAT]).items()}
 
     def train(self, backbones: Iterable[Precision] = (), heads: Iterable[HeadId] = ()) -> dict[HeadId, str]:
         """Train every entry missing from the cache that these backbones and heads need.
 
         Returns the heads whose job (or whose backbone's job) kept failing, with the reason.
-        Results are stored in submission order, so the cache's records do not depend on which
-        job finished first.
         """
         heads = list(dict.fromkeys(heads))
-        precisions = list(dict.fromkeys([*backbones, *(h[0] for h in heads)]))
-        failed_backbones: dict[Precision, str] = {}
-        qat = [p for p in precisions if p != FLOAT and not self._cached("backbone", self.pipeline.backbone_key(p))]
-        if FLOAT in precisions or qat:
-            failed_backbones.update(self._run("backbone", [(FLOAT,)], []))
-        if FLOAT not in failed_backbones:
-            failed_backbones.update(self._run("backbone", [(p,) for p in qat], [FLOAT]))
-        else:
-            failed_backbones.update({p: failed_backbones[FLOAT] for p in qat})
-        failed = {h: failed_backbones[h[0]] for h in heads if h[0] in failed_backbones}
+        lost = self.backbones([*backbones, *(h[0] for h in heads)])
+        failed = {h: lost[h[0]] for h in heads if h[0] in lost}
         needs = list(dict.fromkeys(h[0] for h in heads))
         failed.update(self._run("head", [h for h in heads if h not in failed], needs))
         return failed
 
-    def _cached(self, kind: str, key: str) -> bool:
-        return self.pipeline.cache.path(kind, key).exists()
+    def _key(self, kind: str, args: tuple) -> str:
+        return self.pipeline.backbone_key(args[0]) if kind == "backbone" else self.pipeline.head_key(*args)
 
-    def _run(self, kind: str, jobs: list[tuple], needs: list[Precision]) -> dict:
-        """Submit the jobs whose entry is not cached, store what they return; ``{job args: reason}`` of failures."""
-        pipeline = self.pipeline
-        keyed = [(args, pipeline.backbone_key(args[0]) if kind == "backbone" else pipeline.head_key(*args))
-                 for args in jobs]
-        keyed = [(args, key) for args, key in keyed if not self._cached(kind, key)]
-        if not keyed:
+    def _cached(self, kind: str, args: tuple) -> bool:
+        return self.pipeline.cache.path(kind, self._key(kind, args)).exists()
+
+    def _run(self, kind: str, jobs: list[tuple], needs: list[Precision]) -> dict[tuple, str]:
+        """Train the jobs (backbone or head ids) whose entry is not cached, sending each worker the backbones
+        ``needs`` names; ``{job id: reason}`` of the jobs that kept failing."""
+        cache, key_of = self.pipeline.cache, {args: self._key(kind, args) for args in jobs}
+        todo = [args for args in jobs if not self._cached(kind, args)]
+        if not todo:
             return {}
         shipped = {}
         for p in needs:
-            entry = pipeline.cache.load("backbone", pipeline.backbone_key(p))
+            entry = cache.load("backbone", self.pipeline.backbone_key(p))
             if entry is not None:
-                shipped[pipeline.backbone_key(p)] = entry
-        sent = self.client.scatter(shipped, broadcast=True) if shipped else {}
-        log.info("training %d %s job(s) on the cluster", len(keyed), kind)
-        futures = [self.client.submit(train_job, pipeline.cfg, kind, args, sent, key=f"{kind}-{key}", pure=False,
-                                      retries=JOB_RETRIES, resources=self.resources)
-                   for args, key in keyed]
-        failed = {}
-        for (args, key), future in zip(keyed, futures):
-            try:
-                entry, seconds = future.result()
-            except Exception as exc:  # the job kept failing: its candidates fail, the run goes on
-                log.warning("%s job %s failed: %s", kind, key, exc)
-                failed[args[0] if kind == "backbone" else args] = f"{type(exc).__name__}: {exc}"
-                continue
-            pipeline.cache.store(kind, key, entry, seconds)
-        return failed
+                shipped[self.pipeline.backbone_key(p)] = entry
+        sent = self.cluster.scatter(shipped)
+        failed = self.cluster.run(cache, kind, [(key_of[a], train_entry, (self.cfg, kind, a, sent)) for a in todo])
+        self.pipeline.trained += [Pipeline.entry_name(kind, a) for a in todo if key_of[a] not in failed]
+        return {args: failed[key_of[args]] for args in todo if key_of[args] in failed}
+
+
+def pretrain_backbones(pipeline: Pipeline, precisions: list[Precision], workers: int | None,
+                       scheduler: str | None) -> None:
+    """``eenas pretrain --workers/--scheduler``: the float backbone, then the QAT precisions in parallel."""
+    with Cluster.connect(workers, scheduler) as cluster:
+        failed = ClusterTrainer(pipeline, cluster).backbones(precisions)
+    if failed:
+        p, reason = next(iter(failed.items()))
+        raise EenasError(f"backbone {p.tag}: its job kept failing on the cluster ({reason})")

@@ -61,6 +61,11 @@ def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if mode == "bf16" else None
 
 
+def amp_name(dtype: torch.dtype | None) -> str:
+    """The ``--amp`` mode that names a resolved autocast dtype (in cache keys, and for cluster workers)."""
+    return "fp32" if dtype is None else "bf16"
+
+
 def cpu_has_native_bf16() -> bool:
     return torch.backends.cpu.get_cpu_capability() in ("AVX512_BF16", "AMX")
 
@@ -102,7 +107,7 @@ class TrainConfig:
         family = {} if self.backbone == DEFAULT_BACKBONE else {"backbone": self.backbone, "backbone_options": options}
         return {"dataset": self.dataset, "width": self.width_mult, "seed": self.seed,
                 "recipe": self.budget.recipe(), "val_fraction": VAL_FRACTION, "training_version": TRAINING_VERSION,
-                "amp": "fp32" if amp is None else "bf16", **family}
+                "amp": amp_name(amp), **family}
 
 
 @dataclass(frozen=True)
@@ -216,8 +221,16 @@ class Pipeline:
             calibrate(model, next(iter(self._batches("train")))[0])
             fit(model, self._batches("train", train=True), b.qat_epochs, b.lr * FINETUNE_LR_FACTOR, desc=f"QAT {p.tag}",
                 label_smoothing=b.label_smoothing, amp=self.amp, checkpoint=self.cache.checkpoint("backbone", key))
-        self.trained.append(f"backbone {p.tag}")
+        self.trained.append(self.entry_name("backbone", (p,)))
         return {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}
+
+    @staticmethod
+    def entry_name(kind: str, args: tuple) -> str:
+        """How :attr:`trained` names a ``backbone`` (args: precision) or ``head`` (args: a head id) entry."""
+        if kind == "backbone":
+            return f"backbone {args[0].tag}"
+        _, mount, head, p_exit = args
+        return f"head {head}@{mount} {p_exit.tag}"
 
     def train_entry(self, kind: str, args: tuple) -> dict:
         """Train the ``backbone`` (args: precision) or ``head`` (args: a head id) entry without storing it.
@@ -291,7 +304,7 @@ class Pipeline:
             feats = getattr(bank, split)[mount]
             batches = TensorBatches(feats, torch.zeros(len(feats), dtype=torch.long), 1024, self.device)
             logits[split] = predict(model, batches, amp=self.amp)[0]
-        self.trained.append(f"head {head}@{mount} {p_exit.tag}")
+        self.trained.append(self.entry_name("head", (p_backbone, mount, head, p_exit)))
         return {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, **logits}
 
     def load_head(self, p_backbone: Precision, mount: int, head: str, p_exit: Precision) -> nn.Module:
