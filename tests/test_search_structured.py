@@ -139,7 +139,9 @@ def test_mounts_reach_the_space_and_bound_the_default_max_exits(monkeypatch, tmp
     assert cfg.mounts == (1, 3, 5) and cfg.max_exits == 3 and cfg.predictor == "structured"
     assert cfg.to_dict()["mounts"] == [1, 3, 5] and cfg.to_dict()["predictor"] == "structured"
     default = SearchConfig.create("synthetic", "tiny")
-    assert default.predictor == "trees" and "predictor" not in default.to_dict()  # earlier runs resume unchanged
+    assert default.predictor == "structured" and default.to_dict()["predictor"] == "structured"
+    trees = SearchConfig.create("synthetic", "tiny", predictor="trees")
+    assert "predictor" not in trees.to_dict()  # runs saved before --predictor (trees) resume unchanged
 
 
 @pytest.mark.parametrize("kind", ["structured", "trees"])
@@ -163,3 +165,20 @@ def test_archs_differing_only_in_thresholds_share_one_exact_cost():
     assert evaluator.cost(a) == cost_arch(a, "edge_tpu_quad", None) == cost_arch(b, "edge_tpu_quad", None)
     other = SPACE.decode(_genome([(2, "gap_fc", 0.5)]))
     assert evaluator.cost(other) is not evaluator.cost(a)
+
+
+def test_a_population_of_trained_candidates_still_yields_untrained_ones(tmp_path, cache_dir):
+    """Once NSGA-II's population holds only candidates already evaluated, the selection adds random candidates
+    with an untrained head instead of returning nothing (the loop used to stop learning there)."""
+    from eenas.search.problem import SurrogateProblem
+
+    run = start_search(small_search_config(), tmp_path / "run", cache_dir)
+    run.step()  # the initial sample
+    problem = SurrogateProblem(run.space, run.evaluator, run._predictor(0), run.constraints)
+    population = np.array([r.genome for r in run.archive])
+    chosen, predicted, free = run._select(problem, population, 2, seed=1)
+    assert len(chosen) == 2 and not len(free)
+    assert all(run.evaluator.missing(run.space.decode(x)) for x in chosen)
+    assert set(predicted) == {run.space.genome(x) for x in chosen}
+    again, _, _ = run._select(problem, population, 2, seed=1)
+    assert np.array_equal(chosen, again)  # seeded: the same run picks the same

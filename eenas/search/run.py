@@ -53,6 +53,8 @@ from eenas.train import Pipeline, TrainConfig, get_budget
 
 log = logging.getLogger(__name__)
 
+EXPLORE_DRAWS = 4  # random draws per wanted candidate, and candidates added per one missing, when exploring
+
 
 @dataclass(frozen=True)
 class SearchResult:
@@ -175,7 +177,7 @@ class SearchRun:
             if not self.cfg.exhaustive:
                 problem.predictor = self._predictor(seed)
             pop = self._nsga2(problem, seed)
-            chosen, predicted, free = self._select(problem, pop, self.cfg.search.per_iteration)
+            chosen, predicted, free = self._select(problem, pop, self.cfg.search.per_iteration, seed)
             new = self._evaluate(chosen, "selected", it)
             self._evaluate(free, "free", it)
             row.update(predictor=problem.predictor.name if problem.predictor else "exact",
@@ -214,12 +216,12 @@ class SearchRun:
         res = minimize(problem, algorithm, ("n_gen", s.generations), seed=seed, verbose=False)
         return np.asarray(res.pop.get("X"), dtype=int)
 
-    def _select(self, problem: SurrogateProblem, X: np.ndarray,
-                k: int) -> tuple[np.ndarray, dict[Genome, Score], np.ndarray]:
+    def _select(self, problem: SurrogateProblem, X: np.ndarray, k: int,
+                seed: int) -> tuple[np.ndarray, dict[Genome, Score], np.ndarray]:
         """Up to ``k`` untrained candidates spread along the predicted front (then the most
         uncertain) with their predicted scores, and the front's exactly-scored members not yet
         in the archive."""
-        X = np.unique(X, axis=0)
+        X = self._with_untrained(np.unique(X, axis=0), k, seed)
         X = X[[self.space.genome(x) not in self.archive for x in X]]
         if not len(X):
             return X, {}, X
@@ -240,6 +242,27 @@ class SearchRun:
             picks += list(rest[np.argsort(-std, kind="stable")][: k - len(picks)])
         picks = np.array(picks, dtype=int)
         return X[picks], {self.space.genome(X[i]): scores[i] for i in picks}, free
+
+    def _with_untrained(self, X: np.ndarray, k: int, seed: int) -> np.ndarray:
+        """``X`` plus random new candidates holding an untrained head when fewer than ``k`` of ``X`` hold one.
+
+        Once NSGA-II's population is made only of trained heads (it converges on what it knows
+        exactly), the selection would find nothing to evaluate and the loop would stop learning;
+        the predictor then ranks these random candidates like the population's."""
+        if self.cfg.exhaustive:
+            return X
+
+        def untrained(x: np.ndarray) -> bool:
+            return bool(self.evaluator.missing(self.space.decode(x))) and self.space.genome(x) not in self.archive
+
+        short = k - sum(untrained(x) for x in X)
+        if short <= 0:
+            return X
+        draws = random_genomes(self.space, EXPLORE_DRAWS * k, seed)
+        extra = [x for x in draws if untrained(x)][: EXPLORE_DRAWS * short]
+        log.info("population holds %d untrained candidates of the %d wanted: %d random ones added",
+                 k - short, k, len(extra))
+        return np.unique(np.vstack([X, *extra]), axis=0) if extra else X
 
     # ------------------------------------------------------------- evaluation
     def _head_bank(self) -> None:

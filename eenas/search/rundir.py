@@ -79,7 +79,8 @@ class RunDir:
             saved, now = config["search"], self.settings
             if saved != now:
                 diff = next(k for k in {**now, **saved} if saved.get(k) != now.get(k))  # a key may be new
-                raise EenasError(f"{self.path} was searched with a different '{diff}' ({saved.get(diff)}); "
+                was = saved[diff] if diff in saved else "not recorded: the default of its version"
+                raise EenasError(f"{self.path} was searched with a different '{diff}' ({was}); "
                                  "resume with the same options or choose a new --out")
             data = json.loads(ckpt.read_text())
             if data.get("version") != CHECKPOINT_VERSION:
