@@ -85,6 +85,18 @@ def test_summary_and_envelope_average_over_seeds():
     assert singles["network"].tolist() == ["binary/cim", "mac8/digital"]
     enos = envelope[envelope["family"] == "enos"]
     assert enos["energy_pj"].tolist() == [9.0, 90.0] and enos["test_accuracy"].tolist() == pytest.approx([0.62, 0.82])
+    assert enos["network"].iloc[0] == "ENOS matched to binary/cim"  # at 90: the λ=0 grid point or its match, tied
+
+
+def test_a_match_with_a_different_energy_weight_per_seed_is_one_envelope_point_over_both_seeds():
+    """Seed 0 matches with λ=0, seed 1 with λ=1: the envelope point averages both, not one seed per λ."""
+    runs = []
+    for seed, (weight, accuracy, energy) in enumerate([(0.0, 0.70, 50.0), (1.0, 0.60, 30.0)]):
+        runs += [Run("single", seed, _result("shift/digital", 0.5, 60.0)),
+                 Run("matched", seed, _result(f"enos λ={weight:g}", accuracy, energy), energy_weight=weight,
+                     target="shift/digital")]
+    enos = SweepResult(tuple(runs), test_images=10_000).envelope().query("family == 'enos'")
+    assert enos["energy_pj"].tolist() == [40.0] and enos["test_accuracy"].tolist() == pytest.approx([0.65])
 
 
 def test_sweep_cli_writes_tables_figure_and_reuses_its_cache(tmp_path: Path, monkeypatch, capsys):

@@ -113,11 +113,16 @@ class SweepResult:
         return pd.DataFrame(rows)
 
     def envelope(self) -> pd.DataFrame:
-        """The accuracy-energy envelope (Pareto front of seed means) of ENOS and of the single-operator networks."""
+        """The accuracy-energy envelope (Pareto front of seed means) of ENOS and of the single-operator networks.
+
+        A matched point is ENOS matched to one single-operator network, averaged over every seed whatever λ each
+        seed's match has: grouped by its λ instead, a point could stand on one seed while the others stand on three.
+        """
         points = self.points().dropna(subset=["test_accuracy"])
-        points["group"] = points["network"] + "|" + points["target"].fillna("")
-        means = points.groupby(["kind", "group"]).agg(
-            network=("network", "first"), energy_pj=("energy_pj", "mean"), test_accuracy=("test_accuracy", "mean"),
+        matched = points["kind"] == "matched"
+        points["network"] = points["network"].where(~matched, "ENOS matched to " + points["target"].fillna(""))
+        means = points.groupby(["kind", "network"]).agg(
+            energy_pj=("energy_pj", "mean"), test_accuracy=("test_accuracy", "mean"),
         ).reset_index()
         means["family"] = np.where(means["kind"] == "single", "single", "enos")
         fronts = [pareto_front(group).assign(family=family) for family, group in means.groupby("family")]
