@@ -40,7 +40,7 @@ def test_the_search_records_the_weight_mode_and_refuses_to_resume_with_another(t
     config = json.loads((out / "config.json").read_text())
     del config["search"]["weights"]
     (out / "config.json").write_text(json.dumps(config))
-    with pytest.raises(EenasError, match=r"different 'weights' \(None\)"):
+    with pytest.raises(EenasError, match=r"different 'weights' \(not recorded: the default of its version\)"):
         start_search(_config(weights="resident"), out, cache, resume=True)
 
 
