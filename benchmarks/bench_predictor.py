@@ -255,8 +255,7 @@ def measure_cached(out: Path, seeds: list[int], holdout: int, cache: Path) -> pd
     with tempfile.TemporaryDirectory() as tmp, use_cache_dir(cache):
         run = search(config({}, {}), Path(tmp) / "run", 0, cache)
         space, pipeline = run.space, run.pipeline
-        held = {f.name.removesuffix(".pt") for f in (cache / "head").glob("*.pt")}
-        available = {h for h in space.head_bank() if pipeline.head_key(*h) in held}
+        available = {h for h in space.head_bank() if pipeline.cache.path("head", pipeline.head_key(*h)).exists()}
         given = round(QUALITY_AT * len(space.head_bank()))
         if len(available) <= given:
             raise SystemExit(f"the cache holds {len(available)} of the space's heads: more than {given} are needed")
