@@ -34,6 +34,20 @@ def test_a_second_pipeline_trains_nothing(tiny_pipeline):
     assert again.trained == [] and torch.equal(first.test, second.test)
 
 
+def test_final_logits_without_a_feature_bank_are_those_of_the_bank(tmp_path, tiny_pipeline):
+    """A client whose heads train elsewhere gets the classifier's logits from the evaluation splits alone."""
+    from dataclasses import replace
+
+    from_bank = tiny_pipeline.feature_bank(P8).final
+    alone = Pipeline(replace(tiny_pipeline.cfg, cache_dir=tmp_path))  # holds only the backbone: no "final" entry
+    key = tiny_pipeline.backbone_key(P8)
+    alone.cache.path("backbone", key).parent.mkdir(parents=True)
+    alone.cache.path("backbone", key).write_bytes(tiny_pipeline.cache.path("backbone", key).read_bytes())
+    logits = alone.final_logits(P8)
+    assert P8 not in alone._banks and alone.trained == []
+    assert torch.equal(logits.val, from_bank.val) and torch.equal(logits.test, from_bank.test)
+
+
 def test_corrupt_cache_is_rebuilt_not_trusted(tiny_pipeline):
     tiny_pipeline.exit_logits(P8, 2, "gap_fc", P8)
     path = tiny_pipeline.cache.path("head", tiny_pipeline.head_key(P8, 2, "gap_fc", P8))

@@ -123,7 +123,11 @@ class Cluster:
         Entries are stored in submission order, so the cache's records do not depend on which
         job finished first.  Returns ``{key: reason}`` of the jobs that kept failing.
         """
-        jobs = [job for job in dict((job[0], job) for job in jobs).values() if not cache.path(kind, job[0]).exists()]
+        unique: dict[str, Job] = {}
+        for job in jobs:
+            if job[0] not in unique and not cache.path(kind, job[0]).exists():
+                unique[job[0]] = job
+        jobs = list(unique.values())
         if not jobs:
             return {}
         log.info("training %d %s job(s) on the cluster", len(jobs), kind)

@@ -272,8 +272,13 @@ class Pipeline:
         return ExitLogits(entry["val"], entry["test"])
 
     def _final_entry(self, p: Precision) -> dict:
-        final = self.feature_bank(p).final
-        return {"val": final.val, "test": final.test}
+        """From the feature bank when this process holds it, else from the two evaluation splits alone: a client
+        whose heads train on workers never needs the training split's features."""
+        if p in self._banks:
+            final = self._banks[p].final
+            return {"val": final.val, "test": final.test}
+        model = self.backbone(p)
+        return {split: self._extract(model, getattr(self.splits, split))[1] for split in ("val", "test")}
 
     # ---------------------------------------------------------------------- heads
     def exit_logits(self, p_backbone: Precision, mount: int, head: str, p_exit: Precision) -> ExitLogits:
