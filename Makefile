@@ -21,14 +21,14 @@ test: install
 	$(PY) -m pytest -q
 
 # The tree ensemble searched the published quick front (docs/results/quick-cifar10); the default is now the
-# structured predictor (README: Predictor quality on the cached heads), so the demo names the one it was run with.
+# structured predictor (README: Predictors against the exhaustive front), so the demo names the one it was run with.
 demo: install
 	$(VENV)/bin/eenas search --dataset cifar10 --budget quick --predictor trees --out runs/demo --force
 
 bench: install
 	$(PY) benchmarks/run.py
 
-# The predictors against the exhaustive front at quick (heavy: trains the head bank once; README: Which predictor)
+# The predictors against the exhaustive front at quick (heavy: trains the whole head bank once; README: Predictors against the exhaustive front)
 bench-predictor: install
 	$(PY) benchmarks/run.py predictor
 

@@ -14,7 +14,7 @@ from eenas.train.budget import get_budget
 
 # The search's predictors (eenas.search.structured.new_predictor).  The default is the structured one: given a
 # quarter of the quick space's heads, it ranks candidates with untrained heads far better than the tree ensemble
-# on validation (README: Predictor quality on the cached heads).  Runs saved before that used the trees.
+# on validation (README: Predictors against the exhaustive front).  Runs saved before that used the trees.
 PREDICTORS = ("structured", "trees")
 DEFAULT_PREDICTOR = "structured"
 LEGACY_PREDICTOR = "trees"
