@@ -15,8 +15,8 @@ shared by every search seed) and cached.  Then, for each search seed:
 Everything is on the validation split, predicted and true, fronts and hypervolumes: this measurement chooses the
 search's default predictor, so it must not read test.  Only the exhaustive front's test hypervolume is reported.
 
-Writes ``quality.csv`` (with ``quality_points.csv``), ``efficiency.csv``, ``summary.md`` and ``efficiency.png``
-under ``--out``.
+Writes ``quality.csv`` (with ``quality_points.csv``), ``efficiency.csv`` (with ``efficiency_summary.csv``),
+``summary.md`` and ``efficiency.png`` under ``--out``.
 
 ``--cached-heads`` measures quality only, where the whole bank cannot be trained: the truth is the heads the
 cache already holds, the predictors are given a random quarter of the *whole* space's head count from them, and
