@@ -77,3 +77,64 @@ def test_weights_do_not_depend_on_job_order(tmp_path, tiny_pipeline):
     qa, qb = chained.backbone(P8).state_dict(), stepwise.backbone(P8).state_dict()
     assert all(torch.equal(qa[k], qb[k]) for k in qa)
     assert torch.equal(a.test, b.test)
+
+
+def _recording_fit(monkeypatch, dead_calls: set[int]) -> list[tuple[float, bool]]:
+    """Record every fit's (lr, one_cycle); the calls numbered in ``dead_calls`` report chance accuracy."""
+    import eenas.train.pipeline as pipeline
+
+    calls: list[tuple[float, bool]] = []
+    real_fit = pipeline.fit
+
+    def fit(model, batches, epochs, lr, one_cycle=False, **kwargs):
+        calls.append((lr, one_cycle))
+        acc = real_fit(model, batches, epochs, lr, one_cycle=one_cycle, **kwargs)
+        return 0.1 if len(calls) - 1 in dead_calls else acc
+
+    monkeypatch.setattr(pipeline, "fit", fit)
+    return calls
+
+
+def _fresh_heads(tmp_path, tiny_pipeline, name: str) -> Pipeline:
+    """A pipeline with the session's trained backbones but none of its heads."""
+    import shutil
+    from dataclasses import replace
+
+    tiny_pipeline.feature_bank(P8)  # trains the backbones if no test has yet
+    cache = tmp_path / name
+    shutil.copytree(tiny_pipeline.cache.path("backbone", tiny_pipeline.backbone_key(P8)).parent, cache / "backbone")
+    return Pipeline(replace(tiny_pipeline.cfg, cache_dir=cache))
+
+
+def test_a_live_head_trains_once(tmp_path, monkeypatch, tiny_pipeline):
+    from eenas.train.pipeline import HEAD_LR
+
+    fresh = _fresh_heads(tmp_path, tiny_pipeline, "live")
+    calls = _recording_fit(monkeypatch, dead_calls=set())
+    fresh.exit_logits(P8, 5, "pool_fc", P8)
+    assert calls == [(HEAD_LR, False), (HEAD_LR / 10, False)]  # float training, then QAT
+
+
+def test_a_dead_head_retrains_with_a_warm_up(tmp_path, monkeypatch, tiny_pipeline):
+    """The retrained head is exactly the head the warm-up schedule trains on its own."""
+    import eenas.train.pipeline as pipeline
+
+    retrained = _fresh_heads(tmp_path, tiny_pipeline, "retrained")
+    calls = _recording_fit(monkeypatch, dead_calls={0})
+    a = retrained.exit_logits(P8, 5, "pool_fc", P8)
+    assert calls == [(pipeline.HEAD_LR, False), (pipeline.HEAD_LR, True), (pipeline.HEAD_LR / 10, False)]
+
+    monkeypatch.setattr(pipeline, "HEAD_SCHEDULES", pipeline.HEAD_SCHEDULES[1:2])
+    direct = _fresh_heads(tmp_path, tiny_pipeline, "direct")
+    b = direct.exit_logits(P8, 5, "pool_fc", P8)
+    assert torch.equal(a.val, b.val) and torch.equal(a.test, b.test)
+
+
+def test_a_head_dead_under_every_schedule_is_kept_with_a_warning(tmp_path, monkeypatch, caplog, tiny_pipeline):
+    from eenas.train.pipeline import HEAD_SCHEDULES
+
+    fresh = _fresh_heads(tmp_path, tiny_pipeline, "dead")
+    calls = _recording_fit(monkeypatch, dead_calls=set(range(len(HEAD_SCHEDULES))))
+    logits = fresh.exit_logits(P8, 5, "pool_fc", P8)
+    assert [lr for lr, _ in calls[:-1]] == [lr for lr, _ in HEAD_SCHEDULES] and logits.test.shape[1] == 10
+    assert "keeping it" in caplog.text and "retraining" in caplog.text

@@ -45,6 +45,13 @@ FINETUNE_LR_FACTOR = 1 / 50
 TRAINING_VERSION = 3
 AMP_MODES = ("auto", "fp32", "bf16")
 HEAD_LR = 0.05
+# Float training schedules of an exit head, (peak lr, warm-up), tried in order while the head ends
+# at chance.  At lr 0.05 without warm-up, 8 of the 272 heads of the quick space (conv heads on
+# 32x32 and 16x16 features) died in their first epoch: constant outputs, loss ln 10.  A live head
+# never retrains, so its weights and cache key stay those of the first schedule.
+HEAD_SCHEDULES = ((HEAD_LR, False), (HEAD_LR, True), (HEAD_LR / 10, True))
+# A head whose last-epoch training accuracy is below this multiple of chance is dead.
+DEAD_HEAD_CHANCE_FACTOR = 1.5
 
 
 def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
@@ -293,13 +300,8 @@ class Pipeline:
     def _train_head(self, p_backbone: Precision, mount: int, head: str, p_exit: Precision, key: str) -> dict:
         """Float training on cached features, then (below 32 bits) a short QAT fine-tune."""
         bank, b = self.feature_bank(p_backbone), self.cfg.budget  # may train the backbone: seed afterwards
-        torch.manual_seed(_seed_from(key))
-        feats = bank.train[mount]
-        train = TensorBatches(feats, self.splits.train.labels[: len(feats)], b.batch_size, self.device,
-                              shuffle=True, seed=_seed_from(key))
-        model = self.new_head(mount, head).to(self.device)
         desc = f"head {head}@{mount}"
-        fit(model, train, b.head_epochs, HEAD_LR, desc=desc, amp=self.amp)
+        model, train = self._fit_live_head(bank.train[mount], mount, head, key, desc)
         if p_exit != FLOAT:
             model = quantize_head(model, p_exit).to(self.device)
             calibrate(model, next(iter(train))[0])
@@ -311,6 +313,27 @@ class Pipeline:
             logits[split] = predict(model, batches, amp=self.amp)[0]
         self.trained.append(self.entry_name("head", (p_backbone, mount, head, p_exit)))
         return {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, **logits}
+
+    def _fit_live_head(self, feats: torch.Tensor, mount: int, head: str, key: str,
+                       desc: str) -> tuple[nn.Module, TensorBatches]:
+        """Float-train a head from its seeded initial weights, on the next of ``HEAD_SCHEDULES``
+        while it ends at chance (judged on training accuracy: no evaluation split is involved).
+
+        Returns the head and its batches (their shuffling continues into the QAT fine-tune).
+        """
+        epochs, chance = self.cfg.budget.head_epochs, 1 / self.splits.num_classes
+        for attempt, (lr, warm_up) in enumerate(HEAD_SCHEDULES):
+            torch.manual_seed(_seed_from(key))
+            train = TensorBatches(feats, self.splits.train.labels[: len(feats)], self.cfg.budget.batch_size,
+                                  self.device, shuffle=True, seed=_seed_from(key))
+            model = self.new_head(mount, head).to(self.device)
+            acc = fit(model, train, epochs, lr, one_cycle=warm_up, desc=desc, amp=self.amp)
+            if acc >= DEAD_HEAD_CHANCE_FACTOR * chance:
+                break
+            log.warning("%s ended at chance (training accuracy %.3f at lr %g%s)%s", desc, acc, lr,
+                        " with warm-up" if warm_up else "",
+                        "; retraining" if attempt + 1 < len(HEAD_SCHEDULES) else "; keeping it")
+        return model, train
 
     def load_head(self, p_backbone: Precision, mount: int, head: str, p_exit: Precision) -> nn.Module:
         """The trained head module (trains it first if needed)."""
