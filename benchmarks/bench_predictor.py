@@ -15,7 +15,8 @@ shared by every search seed) and cached.  Then, for each search seed:
 Everything is on the validation split, predicted and true, fronts and hypervolumes: this measurement chooses the
 search's default predictor, so it must not read test.  Only the exhaustive front's test hypervolume is reported.
 
-Writes ``quality.csv`` (with ``quality_points.csv``), ``efficiency.csv`` (with ``efficiency_summary.csv``),
+Writes ``quality.csv`` (with ``quality_points.csv``), ``efficiency.csv`` (with ``efficiency_summary.csv`` and
+``efficiency_paired.csv``),
 ``summary.md`` and ``efficiency.png`` under ``--out``.
 
 ``--cached-heads`` measures quality only, where the whole bank cannot be trained: the truth is the heads the
@@ -203,10 +204,38 @@ def efficiency(cfg: SearchConfig, truth: Truth, seed: int, stop: int, tmp: Path,
     return pd.DataFrame(rows)
 
 
-def at(curve: pd.DataFrame, heads: int) -> float:
-    """The hypervolume with at most ``heads`` revealed (the last point at or below; 0 before the first)."""
+def at(curve: pd.DataFrame, heads: int, column: str = "hypervolume") -> float:
+    """``column`` with at most ``heads`` revealed (the last point at or below; 0 before the first)."""
     below = curve[curve["heads"] <= heads]
-    return float(below["hypervolume"].iloc[-1]) if len(below) else 0.0
+    return float(below[column].iloc[-1]) if len(below) else 0.0
+
+
+def reached_table(curves: pd.DataFrame, bank: int) -> pd.DataFrame:
+    """Per strategy and seed: the hypervolume ratio with a quarter of the bank revealed, and the heads
+    revealed when 98% was first reached."""
+    quarter = round(bank / 4)
+    return pd.DataFrame([{"strategy": k, "seed": s, "hv_ratio_at_quarter": at(c, quarter, "hv_ratio"),
+                          "heads_to_98pct": c.loc[c["hv_ratio"] >= 0.98, "heads"].min()}
+                         for (k, s), c in curves.groupby(["strategy", "seed"])])
+
+
+PAIRS = (("trees", "structured"), ("trees", "random"), ("structured", "random"))
+
+
+def paired_table(reached: pd.DataFrame, resamples: int = 10000) -> pd.DataFrame:
+    """Differences of the ratio at a quarter of the heads between strategies on the same seeds (same initial
+    sample and search seed), with a percentile-bootstrap interval of the mean difference: the seeds vary
+    together, so pairing separates strategies that per-strategy intervals leave overlapping."""
+    rng, rows = np.random.default_rng(0), []
+    ratios = reached.pivot(index="seed", columns="strategy", values="hv_ratio_at_quarter")
+    for a, b in PAIRS:
+        if a in ratios and b in ratios:
+            diff = (ratios[a] - ratios[b]).to_numpy()
+            means = rng.choice(diff, (resamples, len(diff))).mean(axis=1)
+            rows.append({"difference": f"{a} - {b}", "seeds": len(diff), "mean": diff.mean(),
+                         "ci_low": np.percentile(means, 2.5), "ci_high": np.percentile(means, 97.5),
+                         "seeds_ahead": int((diff > 0).sum())})
+    return pd.DataFrame(rows)
 
 
 def strategy_table(reached: pd.DataFrame, resamples: int = 2000) -> pd.DataFrame:
@@ -317,10 +346,8 @@ def measure(out: Path, seeds: list[int], space: dict, sizes: dict, holdout: int,
         plot(curves, bank, out / "efficiency.png")
 
     quarter = round(bank / 4)
-    reached = pd.DataFrame([{"strategy": k, "seed": s, "hv_ratio_at_quarter": at(c, quarter) / full,
-                             "heads_to_98pct": c.loc[c["hv_ratio"] >= 0.98, "heads"].min()}
-                            for (k, s), c in curves.groupby(["strategy", "seed"])])
-    per_strategy = strategy_table(reached)
+    reached = reached_table(curves, bank)
+    per_strategy, paired = strategy_table(reached), paired_table(reached)
     summary = [f"# Predictors against the exhaustive front (CIFAR-10, quick; {bank} heads: bits "
                f"{exhaustive.space.bits}, heads {exhaustive.space.heads}, mounts {exhaustive.space.mounts})", "",
                f"Search sizes: {cfg.search} (exhaustive run: {exhaustive.cfg.search}), search seeds {seeds} "
@@ -334,8 +361,11 @@ def measure(out: Path, seeds: list[int], space: dict, sizes: dict, holdout: int,
                f"when 98% was first reached (empty: not before the runs stopped, at {round(STOP_AT * bank)})", "",
                reached.to_markdown(index=False, floatfmt=".4g"), "",
                f"## Per strategy over the {len(seeds)} seeds (mean with a 95% bootstrap interval of the mean)", "",
-               per_strategy.to_markdown(index=False, floatfmt=".4g"), ""]
+               per_strategy.to_markdown(index=False, floatfmt=".4g"), "",
+               "## Paired by seed (95% bootstrap interval of the mean difference)", "",
+               paired.to_markdown(index=False, floatfmt=".4g"), ""]
     per_strategy.to_csv(out / "efficiency_summary.csv", index=False)
+    paired.to_csv(out / "efficiency_paired.csv", index=False)
     (out / "summary.md").write_text("\n".join(summary))
     rows = quality_rows(table)
     rows += [{"benchmark": "predictor", "metric": f"hypervolume ratio at a quarter of the heads ({k}, mean of seeds)",
@@ -364,6 +394,10 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--generations", type=int, default=None, help="NSGA-II generations (default: quick's)")
     parser.add_argument("--holdout", type=int, default=100, help="held-out candidates per seed")
     parser.add_argument("--cache-dir", type=Path, default=Path(os.environ.get("EENAS_CACHE", DEFAULT_CACHE_DIR)))
+    parser.add_argument("--paired", action="store_true",
+                        help="only the paired differences, from OUT/efficiency.csv of a finished measurement "
+                             "(written to OUT/efficiency_paired.csv)")
+    parser.add_argument("--bank", type=int, default=272, help="with --paired: the heads of the measured space")
     parser.add_argument("--cached-heads", action="store_true",
                         help="quality only, on the heads of the whole space the cache holds (validation split)")
     args = parser.parse_args(argv)
@@ -375,7 +409,10 @@ def main(argv: list[str]) -> None:
     space = {"bits": items(args.bits), "heads": items(args.heads, str), "mounts": items(args.mounts)}
     sizes = {k: getattr(args, k) for k in ("initial", "per_iteration", "population", "generations")
              if getattr(args, k) is not None}
-    if args.cached_heads:
+    if args.paired:
+        table = paired_table(reached_table(pd.read_csv(args.out / "efficiency.csv"), args.bank))
+        table.to_csv(args.out / "efficiency_paired.csv", index=False)
+    elif args.cached_heads:
         table = measure_cached(args.out, list(items(args.seeds)), args.holdout, args.cache_dir)
     else:
         table = measure(args.out, list(items(args.seeds)), space, sizes, args.holdout, args.cache_dir)

@@ -332,8 +332,8 @@ def _int_list(name: str, text: str) -> tuple[int, ...]:
 @click.option("--exhaustive", is_flag=True,
               help="Train every head of the space first (cached, once each), then search on exact scores only.")
 @click.option("--predictor", default=None, metavar="NAME",
-              help="Surrogate for candidates with untrained heads: 'structured' (default; stand-ins from the nearest "
-                   "trained heads, scored by the exact routing) or 'trees' (a tree ensemble on the genome).")
+              help="Surrogate for candidates with untrained heads: 'trees' (default; a tree ensemble on the genome) or "
+                   "'structured' (stand-ins from the nearest trained heads, scored by the exact routing).")
 @cluster_options("the jobs of each iteration")
 @BACKBONE_OPTION
 @AMP_OPTION

@@ -139,9 +139,9 @@ def test_mounts_reach_the_space_and_bound_the_default_max_exits(monkeypatch, tmp
     assert cfg.mounts == (1, 3, 5) and cfg.max_exits == 3 and cfg.predictor == "structured"
     assert cfg.to_dict()["mounts"] == [1, 3, 5] and cfg.to_dict()["predictor"] == "structured"
     default = SearchConfig.create("synthetic", "tiny")
-    assert default.predictor == "structured" and default.to_dict()["predictor"] == "structured"
-    trees = SearchConfig.create("synthetic", "tiny", predictor="trees")
-    assert "predictor" not in trees.to_dict()  # runs saved before --predictor (trees) resume unchanged
+    assert default.predictor == "trees" and "predictor" not in default.to_dict()  # runs saved before --predictor
+    structured = SearchConfig.create("synthetic", "tiny", predictor="structured")
+    assert structured.to_dict()["predictor"] == "structured"
 
 
 @pytest.mark.parametrize("kind", ["structured", "trees"])
