@@ -40,10 +40,10 @@ def test_onnxruntime_agrees_with_pytorch_on_the_test_split(tiny_pipeline, tmp_pa
     p = result.parity
     assert p.samples == len(tiny_pipeline.splits.test) > 100
     assert p.decisions_agree >= 0.999
-    if bits == (4, 2):  # coarse grids: no activation lands near a rounding boundary, logits agree to float error
-        assert all(w == 1.0 for w in p.within_step) and max(p.max_logit_diff) < 1e-3
-    else:  # 8 bits: a few activations round the other way (sums in another order) and the change travels on
-        assert min(p.within_step) >= 0.95
+    # A few activations round the other way (onnxruntime sums in another order) and the change travels on, at
+    # any bit-width: how many depends on the trained weights, so on the CPU (on an AMD EPYC 5 of the 400 test
+    # samples of the (4, 2) net differ by more than one step at exits 3-5, none elsewhere).
+    assert min(p.within_step) >= 0.95
     manifest = json.loads(result.manifest.read_text())
     assert [e["output"] for e in manifest["exits"]] == ["exit_b2", "exit_b3", "exit_b7", "exit_b12", "final"]
     assert [e["threshold"] for e in manifest["exits"]] == [0.9, 0.9, 0.85, 0.8, None]
