@@ -204,17 +204,17 @@ def efficiency(cfg: SearchConfig, truth: Truth, seed: int, stop: int, tmp: Path,
     return pd.DataFrame(rows)
 
 
-def at(curve: pd.DataFrame, heads: int, column: str = "hypervolume") -> float:
-    """``column`` with at most ``heads`` revealed (the last point at or below; 0 before the first)."""
+def at(curve: pd.DataFrame, heads: int) -> float:
+    """The hypervolume ratio with at most ``heads`` revealed (the last point at or below; 0 before the first)."""
     below = curve[curve["heads"] <= heads]
-    return float(below[column].iloc[-1]) if len(below) else 0.0
+    return float(below["hv_ratio"].iloc[-1]) if len(below) else 0.0
 
 
 def reached_table(curves: pd.DataFrame, bank: int) -> pd.DataFrame:
     """Per strategy and seed: the hypervolume ratio with a quarter of the bank revealed, and the heads
     revealed when 98% was first reached."""
     quarter = round(bank / 4)
-    return pd.DataFrame([{"strategy": k, "seed": s, "hv_ratio_at_quarter": at(c, quarter, "hv_ratio"),
+    return pd.DataFrame([{"strategy": k, "seed": s, "hv_ratio_at_quarter": at(c, quarter),
                           "heads_to_98pct": c.loc[c["hv_ratio"] >= 0.98, "heads"].min()}
                          for (k, s), c in curves.groupby(["strategy", "seed"])])
 
