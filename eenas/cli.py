@@ -65,12 +65,19 @@ def _arch_training(ctx: click.Context, arch, arch_path: Path, **options) -> dict
 
 
 def _pipeline(dataset: str, budget: str, width_mult: float | None, data_dir, cache_dir, device, seed, amp,
-              backbone: BackboneConfig | None = None):
-    """The training pipeline of ``backbone`` (default: MobileNetV2), at ``width_mult`` or the budget's width."""
+              backbone: BackboneConfig | None = None, pretrain_epochs: int | None = None):
+    """The training pipeline of ``backbone`` (default: MobileNetV2), at ``width_mult`` or the budget's width, with
+    the budget's pretraining epochs unless ``pretrain_epochs`` is given."""
+    from dataclasses import replace
+
     from eenas.models.registry import get_backbone
     from eenas.train import Pipeline, TrainConfig, get_budget
 
     b, backbone = get_budget(budget), backbone or BackboneConfig()
+    if pretrain_epochs is not None:
+        if pretrain_epochs < 1:
+            raise EenasError(f"--epochs {pretrain_epochs}: must be at least 1")
+        b = replace(b, pretrain_epochs=pretrain_epochs)
     if "width_mult" not in get_backbone(backbone.name).options:
         if width_mult not in (None, 1.0):
             raise EenasError(f"--width-mult: backbone '{backbone.name}' has no width option")
@@ -143,19 +150,22 @@ def _parse_precisions(text: str) -> list[Precision]:
 @click.option("--width-mult", type=float, default=None, help="Backbone width (default: the budget's).")
 @click.option("--precisions", default="w8a8", show_default=True,
               help="Comma-separated backbone precisions to QAT fine-tune as well, e.g. w8a8,w4a4 ('' for none).")
+@click.option("--epochs", type=int, default=None,
+              help="Float pretraining epochs (default: the budget's); the budget's other fields stay.")
 @cluster_options("the float backbone and then the QAT fine-tunes in parallel")
 @BACKBONE_OPTION
 @AMP_OPTION
 @training_options
-def pretrain(dataset, width_mult, precisions, workers, scheduler, backbone, amp, budget, data_dir, cache_dir, device,
-             seed) -> None:
+def pretrain(dataset, width_mult, precisions, epochs, workers, scheduler, backbone, amp, budget, data_dir, cache_dir,
+             device, seed) -> None:
     """Pretrain the float backbone (cached) and QAT fine-tune it at the given precisions."""
     import pandas as pd
 
     from eenas.scoring import top1
     from eenas.train.pipeline import FLOAT
 
-    pipe = _pipeline(dataset, budget, width_mult, data_dir, cache_dir, device, seed, amp, _backbone(backbone))
+    pipe = _pipeline(dataset, budget, width_mult, data_dir, cache_dir, device, seed, amp, _backbone(backbone),
+                     epochs)
     targets = [FLOAT, *_parse_precisions(precisions)]
     if workers is not None or scheduler is not None:
         from eenas.train.cluster import pretrain_backbones

@@ -36,6 +36,13 @@ class Budget:
         data.pop("width_mult")
         return data
 
+    def pretrain_recipe(self) -> dict:
+        """The fields that change the float pretraining alone (its cache key hashes only these, so a change to
+        the QAT or head recipe never discards hours of pretraining)."""
+        return {name: getattr(self, name) for name in PRETRAIN_FIELDS}
+
+
+PRETRAIN_FIELDS = ("pretrain_epochs", "batch_size", "lr", "train_limit", "synthetic_size", "label_smoothing", "dropout")
 
 BUDGETS: dict[str, Budget] = {
     b.name: b

@@ -75,14 +75,20 @@ def fit(
     label_smoothing: float = 0.0,
     amp: torch.dtype | None = None,
     checkpoint: Path | None = None,
+    monitor: Callable[[], dict] | None = None,
+    monitor_every: int = 1,
+    history: list[dict] | None = None,
 ) -> float:
     """SGD with Nesterov momentum; one-cycle for training from scratch, cosine for fine-tunes.
 
     ``amp`` runs forward passes in that dtype (bfloat16 on a GPU); ``None`` is plain float32.
     With ``checkpoint``, the state after every epoch is saved there and a killed run continues
     from it, to the same weights as an uninterrupted run; the file is removed at the end.
+    ``monitor`` (a measurement in eval mode, e.g. validation accuracy) runs after every ``monitor_every``-th and
+    the last epoch; its records go to ``history`` (kept in the checkpoint, so a resumed run has them all).
     Returns the last epoch's training accuracy.  Raises :class:`TrainingDiverged` on NaN.
     """
+    history = [] if history is None else history
     forward = forward or model
     params = param_groups(model, weight_decay)
     opt = torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True)
@@ -91,7 +97,7 @@ def fit(
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total, pct_start=0.25)
     else:
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
-    start, acc = _resume(checkpoint, model, opt, sched, batches) if checkpoint else (0, 0.0)
+    start, acc = _resume(checkpoint, model, opt, sched, batches, history) if checkpoint else (0, 0.0)
     model.train()
     for epoch in range(start, epochs):
         seen = correct = 0
@@ -115,8 +121,13 @@ def fit(
         # Long epochs get a log line too, for logs where the progress bar is off (not a terminal).
         level = logging.INFO if len(batches) >= LONG_EPOCH_BATCHES else logging.DEBUG
         log.log(level, "%s epoch %d/%d: loss %.4f, train acc %.4f", desc, epoch + 1, epochs, running, acc)
+        if monitor and ((epoch + 1) % monitor_every == 0 or epoch + 1 == epochs):
+            model.eval()
+            history.append({"epoch": epoch + 1, "train_accuracy": acc, **monitor()})
+            model.train()
+            log.info("%s epoch %d/%d: %s", desc, epoch + 1, epochs, history[-1])
         if checkpoint and epoch + 1 < epochs:
-            _save_checkpoint(checkpoint, epoch + 1, acc, model, opt, sched, batches)
+            _save_checkpoint(checkpoint, epoch + 1, acc, model, opt, sched, batches, history)
     if checkpoint:
         checkpoint.unlink(missing_ok=True)
     model.eval()
@@ -132,14 +143,14 @@ def _rng_states(batches: object) -> dict[str, torch.Tensor]:
 
 
 def _save_checkpoint(path: Path, epochs_done: int, acc: float, model: nn.Module, opt: torch.optim.Optimizer,
-                     sched: torch.optim.lr_scheduler.LRScheduler, batches: object) -> None:
+                     sched: torch.optim.lr_scheduler.LRScheduler, batches: object, history: list[dict]) -> None:
     state = {"epochs_done": epochs_done, "acc": acc, "model": model.state_dict(), "optimizer": opt.state_dict(),
-             "scheduler": sched.state_dict(), "rng": _rng_states(batches)}
+             "scheduler": sched.state_dict(), "rng": _rng_states(batches), "history": history}
     atomic_write(path, lambda fh: torch.save(state, fh))
 
 
 def _resume(path: Path, model: nn.Module, opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LRScheduler,
-            batches: object) -> tuple[int, float]:
+            batches: object, history: list[dict]) -> tuple[int, float]:
     """Restore a checkpoint written by :func:`_save_checkpoint`; (0, 0.0) when there is none or it is unusable."""
     if not path.exists():
         return 0, 0.0
@@ -156,6 +167,7 @@ def _resume(path: Path, model: nn.Module, opt: torch.optim.Optimizer, sched: tor
         torch.set_rng_state(state["rng"]["torch"])
         if "batches" in state["rng"]:
             batches.gen.set_state(state["rng"]["batches"])
+        history[:] = state.get("history", [])
     except Exception as exc:  # the model is half restored now: only a person can decide
         raise EenasError(f"training checkpoint {path} does not fit this training job ({exc}); delete it") from None
     log.info("resuming from %s after epoch %d", path, state["epochs_done"])

@@ -43,6 +43,11 @@ FINETUNE_LR_FACTOR = 1 / 50
 # Part of every cache key: bump it whenever a change to the training code changes weights.
 # 3: label smoothing and classifier dropout became budget fields, and mixed precision a setting.
 TRAINING_VERSION = 3
+# The float pretraining's own version (its key hashes no other stage's recipe): bump it whenever a change to
+# the code changes pretrained weights.  1: one-cycle SGD, pad-4 crop and flip, weight decay 5e-4.
+PRETRAIN_VERSION = 1
+# Validation accuracy is measured every this many pretraining epochs (the accuracy-against-epochs record).
+PRETRAIN_EVAL_EVERY = 5
 AMP_MODES = ("auto", "fp32", "bf16")
 HEAD_LR = 0.05
 # Float training schedules of an exit head, (peak lr, warm-up), tried in order while the head ends
@@ -184,12 +189,16 @@ class Pipeline:
 
     # -------------------------------------------------------------------------- keys
     def float_key(self) -> str:
-        return config_hash({"stage": "float", **self.cfg.identity()})
+        identity = self.cfg.identity()
+        identity.pop("training_version")
+        identity["recipe"] = self.cfg.budget.pretrain_recipe()
+        return config_hash({"stage": "float", **identity, "pretrain_version": PRETRAIN_VERSION})
 
     def backbone_key(self, p: Precision) -> str:
         if p == FLOAT:
             return self.float_key()
-        return config_hash({"stage": "qat", "float": self.float_key(), "precision": p.tag})
+        return config_hash({"stage": "qat", "float": self.float_key(), "precision": p.tag,
+                            "identity": self.cfg.identity()})
 
     def head_key(self, p_backbone: Precision, mount: int, head: str, p_exit: Precision) -> str:
         return config_hash({"stage": "head", "backbone": self.backbone_key(p_backbone), "mount": mount,
@@ -218,18 +227,29 @@ class Pipeline:
             log.info("pretraining the float backbone (width %.2f, %d epochs)", self.cfg.width_mult, b.pretrain_epochs)
             torch.manual_seed(_seed_from(key))
             model = self._to_device(self._new_backbone())
+            history: list[dict] = []
             fit(model, self._batches("train", train=True), b.pretrain_epochs, b.lr, one_cycle=True, desc="pretrain",
-                label_smoothing=b.label_smoothing, amp=self.amp, checkpoint=self.cache.checkpoint("backbone", key))
-        else:
-            start = copy.deepcopy(self.float_backbone())  # may train it: seed only afterwards
-            log.info("QAT fine-tuning the backbone at %s (%d epochs)", p.tag, b.qat_epochs)
-            torch.manual_seed(_seed_from(key))
-            model = self._to_device(quantize_backbone(start, p))
-            calibrate(model, next(iter(self._batches("train")))[0])
-            fit(model, self._batches("train", train=True), b.qat_epochs, b.lr * FINETUNE_LR_FACTOR, desc=f"QAT {p.tag}",
-                label_smoothing=b.label_smoothing, amp=self.amp, checkpoint=self.cache.checkpoint("backbone", key))
+                label_smoothing=b.label_smoothing, amp=self.amp, checkpoint=self.cache.checkpoint("backbone", key),
+                monitor=lambda: {"val_accuracy": self._accuracy(model, "val")}, monitor_every=PRETRAIN_EVAL_EVERY,
+                history=history)
+            self.trained.append(self.entry_name("backbone", (p,)))
+            return {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, "history": history}
+
+        start = copy.deepcopy(self.float_backbone())  # may train it: seed only afterwards
+        log.info("QAT fine-tuning the backbone at %s (%d epochs)", p.tag, b.qat_epochs)
+        torch.manual_seed(_seed_from(key))
+        model = self._to_device(quantize_backbone(start, p))
+        calibrate(model, next(iter(self._batches("train")))[0])
+        fit(model, self._batches("train", train=True), b.qat_epochs, b.lr * FINETUNE_LR_FACTOR, desc=f"QAT {p.tag}",
+            label_smoothing=b.label_smoothing, amp=self.amp, checkpoint=self.cache.checkpoint("backbone", key))
         self.trained.append(self.entry_name("backbone", (p,)))
         return {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}
+
+    def _accuracy(self, model: nn.Module, split: str) -> float:
+        """Top-1 of ``model``'s last output on ``split`` (the model is left in training mode)."""
+        logits = predict(model, self._batches(split), desc=f"accuracy {split}", amp=self.amp)[-1]
+        model.train()
+        return (logits.argmax(1) == getattr(self.splits, split).labels).float().mean().item()
 
     @staticmethod
     def entry_name(kind: str, args: tuple) -> str:
