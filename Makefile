@@ -26,7 +26,7 @@ demo: install
 bench: install
 	$(PY) benchmarks/run.py
 
-# The predictors against the exhaustive front at quick (heavy: trains the whole head bank once; README: Predictors against the exhaustive front)
+# The predictors against the exhaustive front at quick (heavy: trains the whole head bank once; docs/results.md: Predictors against the exhaustive front)
 bench-predictor: install
 	$(PY) benchmarks/run.py predictor
 
