@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DATA ?= $(abspath ../shared/datasets/cifar10)
 export EENAS_DATA ?= $(DATA)
 
-.PHONY: install test demo bench bench-predictor gpu-check lint clean
+.PHONY: install test demo weights bench bench-predictor gpu-check lint clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,18 @@ test: install
 
 demo: install
 	$(VENV)/bin/eenas search --dataset cifar10 --budget quick --out runs/demo --force
+
+# The shipped weights' pretraining (hours on 2 cores; resumable: rerun to continue after the last finished epoch),
+# then their registry entry (docs/training.md: Pretrained weights).  training-state/ carries a run's last
+# checkpoint from one machine to the next; the cache's own checkpoint wins when it is there.
+CACHE ?= $(HOME)/.cache/eenas
+WEIGHTS_THREADS ?= 1
+MBV2_WEIGHTS := --dataset cifar10 --budget long --width-mult 0.5 --epochs 120
+weights: install
+	mkdir -p $(CACHE)/checkpoints/backbone
+	cp -n training-state/*.pt $(CACHE)/checkpoints/backbone/ 2>/dev/null || true
+	OMP_NUM_THREADS=$(WEIGHTS_THREADS) $(VENV)/bin/eenas pretrain $(MBV2_WEIGHTS) --precisions '' --pretrained none
+	$(VENV)/bin/eenas weights publish mobilenet_v2_w050_cifar10 $(MBV2_WEIGHTS)
 
 bench: install
 	$(PY) benchmarks/run.py

@@ -15,8 +15,8 @@ from typing import Any
 
 from eenas.datasets import DATASET_CLASSES, unknown_dataset
 from eenas.errors import EenasError
-from eenas.io import write_json
-from eenas.models.registry import DEFAULT_BACKBONE, get_backbone, network_spec
+from eenas.io import read_json, write_json
+from eenas.models.registry import DEFAULT_BACKBONE, check_option, get_backbone, network_spec
 from eenas.models.spec import NetworkSpec
 from eenas.precision import BITWIDTHS, Precision
 
@@ -66,6 +66,9 @@ class ExitConfig:
 
     ``core`` pins the head to a compute core (None: the cost model's default mapping) and
     ``overlap`` lets the next backbone block start on another core while the head runs.
+    ``final`` (the last exit only) ends the network there: every sample that reaches it leaves,
+    so its threshold is 0 and nothing overlaps it, and the backbone's later blocks and its
+    classifier are not part of the network (a search writes it where no validation sample went on).
     """
 
     after_block: int
@@ -73,6 +76,12 @@ class ExitConfig:
     threshold: float
     core: int | None = None
     overlap: bool = False
+    final: bool = False
+
+    def __post_init__(self) -> None:
+        if self.final:
+            object.__setattr__(self, "threshold", 0.0)
+            object.__setattr__(self, "overlap", False)
 
 
 @dataclass(frozen=True)
@@ -91,12 +100,18 @@ class TrainingRecord:
     training_version: int  # eenas.train.pipeline.TRAINING_VERSION of the code that trained
     val_fraction: float
     recipe: tuple[tuple[str, Any], ...]  # the budget's recipe (its fields that change weights)
+    pretrained: str = "none"  # the registered float weights it started from (NAME@sha256:...), or none
+
+    @property
+    def pretrained_name(self) -> str:
+        """What ``--pretrained`` takes to start from the same weights: the entry's name, or none."""
+        return self.pretrained.split("@")[0]
 
     def to_dict(self, arch: Arch) -> dict[str, Any]:
         return {"dataset": arch.dataset, "width_mult": arch.backbone.width_mult, "budget": self.budget,
                 "seed": self.seed, "finetune": self.finetune, "amp": self.amp,
                 "training_version": self.training_version, "val_fraction": self.val_fraction,
-                "recipe": dict(self.recipe)}
+                "recipe": dict(self.recipe), "pretrained": self.pretrained}
 
 
 @dataclass(frozen=True)
@@ -113,16 +128,23 @@ class Arch:
     def num_classes(self) -> int:
         return DATASET_CLASSES[self.dataset]
 
+    @property
+    def ends_at_exit(self) -> bool:
+        """Whether the network ends at its last exit (``ExitConfig.final``) rather than at the backbone's classifier."""
+        return bool(self.exits) and self.exits[-1].final
+
+    @property
+    def n_outputs(self) -> int:
+        """Where a sample can leave: every exit, and the backbone's classifier unless the network ends before it."""
+        return len(self.exits) + (0 if self.ends_at_exit else 1)
+
     def static(self) -> Arch:
         """The same backbone and precision without early exits (the ET-ratio baseline)."""
         return replace(self, exits=())
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data["exits"] = [
-            {k: v for k, v in e.items() if not (k == "core" and v is None) and not (k == "overlap" and not v)}
-            for e in data["exits"]
-        ]
+        data["exits"] = [_exit_dict(e) for e in data["exits"]]
         data["backbone"] = {"name": self.backbone.name, **dict(self.backbone.option_items())}
         del data["training"]
         if self.weights is None:
@@ -130,6 +152,15 @@ class Arch:
         if self.training is not None:
             data["training"] = self.training.to_dict(self)
         return {"eenas_version": ARCH_VERSION, **data}
+
+
+def _exit_dict(exit_: dict[str, Any]) -> dict[str, Any]:
+    """An exit as the arch file writes it: fields at their default left out, and a final exit without a threshold."""
+    data = {k: v for k, v in exit_.items() if not (k == "core" and v is None) and not (k in ("overlap", "final")
+                                                                                       and not v)}
+    if exit_["final"]:
+        del data["threshold"]
+    return data
 
 
 def _require(cond: bool, where: str, message: str) -> None:
@@ -187,20 +218,29 @@ def arch_from_dict(data: Any) -> Arch:
     for i, raw in enumerate(raw_exits):
         where = f"exits[{i}]"
         _require(isinstance(raw, dict), where, "expected an object")
-        _no_unknown(raw, {"after_block", "head", "threshold", "core", "overlap"}, where)
+        _no_unknown(raw, {"after_block", "head", "threshold", "core", "overlap", "final"}, where)
         block = _get(raw, "after_block", where, int)
         _require(block in spec.mounts, f"{where}.after_block", f"{block} is out of range {_span(spec.mounts)}")
         head = _get(raw, "head", where, str)
         _require(head in entry.heads, f"{where}.head", f"unknown head '{head}' (known: {', '.join(entry.heads)})")
-        threshold = float(_get(raw, "threshold", where, (int, float)))
-        _require(0.0 < threshold <= 1.0, f"{where}.threshold", f"{threshold} is outside (0, 1]")
         core = _get(raw, "core", where, (int, type(None)), None)
         _require(core is None or core >= 0, f"{where}.core", f"{core} is negative")
         overlap = _get(raw, "overlap", where, bool, False)
-        exits.append(ExitConfig(block, head, threshold, core, overlap))
+        final = _get(raw, "final", where, bool, False)
+        if final:
+            _require("threshold" not in raw, f"{where}.threshold",
+                     "a final exit takes every sample that reaches it: leave the threshold out")
+            _require(not overlap, f"{where}.overlap", "nothing runs after a final exit to overlap with it")
+            threshold = 0.0
+        else:
+            threshold = float(_get(raw, "threshold", where, (int, float)))
+            _require(0.0 < threshold <= 1.0, f"{where}.threshold", f"{threshold} is outside (0, 1]")
+        exits.append(ExitConfig(block, head, threshold, core, overlap, final))
     blocks = [e.after_block for e in exits]
     dup = next((b for b in blocks if blocks.count(b) > 1), None)
     _require(dup is None, "exits", f"duplicate mount point after_block={dup}")
+    early = next((i for i, e in enumerate(exits) if e.final and e.after_block != max(blocks)), None)
+    _require(early is None, f"exits[{early}].final", "only the deepest exit can end the network")
     exits.sort(key=lambda e: e.after_block)
 
     quant = _get(data, "quant", "", dict, {})
@@ -228,9 +268,7 @@ def _backbone(bb: dict) -> BackboneConfig:
         number = isinstance(option.default, float)
         value = _get(bb, key, "backbone", (int, float) if number else type(option.default), option.default)
         value = float(value) if number else value
-        problem = option.check(value)
-        _require(problem is None, f"backbone.{key}", problem or "")
-        values[key] = value
+        values[key] = check_option(name, key, value, f"backbone.{key}")
     return BackboneConfig(name, values.pop("width_mult", 1.0), tuple(values.items()))
 
 
@@ -238,7 +276,7 @@ def _training(raw: Any, dataset: str, width: float) -> TrainingRecord:
     where = "training"
     _require(isinstance(raw, dict), where, "expected an object")
     _no_unknown(raw, {"dataset", "width_mult", "budget", "seed", "finetune", "amp", "training_version",
-                      "val_fraction", "recipe"}, where)
+                      "val_fraction", "recipe", "pretrained"}, where)
     own = _get(raw, "dataset", where, str)
     _require(own == dataset, f"{where}.dataset", f"'{own}' is not the arch's dataset '{dataset}'")
     own = float(_get(raw, "width_mult", where, (int, float)))
@@ -258,7 +296,9 @@ def _training(raw: Any, dataset: str, width: float) -> TrainingRecord:
     for key, value in recipe.items():
         _require(value is None or isinstance(value, (int, float, str)), f"{where}.recipe.{key}",
                  f"expected a number, string or null, got {json.dumps(value)}")
-    return TrainingRecord(budget, seed, finetune, amp, version, val_fraction, tuple(recipe.items()))
+    pretrained = _get(raw, "pretrained", where, str, "none")  # absent in files from before the weights registry
+    _require(bool(pretrained), f"{where}.pretrained", "is empty (a weights name, or none)")
+    return TrainingRecord(budget, seed, finetune, amp, version, val_fraction, tuple(recipe.items()), pretrained)
 
 
 def _weight_mode(data: dict) -> str | None:
@@ -271,16 +311,7 @@ def _weight_mode(data: dict) -> str | None:
 
 def load_arch(path: str | os.PathLike) -> Arch:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise EenasError(f"cannot read arch file {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise EenasError(f"{path}: not a text file (not UTF-8); an arch file is JSON") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise EenasError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    data = read_json(path, "arch file")
     try:
         arch = arch_from_dict(data)
     except EenasError as exc:
@@ -296,8 +327,8 @@ def save_arch(arch: Arch, path: str | os.PathLike) -> None:
 
 def _hardware_path(hardware: str, folder: Path, loading: bool) -> str:
     """A hardware file named in an arch file is relative to that file's folder; in an Arch, to the working one."""
-    from eenas.hardware.accelerator import PRESETS  # here: eenas.hardware imports this module
+    from eenas.hardware.accelerator import is_preset  # here: eenas.hardware imports this module
 
-    if hardware in PRESETS or os.path.isabs(hardware):
+    if is_preset(hardware) or os.path.isabs(hardware):
         return hardware
     return os.path.normpath(folder / hardware) if loading else os.path.relpath(hardware, folder)

@@ -53,24 +53,37 @@ def _from_command_line(ctx: click.Context) -> list[str]:
 
 
 def _arch_training(ctx: click.Context, arch, arch_path: Path, **options) -> dict:
-    """Training ``options`` (budget, seed, finetune, amp) for an arch: those given on the command line, else
-    its training block's, else the defaults.  ``check_training`` then warns when they differ from the block."""
+    """Training ``options`` (budget, seed, finetune, amp, pretrained) for an arch: those given on the command line,
+    else its training block's, else the defaults.  ``check_training`` then warns when they differ from the block."""
     if arch.training is None:
         return options
     if arch.training.budget not in BUDGETS:
         raise EenasError(f"{arch_path}: training.budget: unknown budget '{arch.training.budget}' "
                          f"(known: {', '.join(BUDGETS)})")
     given = _from_command_line(ctx)
-    return {k: v if k in given else getattr(arch.training, k) for k, v in options.items()}
+    recorded = {"pretrained": arch.training.pretrained_name}
+    return {k: v if k in given else recorded.get(k, getattr(arch.training, k, None)) for k, v in options.items()}
+
+
+def _arch_pipeline(ctx: click.Context, arch, arch_path: Path, data_dir, cache_dir, device, **options):
+    """The pipeline that trains ``arch`` as its training block says (see :func:`_arch_training`), and the
+    settings used; a difference from the block is logged in one line."""
+    from eenas.evaluate import check_training
+
+    settings = {"finetune": "none", **_arch_training(ctx, arch, arch_path, **options)}
+    pipe = _pipeline(arch.dataset, settings["budget"], arch.backbone.width_mult, data_dir, cache_dir, device,
+                     settings["seed"], settings["amp"], arch.backbone, pretrained=settings["pretrained"])
+    check_training(arch, pipe.cfg, settings["finetune"], arch_path.name)
+    return pipe, settings
 
 
 def _pipeline(dataset: str, budget: str, width_mult: float | None, data_dir, cache_dir, device, seed, amp,
-              backbone: BackboneConfig | None = None, pretrain_epochs: int | None = None):
+              backbone: BackboneConfig | None = None, pretrain_epochs: int | None = None, pretrained: str = "auto"):
     """The training pipeline of ``backbone`` (default: MobileNetV2), at ``width_mult`` or the budget's width, with
     the budget's pretraining epochs unless ``pretrain_epochs`` is given."""
     from dataclasses import replace
 
-    from eenas.models.registry import get_backbone
+    from eenas.models.registry import check_option, get_backbone
     from eenas.train import Pipeline, TrainConfig, get_budget
 
     b, backbone = get_budget(budget), backbone or BackboneConfig()
@@ -82,8 +95,10 @@ def _pipeline(dataset: str, budget: str, width_mult: float | None, data_dir, cac
         if width_mult not in (None, 1.0):
             raise EenasError(f"--width-mult: backbone '{backbone.name}' has no width option")
         width_mult = 1.0
-    cfg = TrainConfig(dataset, b, width_mult or b.width_mult, seed, data_dir, cache_dir, device, amp, backbone.name,
-                      backbone.options)
+    elif width_mult is not None:  # the arch file's range: a run must write archs that evaluate accepts
+        check_option(backbone.name, "width_mult", width_mult, "--width-mult")
+    cfg = TrainConfig(dataset, b, b.width_mult if width_mult is None else width_mult, seed, data_dir, cache_dir,
+                      device, amp, backbone.name, backbone.options, pretrained)
     return Pipeline(cfg)
 
 
@@ -109,6 +124,12 @@ AMP_OPTION = click.option(
          "reference) or bf16.")
 
 
+PRETRAINED_OPTION = click.option(
+    "--pretrained", default="auto", show_default=True, metavar="auto|none|NAME",
+    help="Float weights to start from: auto (the shipped ones of this backbone, dataset and split, if any; "
+         "`eenas weights list`), none (pretrain from scratch) or a registered name.")
+
+
 WEIGHTS_OPTION = click.option(
     "--weights", type=click.Choice(list(WEIGHT_MODES)), default=None,
     help="Weight SRAMs empty at every inference (streamed) or keeping the weights that fit across inferences "
@@ -122,7 +143,7 @@ def cluster_options(jobs: str):
                             help="Train them on the Dask cluster of this scheduler (tcp://host:8786) instead.")(func)
         return click.option("--workers", type=int, default=None,
                             help=f"Train {jobs} on a local Dask cluster of N processes (pip install 'eenas[dask]'); "
-                                 "results are those of a serial run (README: Running on several machines).")(func)
+                                 "results are those of a serial run (docs/cluster.md).")(func)
     return add
 
 
@@ -154,10 +175,11 @@ def _parse_precisions(text: str) -> list[Precision]:
               help="Float pretraining epochs (default: the budget's); the budget's other fields stay.")
 @cluster_options("the float backbone and then the QAT fine-tunes in parallel")
 @BACKBONE_OPTION
+@PRETRAINED_OPTION
 @AMP_OPTION
 @training_options
-def pretrain(dataset, width_mult, precisions, epochs, workers, scheduler, backbone, amp, budget, data_dir, cache_dir,
-             device, seed) -> None:
+def pretrain(dataset, width_mult, precisions, epochs, workers, scheduler, backbone, pretrained, amp, budget, data_dir,
+             cache_dir, device, seed) -> None:
     """Pretrain the float backbone (cached) and QAT fine-tune it at the given precisions."""
     import pandas as pd
 
@@ -165,7 +187,7 @@ def pretrain(dataset, width_mult, precisions, epochs, workers, scheduler, backbo
     from eenas.train.pipeline import FLOAT
 
     pipe = _pipeline(dataset, budget, width_mult, data_dir, cache_dir, device, seed, amp, _backbone(backbone),
-                     epochs)
+                     epochs, pretrained)
     targets = [FLOAT, *_parse_precisions(precisions)]
     if workers is not None or scheduler is not None:
         from eenas.train.cluster import pretrain_backbones
@@ -190,26 +212,25 @@ def pretrain(dataset, width_mult, precisions, epochs, workers, scheduler, backbo
 @click.option("--json", "json_path", is_flag=False, flag_value="", default=None, metavar="[PATH]",
               help="Also write the results as JSON, to PATH or else to <arch>.eval.json beside the arch.")
 @click.option("--force", is_flag=True, help="Let --json overwrite a file that 'eenas evaluate' did not write.")
+@PRETRAINED_OPTION
 @AMP_OPTION
 @training_options
 @click.pass_context
-def evaluate(ctx, arch_path, finetune, hardware, weights, json_path, force, amp, budget, data_dir, cache_dir, device,
-             seed) -> None:
+def evaluate(ctx, arch_path, finetune, hardware, weights, json_path, force, pretrained, amp, budget, data_dir,
+             cache_dir, device, seed) -> None:
     """Train (or load from cache) what an arch needs and report it on the test split.
 
-    --budget, --seed, --finetune and --amp default to the arch file's training block, when it has one.
+    --budget, --seed, --finetune, --amp and --pretrained default to the arch file's training block, when it has one.
     """
     from eenas.arch import load_arch
-    from eenas.evaluate import check_training, check_writable, eval_path, evaluate_arch, save_evaluation
+    from eenas.evaluate import check_writable, eval_path, evaluate_arch, save_evaluation
 
     arch = load_arch(arch_path)
     out = None if json_path is None else Path(json_path) if json_path else eval_path(arch_path)
     if out is not None:
         check_writable(out, force)
-    settings = _arch_training(ctx, arch, arch_path, budget=budget, seed=seed, finetune=finetune, amp=amp)
-    pipe = _pipeline(arch.dataset, settings["budget"], arch.backbone.width_mult, data_dir, cache_dir, device,
-                     settings["seed"], settings["amp"], arch.backbone)
-    check_training(arch, pipe.cfg, settings["finetune"], arch_path.name)
+    pipe, settings = _arch_pipeline(ctx, arch, arch_path, data_dir, cache_dir, device, budget=budget, seed=seed,
+                                    finetune=finetune, amp=amp, pretrained=pretrained)
     with _allocation_cache(cache_dir):
         result = evaluate_arch(arch, pipe, joint=settings["finetune"] == "joint", hardware=hardware, weights=weights)
     click.echo(result.exits.to_markdown(index=False, floatfmt=".4g"))
@@ -230,24 +251,22 @@ def evaluate(ctx, arch_path, finetune, hardware, weights, json_path, force, amp,
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Folder for model.onnx, stage_<i>.onnx and manifest.json.")
 @FINETUNE_OPTION
+@PRETRAINED_OPTION
 @AMP_OPTION
 @training_options
 @click.pass_context
-def export_cmd(ctx, arch_path, out, finetune, amp, budget, data_dir, cache_dir, device, seed) -> None:
+def export_cmd(ctx, arch_path, out, finetune, pretrained, amp, budget, data_dir, cache_dir, device, seed) -> None:
     """Export an arch's quantized early-exit network to ONNX and check it with onnxruntime on the test split.
 
-    --budget, --seed, --finetune and --amp default to the arch file's training block, when it has one.
+    --budget, --seed, --finetune, --amp and --pretrained default to the arch file's training block, when it has one.
     """
     from eenas.arch import load_arch
-    from eenas.evaluate import check_training
     from eenas.export import export, require_onnx
 
     require_onnx()
     arch = load_arch(arch_path)
-    settings = _arch_training(ctx, arch, arch_path, budget=budget, seed=seed, finetune=finetune, amp=amp)
-    pipe = _pipeline(arch.dataset, settings["budget"], arch.backbone.width_mult, data_dir, cache_dir, device,
-                     settings["seed"], settings["amp"], arch.backbone)
-    check_training(arch, pipe.cfg, settings["finetune"], arch_path.name)
+    pipe, settings = _arch_pipeline(ctx, arch, arch_path, data_dir, cache_dir, device, budget=budget, seed=seed,
+                                    finetune=finetune, amp=amp, pretrained=pretrained)
     result = export(arch, pipe, out, settings["finetune"])
     p = result.parity
     click.echo(f"onnxruntime against PyTorch on {p.samples} test images: exit decisions agree on "
@@ -297,7 +316,7 @@ def cost(arch_path, onnx_path, hardware, weights, allocation, exit_ratios, weigh
             nc = graph_network_cost(workload, hardware or "edge_tpu_quad", ratios, weights, allocation)
     else:
         arch = load_arch(arch_path)
-        ratios = None if exit_ratios is None else parse_exit_ratios(exit_ratios, len(arch.exits) + 1)
+        ratios = None if exit_ratios is None else parse_exit_ratios(exit_ratios, arch.n_outputs)
         with _allocation_cache(cache_dir):
             nc = network_cost(arch, hardware, ratios, weights or arch.weights, allocation)
     click.echo(render(nc, fmt, frequency_mhz))
@@ -346,12 +365,13 @@ def _int_list(name: str, text: str) -> tuple[int, ...]:
                    "'structured' (stand-ins from the nearest trained heads, scored by the exact routing).")
 @cluster_options("the jobs of each iteration")
 @BACKBONE_OPTION
+@PRETRAINED_OPTION
 @AMP_OPTION
 @training_options
 def search(dataset, out, resume, force, hardware, weights, width_mult, bits, max_exits, mounts, max_accuracy_drop,
            max_latency, max_energy, population, generations, iterations, initial, per_iteration, thresholds, holdout,
-           tensorboard, exhaustive, predictor, workers, scheduler, backbone, amp, budget, data_dir, cache_dir, device,
-           seed) -> None:
+           tensorboard, exhaustive, predictor, workers, scheduler, backbone, pretrained, amp, budget, data_dir,
+           cache_dir, device, seed) -> None:
     """NSGA-II search for early-exit networks: accuracy against average energy-delay product."""
     import time
 
@@ -369,6 +389,7 @@ def search(dataset, out, resume, force, hardware, weights, width_mult, bits, max
         seed=seed, hardware=hardware, weights=weights, width_mult=width_mult, amp=amp, bits=_int_list("--bits", bits),
         max_exits=max_exits, max_accuracy_drop=max_accuracy_drop, max_latency=max_latency, max_energy=max_energy,
         thresholds=ThresholdGrid.parse(thresholds), backbone=backbone, exhaustive=exhaustive, mounts=mounts,
+        pretrained=pretrained,
         **({} if predictor is None else {"predictor": predictor}),
     )
     out = out or Path("runs") / time.strftime("search-%Y%m%d-%H%M%S")
@@ -485,26 +506,25 @@ def _trained_line(pipe) -> str:
 @click.option("--hardware", default=None, help="Accelerator preset or YAML file (default: the arch's).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output folder (default: <arch>_precision beside the arch file).")
+@PRETRAINED_OPTION
 @AMP_OPTION
 @training_options
 @click.pass_context
-def study_precision(ctx, arch_path, dataset, hardware, out, amp, budget, data_dir, cache_dir, device, seed) -> None:
+def study_precision(ctx, arch_path, dataset, hardware, out, pretrained, amp, budget, data_dir, cache_dir, device,
+                    seed) -> None:
     """One arch at (backbone, exits) bit-widths 32/32, 8/8, 8/4, 4/8 and 4/4: accuracy, exit ratios, ET.
 
-    --budget, --seed and --amp default to the arch file's training block, when it has one.
+    --budget, --seed, --amp and --pretrained default to the arch file's training block, when it has one.
     """
     from dataclasses import replace
 
     from eenas.arch import load_arch
-    from eenas.evaluate import check_training
     from eenas.study import run_precision_study, write_precision_study
 
     arch = load_arch(arch_path)
     arch = replace(arch, dataset=dataset or arch.dataset, hardware=hardware or arch.hardware)
-    settings = _arch_training(ctx, arch, arch_path, budget=budget, seed=seed, amp=amp)
-    pipe = _pipeline(arch.dataset, settings["budget"], arch.backbone.width_mult, data_dir, cache_dir, device,
-                     settings["seed"], settings["amp"], arch.backbone)
-    check_training(arch, pipe.cfg, "none", arch_path.name)
+    pipe, _ = _arch_pipeline(ctx, arch, arch_path, data_dir, cache_dir, device, budget=budget, seed=seed, amp=amp,
+                             pretrained=pretrained)
     result = run_precision_study(arch, pipe)
     out = out or arch_path.with_name(f"{arch_path.stem}_precision")
     write_precision_study(result, out)
@@ -530,14 +550,16 @@ def study_precision(ctx, arch_path, dataset, hardware, out, amp, budget, data_di
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output folder (default: runs/mounts-<dataset>-<budget>-<exits>x<head>).")
 @BACKBONE_OPTION
+@PRETRAINED_OPTION
 @AMP_OPTION
 @training_options
 def study_mounts(n_exits, head, threshold, dataset, width_mult, backbone_bits, exit_bits, samples, sample_seed, split,
-                 hardware, out, backbone, amp, budget, data_dir, cache_dir, device, seed) -> None:
+                 hardware, out, backbone, pretrained, amp, budget, data_dir, cache_dir, device, seed) -> None:
     """Identical exits at every placement of their mount points: ET, exit ratios and MAC-array utilisation."""
     from eenas.study import MountSettings, run_mount_study, write_mount_study
 
-    pipe = _pipeline(dataset, budget, width_mult, data_dir, cache_dir, device, seed, amp, _backbone(backbone))
+    pipe = _pipeline(dataset, budget, width_mult, data_dir, cache_dir, device, seed, amp, _backbone(backbone),
+                     pretrained=pretrained)
     settings = MountSettings(dataset, pipe.cfg.width_mult, n_exits, head, threshold, backbone_bits, exit_bits,
                              hardware, samples, sample_seed, split, backbone)
     result = run_mount_study(settings, pipe)
@@ -549,6 +571,118 @@ def study_mounts(n_exits, head, threshold, dataset, width_mult, backbone_bits, e
     click.echo(f"\nchosen on validation, on the {split} split:\n"
                + result.chosen[["choice", "rank", *columns]].to_markdown(index=False, floatfmt=".4g"))
     click.echo(f"{_trained_line(pipe)}\nresults in {out}")
+
+
+@study.command("hardware")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--hardware", "hardware_list", default=None, metavar="LIST",
+              help="Comma-separated accelerator presets or YAML files (default: the nine case-study presets "
+                   "sys_EEEE..sys_YYYY).")
+@WEIGHTS_OPTION
+@click.option("--allocation", type=click.Choice(list(ALLOCATIONS)), default=DEFAULT_ALLOCATION, show_default=True,
+              help="Backbone layer-to-core allocation on each accelerator.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs") / "hardware-study",
+              show_default=True, help="Output folder.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+              help="Where searched allocations are cached (default: ~/.cache/eenas).")
+def study_hardware(paths, hardware_list, weights, allocation, out, cache_dir) -> None:
+    """Archs (files, or folders of arch_*.json such as a run's pareto/) on several accelerators, ranked by ET.
+
+    Average ET uses each arch's recorded exit ratios (stats_<k>.json or <arch>.eval.json beside it), else every
+    sample reaches the final exit.  No training.
+    """
+    from eenas.study.hardware import DEFAULT_HARDWARE, load_study_archs, run_hardware_study, write_hardware_study
+
+    hardware = DEFAULT_HARDWARE if hardware_list is None else tuple(h.strip() for h in hardware_list.split(",")
+                                                                    if h.strip())
+    if not hardware:
+        raise EenasError("--hardware: give at least one accelerator")
+    with _allocation_cache(cache_dir):
+        result = run_hardware_study(load_study_archs(paths), hardware, weights, allocation)
+    write_hardware_study(result, out)
+    click.echo(result.ranking().to_markdown(index=False, floatfmt=".4g"))
+    click.echo(f"results in {out}")
+
+
+@cli.group()
+def weights() -> None:
+    """Pretrained float weights shipped with eenas (trained by its own pretrain command)."""
+
+
+@weights.command("list")
+def weights_list() -> None:
+    """A table of the registered weights and their measured accuracies."""
+    import pandas as pd
+
+    from eenas.weights import WeightsRegistry
+
+    registry = WeightsRegistry()
+    rows = [{"name": e.name, "backbone": e.backbone, **{k: v for k, v in e.options.items()}, "dataset": e.dataset,
+             "parameters": e.parameters, "epochs": e.recipe.get("pretrain_epochs"),
+             **{f"{tag} val/test": f"{a['val']:.4f} / {a['test']:.4f}" for tag, a in e.accuracy.items()},
+             "wall time (h)": round(e.wall_time_s / 3600, 2), "kB": round(registry.path(e).stat().st_size / 1024)
+             if registry.path(e).exists() else "missing"} for e in registry.entries.values()]
+    if not rows:
+        click.echo(f"no weights registered in {registry.root}")
+        return
+    click.echo(pd.DataFrame(rows).to_markdown(index=False))
+
+
+@weights.command("show")
+@click.argument("name")
+def weights_show(name) -> None:
+    """One entry whole: recipe, command, wall time, CPU and accuracy against epochs; checks its file's hash."""
+    import pandas as pd
+    import yaml
+
+    from eenas.weights import WeightsRegistry
+
+    registry = WeightsRegistry()
+    entry = registry.get(name)
+    data = entry.to_dict()
+    history = data.pop("history")
+    click.echo(yaml.safe_dump(data, sort_keys=False, width=120).rstrip())
+    if history:
+        click.echo("\naccuracy against pretraining epochs (validation):\n"
+                   + pd.DataFrame(history).to_markdown(index=False, floatfmt=".4f"))
+    registry.verified_path(entry)
+    click.echo(f"\nfile {registry.path(entry)}: sha256 matches")
+
+
+@weights.command("publish")
+@click.argument("name")
+@click.option("--dataset", type=click.Choice(list(DATASET_CLASSES)), default="cifar10", show_default=True)
+@click.option("--width-mult", type=float, default=None, help="Backbone width (default: the budget's).")
+@click.option("--epochs", type=int, default=None, help="The pretraining's epochs (default: the budget's).")
+@click.option("--qat-budget", type=click.Choice(list(BUDGETS)), default="quick", show_default=True,
+              help="Budget whose QAT recipe measures the quantized accuracies.")
+@click.option("--precisions", default="w8a8,w4a4", show_default=True, help="Quantized accuracies to measure.")
+@click.option("--threads", type=int, default=None,
+              help="Threads the pretraining ran with (only for a cache entry that does not record them).")
+@click.option("--notes", default="", help="A sentence kept with the entry.")
+@BACKBONE_OPTION
+@AMP_OPTION
+@training_options
+def weights_publish(name, dataset, width_mult, epochs, qat_budget, precisions, threads, notes, backbone, amp, budget,
+                    data_dir, cache_dir, device, seed) -> None:
+    """Register the float backbone that `eenas pretrain --pretrained none` trained with these options as NAME.
+
+    Writes NAME.pt (float16) and its entry into the registry folder ($EENAS_WEIGHTS_DIR, else the package's),
+    then measures float and QAT accuracy on the shipped file.
+    """
+    from eenas.weights import WeightsRegistry
+    from eenas.weights.publish import publish
+
+    if not name.replace("_", "").replace("-", "").isalnum() or name in ("auto", "none"):
+        raise EenasError(f"weights publish: '{name}' is not a usable name (letters, digits, - and _; not auto/none)")
+    source = _pipeline(dataset, budget, width_mult, data_dir, cache_dir, device, seed, amp, _backbone(backbone),
+                       epochs, pretrained="none")
+    measure = _pipeline(dataset, qat_budget, source.cfg.width_mult, data_dir, cache_dir, device, seed, amp,
+                        _backbone(backbone))
+    entry = publish(name, source, measure.cfg, _parse_precisions(precisions),
+                    WeightsRegistry(), threads, notes=notes)
+    click.echo(f"registered {entry.tag}: " + ", ".join(
+        f"{tag} val {a['val']:.4f} test {a['test']:.4f}" for tag, a in entry.accuracy.items()))
 
 
 @cli.command()

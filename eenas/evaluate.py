@@ -29,6 +29,7 @@ class Evaluation:
     exits: pd.DataFrame
     accuracy: float
     val_accuracy: float
+    val_exit_ratios: tuple[float, ...]  # where validation samples leave (a search drops exits none leaves at)
     static_accuracy: float
     average_et: float
     product_of_averages_et: float
@@ -47,9 +48,11 @@ class Evaluation:
 
 
 def exit_table(arch: Arch, outcome, cost: ArchCost) -> pd.DataFrame:
-    """One row per exit (final classifier last) with accuracy, ratio and cumulative costs."""
+    """One row per exit (final classifier last, unless the network ends before it) with accuracy, ratio and
+    cumulative costs; a final exit has no threshold, as the classifier has none."""
     rows = []
-    names = [(e.after_block, e.head, e.threshold) for e in arch.exits] + [("final", "classifier", math.nan)]
+    names = [(e.after_block, e.head, math.nan if e.final else e.threshold) for e in arch.exits]
+    names.append(("final", "classifier", math.nan))
     for i, ((block, head, threshold), stage) in enumerate(zip(names, cost.exits)):
         rows.append({
             "after_block": block, "head": head, "threshold": threshold,
@@ -79,13 +82,14 @@ def evaluate_arch(
         outcomes[split] = route(stats, thresholds)
     test = outcomes["test"]
     cost = cost_arch(arch, hardware, weights)
-    s = score(test, cost)
+    s, val = score(test, cost), score(outcomes["val"], cost)
     return Evaluation(
         arch=replace(arch, hardware=hardware, weights=weights,
                      training=training_record(pipeline.cfg, "joint" if joint else "none")),
         exits=exit_table(arch, test, cost), accuracy=s.accuracy,
-        val_accuracy=outcomes["val"].accuracy, static_accuracy=s.static_accuracy, average_et=s.average_et,
-        product_of_averages_et=cost.product_of_averages_et(test.exit_ratios), static_et=cost.static_et,
+        val_accuracy=val.accuracy, val_exit_ratios=val.exit_ratios, static_accuracy=s.static_accuracy,
+        average_et=s.average_et, product_of_averages_et=cost.product_of_averages_et(s.exit_ratios),
+        static_et=cost.static_et,
         et_ratio=s.et_ratio, trained=tuple(pipeline.trained[before:]), score=s,
     )
 
@@ -94,7 +98,7 @@ def training_record(cfg: TrainConfig, finetune: str = "none") -> TrainingRecord:
     """The arch file's ``training`` block for weights trained under ``cfg`` (its cache identity, by name)."""
     identity = cfg.identity()
     return TrainingRecord(cfg.budget.name, identity["seed"], finetune, identity["amp"], identity["training_version"],
-                          identity["val_fraction"], tuple(identity["recipe"].items()))
+                          identity["val_fraction"], tuple(identity["recipe"].items()), identity["pretrained"])
 
 
 def check_training(arch: Arch, cfg: TrainConfig, finetune: str, source: str) -> list[str]:

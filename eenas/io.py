@@ -1,4 +1,5 @@
-"""Atomic file writes, so a killed run never leaves a half-written result behind."""
+"""Atomic file writes, so a killed run never leaves a half-written result behind, and JSON reads that fail in
+one line."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
+
+from eenas.errors import EenasError
 
 DEFAULT_CACHE_DIR = Path("~/.cache/eenas").expanduser()  # trained weights, logits, searched allocations
 _UMASK = os.umask(0o022)  # read once (os.umask can only be read by setting it) and put back at once
@@ -38,6 +41,25 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 
 def write_json(path: str | os.PathLike, data: Any) -> Path:
     return write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def read_json(path: str | os.PathLike, what: str = "file") -> Any:
+    """The JSON value in ``path`` (a ``what``: "arch file", ...).  A missing or unreadable file, one that is not
+    UTF-8 or not JSON (a truncated write) or nested too deeply for the parser is an error naming it, not a
+    traceback."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise EenasError(f"cannot read {what} {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise EenasError(f"{path}: not a text file (not UTF-8), so not JSON") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise EenasError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:
+        raise EenasError(f"{path}: JSON nested too deeply to read") from None
 
 
 def join(values: Iterable[float]) -> str:

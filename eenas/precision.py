@@ -8,7 +8,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from eenas.errors import EenasError
+
 BITWIDTHS = (32, 8, 4, 2)  # 32 means float (no quantization)
+
+
+def check_bits(name: str, bits: int) -> int:
+    """``bits`` if it is a supported bit-width, else an error naming ``name`` (an option, field or node).
+
+    The one check behind every bit-width a user gives (options, files, ONNX graphs): any other value would be
+    costed as if the hardware had it (-8 bits gives negative energy).
+    """
+    if bits not in BITWIDTHS:
+        raise EenasError(f"{name} {bits}: must be one of {', '.join(map(str, BITWIDTHS))} (32 means float)")
+    return bits
 
 
 @dataclass(frozen=True)

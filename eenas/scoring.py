@@ -3,17 +3,19 @@
 A sample leaves at the first exit whose max-softmax confidence reaches that exit's
 threshold; the final classifier takes the rest.  With each exit's logits cached, any
 combination of exits and thresholds is scored exactly, in microseconds, without a model.
-:func:`score` is the one scoring ``eenas evaluate``, the search and the studies share.
+:func:`score` is the one scoring ``eenas evaluate``, the search and the studies share, and
+:func:`live_arch` the network a search writes: without the exits no sample leaves at.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
+from eenas.arch import Arch
 from eenas.hardware import ArchCost
 
 
@@ -93,10 +95,39 @@ class Score:
     def average_energy(self) -> float:
         return self.cost.average_energy(self.exit_ratios)
 
+    def ratios_as(self, arch: Arch) -> tuple[float, ...]:
+        """The exit ratios laid out as ``arch``'s exits, then the backbone's classifier, for a score of ``arch`` or
+        of its :func:`live_arch` (0 where that dropped an exit or ended before the classifier)."""
+        at = {e.after_block: r for e, r in zip(self.cost.exits, self.exit_ratios)}  # the classifier's is None
+        return (*(at.get(e.after_block, 0.0) for e in arch.exits), at.get(None, 0.0))
+
 
 def score(outcome: ExitOutcome, cost: ArchCost) -> Score:
-    """A routed network (:func:`route`, final classifier last) priced by ``cost``."""
-    return Score(outcome.accuracy, float(outcome.standalone_accuracy[-1]), outcome.exit_ratios, cost)
+    """A routed network (:func:`route`, the backbone's classifier last) priced by ``cost``.
+
+    A network that ends at its last exit is routed with the classifier still last, so that its static accuracy is
+    known; no sample reaches it, and ``cost`` has no stage for it.
+    """
+    n = len(cost.exits)
+    if np.any(outcome.exit_ratios[n:]):
+        raise ValueError(f"samples leave at {len(outcome.exit_ratios)} exits, but the cost prices {n}")
+    return Score(outcome.accuracy, float(outcome.standalone_accuracy[-1]), outcome.exit_ratios[:n], cost)
+
+
+def live_arch(arch: Arch, ratios: Sequence[float]) -> tuple[Arch, tuple[float, ...]]:
+    """``arch`` without the exits no sample leaves at (``ratios``: its exits', then the classifier's), and the
+    remaining exits' ratios.
+
+    When no sample reaches the classifier, the last exit any sample leaves at takes all that reach it: the network
+    ends there (``ExitConfig.final``), since the backbone after it and any later exit are dead weight.  Routing on
+    the split ``ratios`` came from is unchanged (accuracy and the remaining ratios are the same); only the cost falls.
+    """
+    *early, last = ratios
+    kept = [(e, r) for e, r in zip(arch.exits, early) if r > 0]
+    exits = [e for e, _ in kept]
+    if last <= 0 and exits:
+        exits[-1] = replace(exits[-1], final=True)
+    return replace(arch, exits=tuple(exits)), tuple(float(r) for _, r in kept) + ((float(last),) if last > 0 else ())
 
 
 def top1(logits: torch.Tensor, labels: torch.Tensor) -> float:

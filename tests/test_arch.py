@@ -1,8 +1,10 @@
 import json
+import sys
 
 import pytest
 
 from eenas.arch import Arch, arch_from_dict, load_arch, save_arch
+from eenas.cli import main
 from eenas.errors import EenasError
 from tests.conftest import arch_dict
 
@@ -12,6 +14,18 @@ def test_round_trip(tmp_path):
     save_arch(arch, tmp_path / "a.json")
     assert load_arch(tmp_path / "a.json") == arch
     assert arch.num_classes == 10 and [e.after_block for e in arch.exits] == [3, 7]
+
+
+def test_a_final_exit_ends_the_network_and_round_trips_without_a_threshold(tmp_path):
+    arch = arch_from_dict(arch_dict(exits=[{"after_block": 7, "head": "gap_fc", "final": True, "core": 1},
+                                           {"after_block": 3, "head": "pool_fc", "threshold": 0.9}]))
+    assert arch.ends_at_exit and arch.n_outputs == 2 and arch.exits[-1].threshold == 0.0  # it takes every sample
+    assert arch.to_dict()["exits"] == [{"after_block": 3, "head": "pool_fc", "threshold": 0.9},
+                                       {"after_block": 7, "head": "gap_fc", "core": 1, "final": True}]
+    save_arch(arch, tmp_path / "a.json")
+    assert load_arch(tmp_path / "a.json") == arch
+    plain = arch_from_dict(arch_dict())
+    assert not plain.ends_at_exit and plain.n_outputs == 3 and "final" not in plain.to_dict()["exits"][1]
 
 
 def test_exits_are_sorted_and_static_drops_them():
@@ -37,6 +51,11 @@ def test_exits_are_sorted_and_static_drops_them():
         ({"exits": [{"after_block": 3, "head": "pool_fc", "threshold": 0.9},
                     {"after_block": 3, "head": "gap_fc", "threshold": 0.8}]}, "duplicate mount point"),
         ({"exits": [{"after_block": True, "head": "pool_fc", "threshold": 0.9}]}, "exits[0].after_block"),
+        ({"exits": [{"after_block": 3, "head": "pool_fc", "final": True, "threshold": 0.9}]}, "exits[0].threshold"),
+        ({"exits": [{"after_block": 3, "head": "pool_fc", "final": True, "overlap": True}]}, "exits[0].overlap"),
+        ({"exits": [{"after_block": 3, "head": "pool_fc", "final": 1}]}, "exits[0].final: expected bool"),
+        ({"exits": [{"after_block": 9, "head": "gap_fc", "threshold": 0.8},
+                    {"after_block": 3, "head": "pool_fc", "final": True}]}, "exits[1].final: only the deepest"),
         ({"quant": {"backbone": {"weights": 3, "activations": 8}}}, "quant.backbone.weights"),
         ({"quant": {"exits": {"weights": 8}}}, "quant.exits"),
         ({"hardware": 5}, "hardware"),
@@ -67,7 +86,8 @@ TRAINING = {"dataset": "synthetic", "width_mult": 0.25, "budget": "tiny", "seed"
 def test_training_block_round_trips_and_is_optional(tmp_path):
     arch = arch_from_dict(arch_dict(training=TRAINING))
     assert (arch.training.budget, arch.training.seed, arch.training.training_version) == ("tiny", 7, 3)
-    assert arch.to_dict()["training"] == TRAINING
+    # A block from before the weights registry has no 'pretrained': those weights were pretrained by the run.
+    assert arch.to_dict()["training"] == {**TRAINING, "pretrained": "none"}
     save_arch(arch, tmp_path / "a.json")
     assert load_arch(tmp_path / "a.json") == arch
     assert arch_from_dict(arch_dict()).training is None and "training" not in arch_from_dict(arch_dict()).to_dict()
@@ -109,3 +129,16 @@ def test_a_binary_arch_file_is_one_clear_error(tmp_path):
     path.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
     with pytest.raises(EenasError, match="not a text file"):
         load_arch(path)
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000 + "]" * 100_000,
+                                  '{"eenas_version": 1, "exits": ' + "[" * 100_000 + "]" * 100_000 + "}"])
+def test_json_nested_too_deeply_is_one_line_naming_the_file(tmp_path, monkeypatch, capsys, text):
+    """Regression (issue 32): the parser's RecursionError was a traceback with exit code 1."""
+    path = tmp_path / "deep.json"
+    path.write_text(text)
+    monkeypatch.setattr(sys, "argv", ["eenas", "cost", "--arch", str(path)])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err == f"eenas: error: {path}: JSON nested too deeply to read\n"

@@ -248,6 +248,26 @@ def test_exits_are_barriers_without_overlap():
     assert final.cum_macs > cost.static_macs
 
 
+def test_a_network_that_ends_at_its_last_exit_costs_only_what_runs():
+    """``final``: up to that exit the schedule is the full network's; nothing after its head runs, fetches or keeps
+    weights, and there is no classifier stage (its baseline stays the static backbone)."""
+    ended = (*EXITS[:-1], replace(EXITS[-1], final=True))
+    full, cut = network_cost(arch()), network_cost(arch(exits=ended), exit_ratios=[0.4, 0.3, 0.2, 0.1])
+    assert cut.cost.exits == full.cost.exits[: len(EXITS)] and cut.cost.exits[-1].after_block == EXITS[-1].after_block
+    assert list(cut.layers) == [r for r in full.layers if r.stage <= len(EXITS)]
+    assert not any(r.name.startswith(("b14.", "b17.", "final.")) for r in cut.layers)
+    assert cut.cost.exits[-1].cum_macs == sum(r.macs for r in cut.layers) < full.cost.static_macs
+    assert cut.cost.static_et == full.cost.static_et
+    resident = network_cost(arch(exits=ended), weights="resident", allocation="greedy")
+    assert {r.name for r in resident.layers if r.params == "resident"} <= {r.name for r in cut.layers}
+    overlapped = cost_arch(arch(exits=(*EXITS[:-1], replace(EXITS[-1], overlap=True, final=True))))
+    assert overlapped.exits[-1].wasted_energy_pj == 0  # a final exit has no next stage to overlap
+    with pytest.raises(EenasError, match="expected 4 values"):
+        network_cost(arch(exits=ended), exit_ratios=[0.2] * 5)
+    with pytest.raises(EenasError, match=r"exits\[0\]\.final: only the last exit"):
+        cost_arch(arch(exits=(replace(EXITS[0], final=True), *EXITS[1:])))
+
+
 def test_average_et():
     cost = cost_arch(arch())
     first = cost.exits[0]

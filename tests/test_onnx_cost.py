@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 
@@ -217,3 +218,244 @@ def test_exit_mapping_metadata_is_checked(tmp_path):
         onnx.save(model, str(tmp_path / "m.onnx"))
         with pytest.raises(EenasError, match=message):
             graph_network_cost(read_onnx(tmp_path / "m.onnx"), "edge_tpu_quad", allocation="greedy")
+
+
+def _graph(path, nodes: list, inits: dict, shape=(1, 3, 8, 8), opset: int = 13) -> str:
+    """A model of ``nodes`` from ``image`` (of ``shape``) to ``out``, with the initializers ``inits``."""
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("image", TensorProto.FLOAT, list(shape))],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)],
+                              [_const(name, value) for name, value in inits.items()])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]), str(path))
+    return str(path)
+
+
+def _conv_model(path, weight=(8, 3, 3, 3), **attrs) -> str:
+    attrs.setdefault("kernel_shape", list(weight[2:]))
+    conv = helper.make_node("Conv", ["image", "w"], ["out"], name="conv", **attrs)
+    return _graph(path, [conv], {"w": np.ones(weight, np.float32)})
+
+
+def _one_line_error(monkeypatch, capsys, *args: str) -> str:
+    """``eenas cost ARGS`` fails as the CLI promises: exit code 2, one line starting 'eenas: error:'."""
+    monkeypatch.setattr(sys, "argv", ["eenas", "cost", *args])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.startswith("eenas: error: ") and err.count("\n") == 1, err
+    return err
+
+
+@pytest.mark.parametrize("option", ["--weight-bits", "--act-bits"])
+@pytest.mark.parametrize("bits", ["-8", "0", "1", "3", "1000"])
+def test_unsupported_bit_options_are_refused_naming_the_option(tmp_path, monkeypatch, capsys, option, bits):
+    """Regression (issue 32): -8 printed negative energy with exit 0; 0, 1, 3 and 1000 were costed too."""
+    err = _one_line_error(monkeypatch, capsys, "--onnx", _hand_model(tmp_path / "m.onnx"), option, bits)
+    assert f"{option} {bits}: must be one of 32, 8, 4, 2" in err
+
+
+def test_q_dq_bits_outside_the_supported_widths_name_the_node(tmp_path, monkeypatch, capsys):
+    """Regression (issue 32): bits read from Q/DQ pairs get the options' check (an int16 Q, a 3- or 1-bit Clip)."""
+    n = helper.make_node
+    inits = {"s": np.float32(0.1), "z8": np.int8(0), "zu": np.uint8(0), "one": np.uint8(1), "z16": np.int16(0),
+             "lo": np.int8(-4), "hi": np.int8(3), "w": np.ones((8, 3, 3, 3), np.float32)}
+
+    def conv(output: str = "out"):
+        return n("Conv", ["x", "wd"], [output], name="conv", kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+
+    image = [n("QuantizeLinear", ["image", "s", "z8"], ["iq"]), n("DequantizeLinear", ["iq", "s", "z8"], ["x"])]
+    weight = [n("QuantizeLinear", ["w", "s", "z8"], ["wq"]), n("DequantizeLinear", ["wq", "s", "z8"], ["wd"])]
+    int16 = [n("QuantizeLinear", ["image", "s", "z16"], ["iq"], name="in_q"),
+             n("DequantizeLinear", ["iq", "s", "z16"], ["x"])]
+    clipped = [n("QuantizeLinear", ["w", "s", "z8"], ["wq"]), n("Clip", ["wq", "lo", "hi"], ["wc"], name="w_clip"),
+               n("DequantizeLinear", ["wc", "s", "z8"], ["wd"])]
+    binary = [n("QuantizeLinear", ["c", "s", "zu"], ["cq"]), n("Clip", ["cq", "zu", "one"], ["cc"], name="a_clip"),
+              n("DequantizeLinear", ["cc", "s", "zu"], ["out"])]
+    for nodes, opset, message in [
+        ([*int16, *weight, conv()], 21, "node 'in_q' (QuantizeLinear): bit-width 16: must be one of 32, 8, 4, 2"),
+        ([*image, *clipped, conv()], 13, "node 'w_clip' (Clip): bit-width of the range -4..3 is 3: must be one of"),
+        ([*image, *weight, conv("c"), *binary], 13,
+         "node 'a_clip' (Clip): bit-width of the range 0..1 is 1: must be one of"),
+    ]:
+        path = _graph(tmp_path / "q.onnx", nodes, inits, opset=opset)
+        assert message in _one_line_error(monkeypatch, capsys, "--onnx", path)
+
+
+@pytest.mark.parametrize("shape, weight, group, message", [
+    ((1, 3, 8, 8), (8, 5, 3, 3), 1, "the weight [8, 5, 3, 3] with group 1 takes 5 input channels, the input has 3"),
+    ((1, 8, 8, 8), (8, 1, 3, 3), 4, "the weight [8, 1, 3, 3] with group 4 takes 4 input channels, the input has 8"),
+])
+def test_a_conv_weight_that_does_not_fit_its_input_names_the_node(tmp_path, monkeypatch, capsys, shape, weight, group,
+                                                                  message):
+    """Regression (issue 32): the input's channels were costed whatever the weight said, with exit code 0."""
+    conv = helper.make_node("Conv", ["image", "w"], ["out"], name="conv", kernel_shape=[3, 3], pads=[1, 1, 1, 1],
+                            group=group)
+    path = _graph(tmp_path / "m.onnx", [conv], {"w": np.ones(weight, np.float32)}, shape)
+    assert f"node 'conv' (Conv): {message}" in _one_line_error(monkeypatch, capsys, "--onnx", path)
+
+
+@pytest.mark.parametrize("size, stride", [(8, 1), (8, 2), (7, 2), (9, 3)])
+@pytest.mark.parametrize("auto_pad", ["SAME_UPPER", "SAME_LOWER"])
+def test_auto_pad_same_is_costed_as_the_explicit_pads_onnx_defines(tmp_path, size, stride, auto_pad):
+    """Regression (issue 32): auto_pad SAME_* was refused as 'pads [0, 0, 0, 0]'.  ONNX pads to an output of
+    ceil(size / stride), the odd pixel at the end (UPPER) or the beginning (LOWER): 8 at stride 2 pads 1 pixel,
+    so [0, 0, 1, 1] or [1, 1, 0, 0]; both are the cost model's 'same' convolution."""
+    total = (-(-size // stride) - 1) * stride + 3 - size
+    pads = [total // 2] * 2 + [total - total // 2] * 2
+    explicit = pads if auto_pad == "SAME_UPPER" else pads[2:] + pads[:2]
+    same = read_onnx(_graph(tmp_path / "a.onnx", [helper.make_node(
+        "Conv", ["image", "w"], ["out"], name="conv", kernel_shape=[3, 3], strides=[stride] * 2, auto_pad=auto_pad)],
+        {"w": np.ones((8, 3, 3, 3), np.float32)}, (1, 3, size, size)))
+    padded = read_onnx(_graph(tmp_path / "p.onnx", [helper.make_node(
+        "Conv", ["image", "w"], ["out"], name="conv", kernel_shape=[3, 3], strides=[stride] * 2, pads=explicit)],
+        {"w": np.ones((8, 3, 3, 3), np.float32)}, (1, 3, size, size)))
+    layer = ConvLayer(3, 8, size, size, 3, stride)
+    assert same.blocks[0].nodes[0].layer == padded.blocks[0].nodes[0].layer == layer
+    assert layer.out_height == -(-size // stride)
+
+
+@pytest.mark.parametrize("kernel, attrs, message", [
+    (2, {"auto_pad": "SAME_UPPER"}, "a 9x9 output here), got pads [0, 0, 1, 1] (a 8x8 output)"),
+    (3, {"auto_pad": "VALID"}, "a 8x8 output here), got pads [0, 0, 0, 0] (a 6x6 output)"),
+])
+def test_padding_the_cost_model_cannot_represent_is_refused_accurately(tmp_path, monkeypatch, capsys, kernel, attrs,
+                                                                       message):
+    conv = helper.make_node("Conv", ["image", "w"], ["out"], name="conv", kernel_shape=[kernel] * 2, **attrs)
+    path = _graph(tmp_path / "m.onnx", [conv], {"w": np.ones((8, 3, kernel, kernel), np.float32)})
+    err = _one_line_error(monkeypatch, capsys, "--onnx", path)
+    assert "node 'conv' (Conv): only 'same' padding is modelled (kernel // 2 on each side: " + message in err
+
+
+def test_a_pooling_auto_pad_is_read_as_its_pads(tmp_path):
+    """auto_pad of a pooling was ignored; SAME that pads nothing is costed, SAME that pads is refused."""
+    from eenas.errors import EenasError
+
+    n = helper.make_node
+    conv = n("Conv", ["image", "w"], ["c"], name="conv", kernel_shape=[1, 1])
+    inits = {"w": np.ones((8, 3, 1, 1), np.float32)}
+    even = n("MaxPool", ["c"], ["out"], name="pool", kernel_shape=[2, 2], strides=[2, 2], auto_pad="SAME_UPPER")
+    pool = read_onnx(_graph(tmp_path / "even.onnx", [conv, even], inits)).blocks[0].nodes[1]
+    assert pool.layer == PoolLayer(8, 8, 8, 2, 2, "max")
+    odd = n("MaxPool", ["c"], ["out"], name="pool", kernel_shape=[3, 3], strides=[2, 2], auto_pad="SAME_UPPER")
+    with pytest.raises(EenasError, match=r"node 'pool' \(MaxPool\): only square kernels with equal strides and no pad"):
+        read_onnx(_graph(tmp_path / "odd.onnx", [conv, odd], inits))
+
+
+def test_matmul_plus_add_is_a_fully_connected_layer_like_gemm(tmp_path):
+    """Regression (issue 32): the MatMul + Add many exporters write for a linear layer was refused at the Add."""
+    n = helper.make_node
+    inits = {"w": np.ones((192, 10), np.float32), "b": np.zeros(10, np.float32)}
+    matmul = read_onnx(_graph(tmp_path / "mm.onnx", [n("Flatten", ["image"], ["f"]), n("MatMul", ["f", "w"], ["m"],
+                                                                                        name="fc"),
+                                                     n("Add", ["m", "b"], ["out"], name="bias")], inits))
+    gemm = read_onnx(_graph(tmp_path / "gemm.onnx", [n("Flatten", ["image"], ["f"]),
+                                                     n("Gemm", ["f", "w", "b"], ["out"], name="fc")], inits))
+    assert [(x.name, x.layer) for x in matmul.blocks[0].nodes] == [("fc", ConvLayer(192, 10, 1, 1))]
+    ours, theirs = (graph_network_cost(w, "edge_tpu_quad", allocation="greedy").cost for w in (matmul, gemm))
+    assert (ours.exits[0].cum_latency_cycles, ours.exits[0].cum_energy_pj) == (theirs.exits[0].cum_latency_cycles,
+                                                                               theirs.exits[0].cum_energy_pj)
+
+
+
+def _without_weights(path: str, declared: str, shapes: bool) -> str:
+    """The model in ``path`` with no initializers, as the reference work's workload files are: each weight (scale,
+    bias...) a graph input or a value_info (``declared``), with its shape or none.  Without shapes the activations
+    keep theirs in value_info, from a shape inference of the full model, as in Stream's files."""
+    model = onnx.load(path)
+    if not shapes:
+        model = onnx.shape_inference.infer_shapes(model)
+    graph = model.graph
+    weights = list(graph.initializer)
+    del graph.initializer[:]
+    derived = {w.name for w in weights}  # the weights and what Q/Clip/DQ make of them
+    for node in graph.node:
+        if all(x in derived for x in node.input if x):
+            derived.update(node.output)
+    if not shapes:
+        activations = [v for v in graph.value_info if v.name not in derived]
+        del graph.value_info[:]
+        graph.value_info.extend(activations)
+    getattr(graph, declared).extend(helper.make_tensor_value_info(w.name, w.data_type, list(w.dims) if shapes else None)
+                                    for w in weights)
+    out = path.replace(".onnx", f"-{declared}-{shapes}.onnx")
+    onnx.save(model, out)
+    return out
+
+
+def _nodes(w) -> list[list[tuple]]:
+    """Each trunk's and head's nodes as values (nodes compare by identity)."""
+    return [[dataclasses.astuple(n) for n in part] for part in [*(b.nodes for b in w.blocks), *w.heads]]
+
+
+def _exit_params(w) -> list[int]:
+    """Each exit's parameter count: the weights of the trunks up to it and of its head."""
+    trunk = [sum(n.layer.weight_count for n in b.nodes if isinstance(n.layer, ConvLayer)) for b in w.blocks]
+    heads = [sum(n.layer.weight_count for n in h if isinstance(n.layer, ConvLayer)) for h in w.heads] + [0]
+    return [sum(trunk[:i + 1]) + heads[i] for i in range(len(w.blocks))]
+
+
+@pytest.mark.parametrize("declared, shapes", [("input", True), ("value_info", True), ("input", False),
+                                               ("value_info", False)])
+def test_an_export_without_initializers_costs_the_same_as_with_them(tmp_path, monkeypatch, capsys, declared, shapes):
+    """Issue 30: weight-less files (Stream's) were refused; their weights' shapes are declared or follow from the
+    nodes, their bits from the Q/DQ pairs, so every figure equals the full file's."""
+    arch = _arch([(2, "pool_fc"), (5, "conv_pool_fc", 1, True), (10, "gap_fc"), (16, "dsconv_pool_fc")], (4, 2))
+    full = _exported(arch, tmp_path)
+    stripped = _without_weights(full, declared, shapes)
+    assert not onnx.load(stripped).graph.initializer
+    ours, theirs = read_onnx(full), read_onnx(stripped)
+    assert (_nodes(theirs), theirs.image_bits) == (_nodes(ours), ours.image_bits)
+    assert _exit_params(theirs) == _exit_params(ours) and min(_exit_params(ours)) > 0
+    tables = []
+    for model in (full, stripped):
+        monkeypatch.setattr(sys, "argv", ["eenas", "cost", "--onnx", model, "--format", "json",
+                                          "--exit-ratios", "0.4,0.3,0.1,0.1,0.1"])
+        main()
+        tables.append(json.loads(capsys.readouterr().out))
+    assert tables[1] == tables[0]
+    assert [e["head"] for e in tables[0]["exits"]] == ["exit_b2", "exit_b5", "exit_b10", "exit_b16", "final"]
+
+
+def _weightless_model(path, conv_shape: bool = True, out_shape: bool = True, group: int = 8) -> str:
+    """image 8x6x6 -> depthwise conv 3x3 stride 2 (weight a graph input without shape) -> relu -> flatten
+    -> gemm 72->5 (weight a value_info without shape, bias a graph input), the activations' shapes in value_info."""
+    n = helper.make_node
+    nodes = [n("Conv", ["image", "w_dw"], ["c"], name="dw", kernel_shape=[3, 3], strides=[2, 2], pads=[1] * 4,
+               group=group),
+             n("Relu", ["c"], ["r"], name="relu"), n("Flatten", ["r"], ["f"], name="flatten"),
+             n("Gemm", ["f", "w_fc", "b_fc"], ["out"], name="fc", transB=1)]
+    inputs = [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 8, 6, 6]),
+              helper.make_tensor_value_info("w_dw", TensorProto.FLOAT, None),
+              helper.make_tensor_value_info("b_fc", TensorProto.FLOAT, [5])]
+    infos = [helper.make_tensor_value_info("w_fc", TensorProto.FLOAT, None)]
+    if conv_shape:
+        infos.append(helper.make_tensor_value_info("c", TensorProto.FLOAT, [1, 8, 3, 3]))
+    graph = helper.make_graph(nodes, "weightless", inputs,
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 5] if out_shape else None)],
+                              value_info=infos)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    return str(path)
+
+
+def test_weightless_depthwise_conv_and_gemm_give_hand_derived_layers(tmp_path):
+    """Weights without values or shapes: [8, 1, 3, 3] from the input's 8 channels, group 8, kernel_shape and the
+    output's 8 channels; [5, 72] from the flattened 8x3x3 input and the output's 5 features."""
+    w = read_onnx(_weightless_model(tmp_path / "w.onnx"), weight_bits=4)
+    dw, fc = w.blocks[0].nodes
+    assert dw.layer == ConvLayer(8, 8, 6, 6, 3, 2, 8) and dw.layer.kind == "depthwise"
+    assert (dw.layer.macs, dw.layer.weight_count) == (8 * 9 * 3 * 3, 8 * 9)  # 648, 72
+    assert fc.layer == ConvLayer(72, 5, 1, 1) and (fc.layer.macs, fc.layer.weight_count) == (72 * 5, 360)
+    assert (dw.weight_bits, fc.weight_bits) == (4, 4)
+    assert graph_network_cost(w, "edge_tpu_quad", allocation="greedy").cost.exits[0].cum_macs == 648 + 360
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"conv_shape": False}, "node 'dw' (Conv): the weight 'w_dw' has no shape and shape inference left the output's "
+                            "channels unknown"),
+    ({"out_shape": False}, "node 'fc' (Gemm): the weight 'w_fc' has no shape and shape inference left the output's "
+                           "channels unknown"),
+    ({"group": 3}, "node 'dw' (Conv): the weight 'w_dw' has no shape and the input's 8 channels do not split into 3 "
+                   "groups"),
+])
+def test_a_weight_whose_shape_cannot_be_derived_names_the_node(tmp_path, monkeypatch, capsys, kwargs, message):
+    path = _weightless_model(tmp_path / "w.onnx", **kwargs)
+    assert message in _one_line_error(monkeypatch, capsys, "--onnx", path)

@@ -148,3 +148,22 @@ def test_export_after_a_joint_finetune_writes_the_finetuned_network(tiny_pipelin
         ours = tuned(split_images(tiny_pipeline))
     for logits, cached in zip(ours, tiny_pipeline.arch_logits(arch, joint=True)):
         assert (logits.argmax(1) == cached.test.argmax(1)).float().mean() >= 0.99
+
+
+def test_a_network_that_ends_at_its_last_exit_exports_without_what_follows_it(tiny_pipeline, tmp_path):
+    """``final``: no classifier output, no stage after the last exit, and none of the later blocks' weights."""
+    arch = arch_from_dict(arch_dict(exits=[ALL_HEADS[0], {"after_block": 7, "head": "conv_pool_fc", "final": True}]))
+    for finetune in ("none", "joint"):
+        result = export(arch, tiny_pipeline, tmp_path / finetune, finetune=finetune)
+        assert result.parity.decisions_agree >= 0.999 and len(result.files.stages) == 2
+        manifest = json.loads(result.manifest.read_text())
+        assert [(e["output"], e["threshold"]) for e in manifest["exits"]] == [("exit_b2", 0.9), ("exit_b7", 0.0)]
+        assert manifest["exits"][-1]["stage_feature_output"] is None
+        graph = onnx.load(str(result.files.model)).graph
+        assert [o.name for o in graph.output] == ["exit_b2", "exit_b7"]
+        parts = {n.name.split(".")[0] for n in graph.node}
+        assert "b7" in parts and not parts & {"b8", "b17", "final"}
+        assert trained_network(arch, tiny_pipeline).ends
+    full = sum(p.numel() for p in trained_network(arch, tiny_pipeline).parameters())
+    kept = sum(int(np.prod(t.dims)) for t in graph.initializer)
+    assert kept < full / 2  # the blocks after 7 hold most of the backbone's weights

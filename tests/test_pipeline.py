@@ -138,3 +138,22 @@ def test_a_head_dead_under_every_schedule_is_kept_with_a_warning(tmp_path, monke
     logits = fresh.exit_logits(P8, 5, "pool_fc", P8)
     assert [lr for lr, _ in calls[:-1]] == [lr for lr, _ in HEAD_SCHEDULES] and logits.test.shape[1] == 10
     assert "keeping it" in caplog.text and "retraining" in caplog.text
+
+
+def test_a_head_trains_to_the_same_bytes_whatever_threads_the_caller_uses(tiny_pipeline):
+    """Training jobs run with TRAINING_THREADS torch threads (on a CPU, weights follow the thread count: unpinned,
+    this head's logits differed by up to 0.26 between 1 and 2 threads), and give the caller's count back."""
+    tiny_pipeline.feature_bank(P8)  # the backbones, trained once and cached for the pipelines below
+    head = (P8, 3, "conv_pool_fc", Precision(4, 4))
+    entries, before = {}, torch.get_num_threads()
+    try:
+        for threads in (2, 1):
+            torch.set_num_threads(threads)
+            fresh = Pipeline(tiny_pipeline.cfg)  # extracts its own feature bank, with these threads
+            entries[threads] = fresh.train_entry("head", head)  # trains without storing
+            assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(entries[1]["val"], entries[2]["val"]) and torch.equal(entries[1]["test"], entries[2]["test"])
+    weights = entries[1]["state_dict"]
+    assert all(torch.equal(weights[k], entries[2]["state_dict"][k]) for k in weights)

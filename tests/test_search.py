@@ -14,9 +14,10 @@ import pytest
 from pymoo.core.population import Population
 from pymoo.operators.crossover.ux import UX
 
-from eenas.arch import ExitConfig, arch_from_dict
+from eenas.arch import ExitConfig, arch_from_dict, load_arch
 from eenas.cli import main
 from eenas.errors import EenasError
+from eenas.evaluate import evaluate_arch
 from eenas.hardware import cost_arch
 from eenas.search import SearchConfig, SearchSpace, ThresholdGrid
 from eenas.search.evaluator import Constraints
@@ -24,7 +25,7 @@ from eenas.search.holdout import kendall_tau_b, metrics
 from eenas.search.operators import ExitRepair, ExitSampling, ResetMutation
 from eenas.search.predictor import kendall
 from eenas.search.problem import SurrogateProblem
-from eenas.search.space import genome_text
+from eenas.search.space import exits_text, genome_text
 from eenas.search.structured import new_predictor
 from eenas.search.tracking import SCALARS
 from tests.conftest import SMALL_SEARCH, small_search_config, start_search
@@ -197,7 +198,7 @@ def test_run_alone_leaves_a_complete_run_directory(finished):
     assert len(pareto) >= 1 and pareto["feasible"].all()
     assert (pareto["accuracy_drop"] <= 1.0 + 1e-9).all()
     assert pareto["average_et"].is_monotonic_increasing and pareto["accuracy"].is_monotonic_increasing
-    ratios = pareto["exit_ratios"].str.split(";").apply(lambda v: sum(map(float, v)))
+    ratios = pareto["exit_ratios"].astype(str).str.split(";").apply(lambda v: sum(map(float, v)))  # "1": an int
     assert np.allclose(ratios, 1.0)
 
 
@@ -309,6 +310,30 @@ def test_evaluate_of_a_pareto_arch_trains_nothing_and_agrees_with_its_stats(fini
         assert f"accuracy {theirs['accuracy']:.4f} (validation {theirs['val_accuracy']:.4f}" in res.stdout
 
 
+def test_every_front_arch_is_its_live_network_and_evaluate_reproduces_its_stats(finished):
+    """Issue 32: no written arch holds an exit no validation sample leaves at, nor backbone after the last exit
+    that takes every sample left; pareto.csv describes those archs, and evaluating one gives its stats_k.json."""
+    finished, _ = finished
+    front = pd.read_csv(finished.out / "pareto.csv")
+    pruned = 0
+    for k, row in zip(front["k"], front.to_dict("records")):
+        arch = load_arch(finished.out / "pareto" / f"arch_{k}.json")
+        stats = json.loads((finished.out / "pareto" / f"stats_{k}.json").read_text())
+        assert len(stats["val_exit_ratios"]) == arch.n_outputs and min(stats["val_exit_ratios"]) > 0
+        assert [e["after_block"] for e in stats["exits"]][-1] == ("final" if not arch.ends_at_exit else
+                                                                   arch.exits[-1].after_block)
+        assert row["exits"] == exits_text(arch)
+        ratios = [float(r) for r in str(row["exit_ratios"]).split(";")]
+        assert ratios == pytest.approx(stats["val_exit_ratios"], rel=1e-5)
+        assert row["accuracy"] == pytest.approx(stats["val_accuracy"])
+        genome = finished.space.decode(_genomes(front.iloc[[k]])[0])
+        pruned += arch.exits != genome.exits
+        evaluation = json.loads(json.dumps(evaluate_arch(arch, finished.pipeline, weights=finished.cfg.weights)
+                                           .to_json()))
+        assert evaluation == {key: value for key, value in stats.items() if key != "written_by"}
+    assert pruned  # the front holds a network the search cut down (else this test shows nothing)
+
+
 def test_the_archive_round_trips_through_the_checkpoint_without_loss(finished, cache_dir):
     finished, _ = finished
     resumed = start_search(small_config(), finished.out, cache_dir, resume=True)
@@ -317,7 +342,8 @@ def test_the_archive_round_trips_through_the_checkpoint_without_loss(finished, c
     assert resumed.archive.table().equals(finished.archive.table())
     assert resumed.archive.pareto() == finished.archive.pareto()
     X, ratios, accuracy = resumed.archive.training_set()
-    assert [r.score.exit_ratios for r in finished.archive.ok] == [tuple(r) for r in ratios]  # not the CSV's rounding
+    assert [r.score.ratios_as(finished.space.decode(r.genome)) for r in finished.archive.ok] == \
+        [tuple(r) for r in ratios]  # not the CSV's rounding
 
 
 def test_a_failed_record_round_trips_too():
@@ -379,6 +405,38 @@ def test_a_diverging_candidate_is_recorded_as_failed(tmp_path, cache_dir, monkey
     failed = archive[archive["status"] != "ok"]
     assert len(failed) and failed["exits"].str.contains("dsconv_pool_fc").all()
     assert (archive["status"] == "ok").any()
+
+
+def test_a_serial_search_never_retrains_a_head_whose_training_diverged(tmp_path, cache_dir, monkeypatch):
+    """As a cluster run remembers a head whose job kept failing, a serial run remembers one that diverged: a later
+    iteration's candidate holding it fails at once, with the same reason, instead of training it again."""
+    from collections import Counter
+
+    from eenas.arch import Precision
+    from eenas.train.loops import TrainingDiverged
+    from eenas.train.pipeline import Pipeline
+
+    real, calls = Pipeline.exit_logits, Counter()
+    bad = (Precision(8, 8), 3, "pool_fc", Precision(8, 8))
+
+    def diverges_once(self, *head):
+        calls[head] += 1
+        if head == bad and calls[head] == 1:  # a retry would succeed
+            raise TrainingDiverged("head pool_fc@3: loss is nan in epoch 1")
+        return real(self, *head)
+
+    monkeypatch.setattr(Pipeline, "exit_logits", diverges_once)
+    run = start_search(small_config(), tmp_path / "run", cache_dir)
+    space = run.space
+
+    def genomes(*exits: ExitConfig) -> np.ndarray:
+        return np.array([space.encode(space.arch(exits, 8, 8))])
+
+    run._evaluate(genomes(ExitConfig(3, "pool_fc", 0.5)), "initial", 0)
+    run._evaluate(genomes(ExitConfig(3, "pool_fc", 0.6), ExitConfig(5, "gap_fc", 0.5)), "selected", 1)
+    assert calls[bad] == 1 and sum(calls.values()) == 1  # the second candidate's other head is not trained either
+    reason = "failed: TrainingDiverged: head pool_fc@3: loss is nan in epoch 1"
+    assert [(r.iteration, r.status) for r in run.archive] == [(0, reason), (1, reason)]
 
 
 def test_surrogate_scores_exactly_what_the_run_knows(finished):

@@ -41,7 +41,7 @@ def exhaustive(tmp_path_factory):
 
 
 def test_the_quick_space_has_272_heads_each_once():
-    """The README's count: 17 mounts x 4 head types x 2 exit precisions x 2 backbone precisions."""
+    """docs/search.md's count: 17 mounts x 4 head types x 2 exit precisions x 2 backbone precisions."""
     bank = SearchSpace("cifar10", 0.5).head_bank()
     assert len(bank) == len(set(bank)) == 17 * 4 * 2 * 2 == 272
 

@@ -1,8 +1,9 @@
 """Write an arch's early-exit network as ONNX: the whole graph, one graph per stage and a manifest.
 
 ``model.onnx`` maps the (normalized) image to every exit's logits, earliest first and the final
-classifier last; its nodes are named after the arch's parts (``stem``, ``b3``, ``b3.exit``,
-``final``), e.g. ``b3.Conv_1``.  ``stage_<i>.onnx`` is what a deployment runs between two exit
+classifier last (a network that ends at its last exit has none, nor the blocks after that exit);
+its nodes are named after the arch's parts (``stem``, ``b3``, ``b3.exit``, ``final``), e.g.
+``b3.Conv_1``.  ``stage_<i>.onnx`` is what a deployment runs between two exit
 decisions: the blocks after the previous exit up to exit i plus head i, reading the previous
 stage's feature map and writing exit i's logits and the feature map the next stage reads.
 """
@@ -41,8 +42,9 @@ def require_onnx() -> None:
 
 
 def output_names(arch: Arch) -> list[str]:
-    """Graph outputs, earliest exit first: ``exit_b<block>`` per early exit, then ``final``."""
-    return [f"exit_b{e.after_block}" for e in arch.exits] + ["final"]
+    """Graph outputs, earliest exit first: ``exit_b<block>`` per exit, then ``final`` unless the network ends at
+    its last exit."""
+    return [f"exit_b{e.after_block}" for e in arch.exits] + ([] if arch.ends_at_exit else ["final"])
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,7 @@ def export_arch(arch: Arch, net: EarlyExitNet, out: Path) -> ExportResult:
     out.mkdir(parents=True, exist_ok=True)
     model_path = _save(proto, out / "model.onnx")
     offset = arch.backbone.spec(arch.num_classes).mount_offset  # scope b<N> is features[N]: mount point N - offset
-    features = tuple(last[f"b{e.after_block + offset}"] for e in arch.exits)
+    features = tuple(last[f"b{e.after_block + offset}"] for e in arch.exits[: len(names) - 1])  # handed on
     extractor = Extractor(onnx.shape_inference.infer_shapes(proto))
     stages, source = [], INPUT
     for i, name in enumerate(names):
@@ -124,9 +126,10 @@ def write_manifest(arch: Arch, files: ExportResult, extra: dict) -> Path:
         "exits": [{"output": name, "after_block": e.after_block if e else None, "head": e.head if e else "classifier",
                    "threshold": e.threshold if e else None, "stage": str(stages[i].name),
                    "stage_input": INPUT if i == 0 else features[i - 1],
-                   "stage_feature_output": features[i] if e else None}
+                   "stage_feature_output": features[i] if i < len(features) else None}
                   for i, (name, e) in enumerate(zip(names, [*arch.exits, None]))],
-        "routing": "a sample leaves at the first exit whose max softmax reaches its threshold; final takes the rest",
+        "routing": "a sample leaves at the first exit whose max softmax reaches its threshold; the last output "
+                   "takes the rest",
         "quantization": {"backbone": vars(arch.quant.backbone), "exits": vars(arch.quant.exits),
                          "format": "QuantizeLinear [-> Clip to the 4/2-bit range] -> DequantizeLinear on int8/uint8; "
                                    "weights per output channel, activations per tensor, zero points 0"},

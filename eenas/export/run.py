@@ -22,7 +22,7 @@ def trained_network(arch: Arch, pipeline: Pipeline, joint: bool = False) -> Earl
         return pipeline.joint_network(arch)
     q = arch.quant
     heads = {e.after_block: pipeline.load_head(q.backbone, e.after_block, e.head, q.exits) for e in arch.exits}
-    return EarlyExitNet(pipeline.backbone(q.backbone), heads).cpu().float().eval()
+    return EarlyExitNet(pipeline.backbone(q.backbone), heads, arch.ends_at_exit).cpu().float().eval()
 
 
 def split_images(pipeline: Pipeline) -> torch.Tensor:
@@ -43,7 +43,8 @@ def export(arch: Arch, pipeline: Pipeline, out: Path, finetune: str = "none") ->
     require_onnx()
     net = trained_network(arch, pipeline, joint=finetune == "joint")
     files = export_arch(arch, net, out)
-    parity = check_parity(net, files.model, split_images(pipeline), [e.threshold for e in arch.exits])
+    thresholds = [e.threshold for e in arch.exits[: arch.n_outputs - 1]]  # the last output takes the rest
+    parity = check_parity(net, files.model, split_images(pipeline), thresholds)
     arch = replace(arch, training=training_record(pipeline.cfg, finetune))
     manifest = write_manifest(arch, files, {"parity_test_split": parity.to_dict()})
     return Exported(files, manifest, parity)

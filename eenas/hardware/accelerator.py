@@ -15,17 +15,35 @@ import os
 from dataclasses import dataclass, fields, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from eenas.errors import EenasError
 
-PRESETS = ("edge_tpu_quad", "edge_tpu_single")
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
+
+    from eenas.hardware.core import Core
+
+PRESETS = ("edge_tpu_quad", "edge_tpu_single")  # in eenas's own format
+# The Stream case study's nine four-core systems (E Edge-TPU-like, M Meta-prototype-like, Y Eyeriss-like
+# cores, presets/cores/), in Stream's 1.x format.
+CASE_STUDY_PRESETS = tuple(f"sys_{mix}" for mix in ("EEEE", "EEEY", "EEMM", "EEMY", "EEYY", "EYYY", "MMMM", "MMYY",
+                                                     "YYYY"))
+
+
+def is_preset(name: object) -> bool:
+    return name in PRESETS or name in CASE_STUDY_PRESETS
 DEFAULT_HARDWARE = "edge_tpu_quad"
 # streamed: every inference starts with empty weight SRAMs (Stream's single-inference view);
 # resident: the weights that fit stay in the weight SRAMs across inferences.
 WEIGHT_MODES = ("streamed", "resident")
+# Upper bounds of a file's values (docs/hardware.md), far beyond real accelerators: an absurd value (a 10^400-bit
+# SRAM, a 1e300 pJ access) is an error naming the field, not an overflow or a meaningless cost.
+MAX_SIZE_BITS = 2**40  # a memory's size_bits: 128 GiB
+MAX_INTEGER = 2**24  # any other integer: bandwidths, register and operand widths, array sizes, lanes, positions
+MAX_ENERGY_PJ = 1e9  # an energy per access, MAC, operation or bit: 1 mJ
 
 
 def _hash_once(self: Any) -> int:
@@ -51,18 +69,21 @@ class Memory:
     min_bw_bits: int
     read_energy_pj: float
     write_energy_pj: float
+    min_write_bw_bits: int = 0  # write granularity when it differs from the read one (ZigZag files); 0: the same
 
     __hash__ = _hash_once
 
-    def _accesses(self, bits: int, bw: int) -> float:
+    @staticmethod
+    def _accesses(bits: float, granule: int, bw: int) -> float:
         """ZigZag's partial-access rule: ceil(bits / bw_min) * bw_min / bw_max full accesses."""
-        return math.ceil(bits / self.min_bw_bits) * self.min_bw_bits / bw
+        return math.ceil(bits / granule) * granule / bw
 
-    def read_energy(self, bits: int, events: int = 1) -> float:
-        return events * self._accesses(bits, self.read_bw_bits) * self.read_energy_pj if bits else 0.0
+    def read_energy(self, bits: float, events: float = 1) -> float:
+        return events * self._accesses(bits, self.min_bw_bits, self.read_bw_bits) * self.read_energy_pj if bits else 0.0
 
-    def write_energy(self, bits: int, events: int = 1) -> float:
-        return events * self._accesses(bits, self.write_bw_bits) * self.write_energy_pj if bits else 0.0
+    def write_energy(self, bits: float, events: float = 1) -> float:
+        granule = self.min_write_bw_bits or self.min_bw_bits
+        return events * self._accesses(bits, granule, self.write_bw_bits) * self.write_energy_pj if bits else 0.0
 
     def read_cycles(self, bits: int, events: int = 1) -> int:
         return events * math.ceil(bits / self.read_bw_bits)
@@ -126,7 +147,7 @@ class CoreDesign:
 class ComputeCore:
     name: str
     mesh_position: tuple[int, int]
-    design: CoreDesign
+    design: CoreDesign | Core  # eenas's own format, or a ZigZag core file's (eenas.hardware.core)
 
 
 @dataclass(frozen=True)
@@ -260,25 +281,26 @@ class _Fields:
         return self.data[key]
 
     def number(self, key: str, positive: bool = True) -> float:
+        """An energy: compared, never converted first (a 10^400 int overflows a float; NaN fails every test)."""
         value = self._get(key)
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        if not ok or value < 0 or (positive and value == 0):
-            raise EenasError(f"{self._path(key)}: expected a {'positive' if positive else 'non-negative'} number")
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not (ok and (0 < value if positive else 0 <= value) and value <= MAX_ENERGY_PJ):
+            kind = "positive" if positive else "non-negative"
+            raise EenasError(f"{self._path(key)}: expected a {kind} number up to {MAX_ENERGY_PJ:g}")
         return float(value)
 
-    def integer(self, key: str, default: Any = ...) -> int:
+    def integer(self, key: str, default: Any = ..., maximum: int = MAX_INTEGER) -> int:
         value = self._get(key, default)
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise EenasError(f"{self._path(key)}: expected a positive integer")
+        if not _whole(value, 1, maximum):
+            raise EenasError(f"{self._path(key)}: expected a positive integer up to {_power(maximum)}")
         return value
 
     def integers(self, key: str, length: int, minimum: int = 1) -> tuple[int, ...]:
         value = self._get(key)
-        ok = isinstance(value, list) and len(value) == length
-        ok = ok and all(isinstance(v, int) and not isinstance(v, bool) and v >= minimum for v in value)
-        if not ok:
+        if not (isinstance(value, list) and len(value) == length and all(_whole(v, minimum) for v in value)):
             kind = "positive" if minimum > 0 else "non-negative"
-            raise EenasError(f"{self._path(key)}: expected a list of {length} {kind} integers")
+            raise EenasError(f"{self._path(key)}: expected a list of {length} {kind} integers up to "
+                             f"{_power(MAX_INTEGER)}")
         return tuple(value)
 
     def boolean(self, key: str, default: bool) -> bool:
@@ -296,6 +318,10 @@ class _Fields:
     def choice(self, key: str, options: tuple[str, ...], default: str) -> str:
         return check_choice(self._get(key, default), options, self._path(key))
 
+    def accept(self, *keys: str) -> None:
+        """Fields that are valid but change no cost (an area, a comment-like type)."""
+        self.seen.update(keys)
+
     def section(self, key: str) -> _Fields:
         return _Fields(self._get(key), self._path(key))
 
@@ -311,8 +337,17 @@ class _Fields:
             raise EenasError(f"{self.where or 'hardware'}: unknown field '{unknown[0]}'")
 
 
+def _whole(value: Any, minimum: int, maximum: int = MAX_INTEGER) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and minimum <= value <= maximum
+
+
+def _power(limit: int) -> str:
+    """A power-of-two bound as people write it: 2^40."""
+    return f"2^{limit.bit_length() - 1}"
+
+
 def _memory(f: _Fields, sized: bool = True) -> Memory:
-    size = f.integer("size_bits") if sized else None
+    size = f.integer("size_bits", maximum=MAX_SIZE_BITS) if sized else None
     if sized:
         read_bw, write_bw, min_bw = f.integer("read_bw_bits"), f.integer("write_bw_bits"), f.integer("min_bw_bits")
     else:
@@ -408,33 +443,63 @@ def accelerator_from_dict(data: Any, default_name: str) -> Accelerator:
     return acc
 
 
-def _parse(text: str, source: str, default_name: str) -> Accelerator:
+def read_yaml(path: Path | Traversable, source: str) -> Any:
+    """A YAML file's data; a file that is not UTF-8 text or not YAML is one line naming ``source``."""
     try:
-        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise EenasError(f"{source}: not a text file (byte {exc.start} is not UTF-8)") from None
+    try:
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or "parse error"
         raise EenasError(f"{source}: not valid YAML ({problem}{where})") from None
+
+
+def _parse(path: Path | Traversable, source: str, default_name: str, read: list[str] | None = None) -> Accelerator:
+    """eenas's own format, or a Stream accelerator file whose core files lie beside it (their paths
+    are appended to ``read``)."""
+    from eenas.hardware.stream_format import is_stream, stream_accelerator  # it builds on this module
+
+    data = read_yaml(path, source)
     try:
+        if is_stream(data):
+            base = path.parent if isinstance(path, Path) else _presets_folder()
+            return stream_accelerator(data, base, default_name, read if read is not None else [])
         return accelerator_from_dict(data, default_name)
     except EenasError as exc:
         raise EenasError(f"{source}: {exc}") from None
 
 
+def _presets_folder() -> Traversable:
+    return resources.files("eenas.hardware").joinpath("presets")
+
+
 @functools.cache
 def _preset(name: str) -> Accelerator:
-    text = resources.files("eenas.hardware").joinpath("presets").joinpath(f"{name}.yaml").read_text()
-    return _parse(text, name, name)
+    return _parse(_presets_folder().joinpath(f"{name}.yaml"), name, name)
+
+
+# The core files each Stream file read, so that its cache entry also depends on their stamps.
+_CORE_FILES: dict[str, tuple[str, ...]] = {}
+
+
+def _stamp(path: str) -> tuple[int, int]:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return (0, 0)
+    return (stat.st_mtime_ns, stat.st_size)
 
 
 @functools.lru_cache(maxsize=32)
-def _from_file(path: str, mtime_ns: int, size: int) -> Accelerator:
-    try:
-        text = Path(path).read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise EenasError(f"{path}: not a text file (byte {exc.start} is not UTF-8)") from None
-    return _parse(text, path, Path(path).stem)
+def _from_file(path: str, stamps: tuple[tuple[int, int], ...]) -> Accelerator:
+    read: list[str] = []
+    acc = _parse(Path(path), path, Path(path).stem, read)
+    _CORE_FILES[path] = tuple(read)
+    return acc
 
 
 def clear_loaded() -> None:
@@ -445,23 +510,22 @@ def clear_loaded() -> None:
 
 
 def load_accelerator(name_or_path: str | os.PathLike | Accelerator = DEFAULT_HARDWARE) -> Accelerator:
-    """A preset by name (``edge_tpu_quad``, ``edge_tpu_single``) or a YAML file by path.
+    """A preset by name (:data:`PRESETS`) or a YAML file by path: eenas's own format, or a Stream
+    accelerator file (1.x ``graph:`` or 2.x ``core_connectivity:`` form) with its ZigZag core files.
 
-    Results are cached (files by path, modification time and size), so the search can call
-    this for every candidate.
+    Results are cached (files by path, modification time and size, a Stream file's core files
+    included), so the search can call this for every candidate.
     """
     if isinstance(name_or_path, Accelerator):
         return name_or_path
     text = os.fspath(name_or_path)
-    if text in PRESETS:
+    if is_preset(text):
         return _preset(text)
-    try:
-        stat = os.stat(text)
-    except OSError:
+    if not os.path.exists(text):
         raise EenasError(
-            f"unknown hardware '{text}' (presets: {', '.join(PRESETS)}; or a path to a YAML file)"
-        ) from None
+            f"unknown hardware '{text}' (presets: {', '.join(PRESETS + CASE_STUDY_PRESETS)}; or a path to a YAML file)"
+        )
     try:
-        return _from_file(text, stat.st_mtime_ns, stat.st_size)
+        return _from_file(text, tuple(_stamp(p) for p in (text, *_CORE_FILES.get(text, ()))))
     except OSError as exc:
         raise EenasError(f"cannot read hardware file {text}: {exc.strerror}") from None

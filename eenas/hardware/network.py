@@ -9,6 +9,10 @@ Execution (docs/hardware.md has the details):
   for stages 1..i.  With ``ExitConfig.overlap`` the next stage starts speculatively on
   other cores while the head runs: continuing samples gain latency, and the speculative
   work done before the decision is counted, prorated, in the exit's energy as waste.
+* A network that ends at its last exit (``ExitConfig.final``) stops after that exit's head:
+  the later blocks and the classifier neither run nor fetch or hold weights, so its MACs,
+  energy and weight-SRAM use count only what runs.  Its ET-ratio baseline is still the
+  whole static backbone.
 * The backbone's core mapping is chosen once per (hardware, weight mode, width, precision)
   on the static network (:mod:`~eenas.hardware.allocation`: greedy earliest finish, or the
   better of that and a genetic search) and reused for every exit configuration; head
@@ -146,6 +150,7 @@ class _Exit:
     nodes: tuple[Node, ...]
     core: int | None = None
     overlap: bool = False
+    final: bool = False  # the network ends here
 
 
 @functools.lru_cache(maxsize=1 << 12)
@@ -194,7 +199,8 @@ class ExitCost:
 
 @dataclass(frozen=True, slots=True)
 class ArchCost:
-    """What the search needs of one arch: cumulative costs per exit and the static baseline."""
+    """What the search needs of one arch: cumulative costs per exit (the backbone's classifier last, unless the
+    network ends at its last exit) and the static baseline."""
 
     exits: tuple[ExitCost, ...]
     static_latency_cycles: int
@@ -234,7 +240,7 @@ def check_exit_ratios(ratios: Iterable[float], count: int) -> tuple[float, ...]:
     values = tuple(float(r) for r in ratios)
     if len(values) != count:
         raise EenasError(
-            f"exit ratios: expected {count} values (one per exit and one for the final classifier), got {len(values)}"
+            f"exit ratios: expected {count} values (one per exit, the final one last), got {len(values)}"
         )
     if any(not math.isfinite(r) or r < 0 for r in values):
         raise EenasError(f"exit ratios: {', '.join(map(str, values))}: every value must be a non-negative number")
@@ -276,6 +282,8 @@ def _validate(arch: Arch, acc: Accelerator, mounts: tuple[int, ...]) -> None:
             raise EenasError(f"{where}.head: unknown head '{ex.head}' (known: {', '.join(heads)})")
         if ex.core is not None and not 0 <= ex.core < len(acc.cores):
             raise EenasError(f"{where}.core: {ex.core} is not a compute core of {acc.name} (0..{len(acc.cores) - 1})")
+        if ex.final and i != len(arch.exits) - 1:
+            raise EenasError(f"{where}.final: only the last exit can end the network")
 
 
 def _schedule(arch: Arch, acc: Accelerator, allocation: str, detailed: bool = False) -> _Schedule:
@@ -285,7 +293,7 @@ def _schedule(arch: Arch, acc: Accelerator, allocation: str, detailed: bool = Fa
     offset = spec.mount_offset  # an exit after mount point m reads block m + offset
     exits = tuple(
         _Exit(ex.after_block + offset, ex.after_block, ex.head,
-              _head_nodes(plan, ex.after_block + offset, ex.head, arch.quant.exits), ex.core, ex.overlap)
+              _head_nodes(plan, ex.after_block + offset, ex.head, arch.quant.exits), ex.core, ex.overlap, ex.final)
         for ex in arch.exits
     )
     return _run_schedule(plan, exits, "classifier", detailed)
@@ -306,9 +314,10 @@ def _run_schedule(plan: _Plan, exits: tuple[_Exit, ...], final_head: str, detail
         stages.append(((segment, seg_offset), (head, head_offset)))
         decisions.append(decided)
         first = ex.block + 1
-    segment, seg_offset = _placed(_segment, plan, first, len(plan.blocks) - 1, detailed, state=state)
-    stages.append(((segment, seg_offset),))
-    decisions.append(max(decided, segment.done + seg_offset))
+    if not (exits and exits[-1].final):
+        segment, seg_offset = _placed(_segment, plan, first, len(plan.blocks) - 1, detailed, state=state)
+        stages.append(((segment, seg_offset),))
+        decisions.append(max(decided, segment.done + seg_offset))
     return _Schedule(plan, exits, final_head, tuple(stages), tuple(decisions))
 
 
@@ -438,7 +447,7 @@ def network_cost(
 
 def _report(schedule: _Schedule, exit_ratios: Sequence[float] | None) -> NetworkCost:
     acc = schedule.plan.acc
-    ratios = None if exit_ratios is None else check_exit_ratios(exit_ratios, len(schedule.exits) + 1)
+    ratios = None if exit_ratios is None else check_exit_ratios(exit_ratios, len(schedule.stages))
     saved = 0
     if any(ex.overlap for ex in schedule.exits):
         plain = tuple(replace(ex, overlap=False) for ex in schedule.exits)

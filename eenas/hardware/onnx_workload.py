@@ -1,13 +1,22 @@
 """Read a network's workload from an ONNX file for the cost model (``eenas cost --onnx``; needs ``eenas[onnx]``).
 
-Shapes come from ONNX shape inference.  Conv (dense, grouped, depthwise), Gemm and MatMul with a
-constant weight, MaxPool, AveragePool, GlobalAveragePool and the Add of two activations become
-the cost model's layers, named by their ONNX nodes; BatchNormalization, activations, Flatten,
-Reshape and Q/DQ cost nothing (an accelerator folds them into the producing layer, as the
-cost model does for eenas's own networks).  Bit-widths come from QuantizeLinear, refined by an
-integer Clip right after it (the 4- and 2-bit ranges ``eenas export`` writes): a weight's from the
-Q/DQ around it, an activation's from the first Q on its way out; without them ``weight_bits`` and
-``act_bits``.  A pooling layer without a Q after it keeps its input's bits, like max pooling.
+Shapes come from ONNX shape inference.  Conv (dense, grouped, depthwise; padding explicit or
+``auto_pad``, as long as the output is that of 'same' padding), Gemm and MatMul with a constant
+weight, MaxPool, AveragePool, GlobalAveragePool and the Add of two activations become the cost
+model's layers, named by their ONNX nodes; BatchNormalization, activations, Flatten, Reshape, Q/DQ
+and the Add of a constant (a bias: MatMul + Add is how many exporters write a linear layer) cost
+nothing (an accelerator folds them into the producing layer, as the cost model does for eenas's
+own networks).  Bit-widths come from QuantizeLinear, refined by an integer Clip right after it
+(the 4- and 2-bit ranges ``eenas export`` writes): a weight's from the Q/DQ around it, an
+activation's from the first Q on its way out; without them ``weight_bits`` and ``act_bits``.
+Every one must be a supported width (:func:`eenas.precision.check_bits`).  A pooling layer
+without a Q after it keeps its input's bits, like max pooling.
+
+A graph may carry no weights, as the reference work's workload files (read by KU Leuven's Stream)
+do: a tensor without an initializer that only feeds weight slots is a weight (:func:`_weight_only`),
+and its shape is the declared one (a graph input, value_info) or, as Stream infers it, the node's
+(output channels from the output's shape, input channels and ``group`` from the input,
+``kernel_shape``); the cost needs shapes and bits only.
 
 The graph's outputs are the exits, ordered by depth (how many layers each needs); a layer belongs
 to the stage of the earliest exit that needs it.  Each stage's trunk (the layers later exits need
@@ -29,6 +38,7 @@ from pathlib import Path
 from eenas.errors import EenasError
 from eenas.hardware.layers import AddLayer, ConvLayer, Layer, PoolLayer
 from eenas.hardware.workload import Block, GraphWorkload, Node
+from eenas.precision import check_bits
 
 EXIT_MAPPING_KEY = "eenas.exit_mapping"  # written by eenas export (eenas.export.onnx_graph)
 
@@ -39,6 +49,7 @@ FREE_OPS = frozenset({
     "Flatten", "Reshape", "Squeeze", "Unsqueeze", "Identity", "Dropout", "QuantizeLinear", "DequantizeLinear",
 })
 COSTED_OPS = ("Conv", "Gemm", "MatMul", "MaxPool", "AveragePool", "GlobalAveragePool", "Add")
+WEIGHT_SLOT_OPS = FREE_OPS | {"Conv", "Gemm", "MatMul"}  # every input after the first is a parameter
 _QUANT_BITS = {"INT8": 8, "UINT8": 8, "INT4": 4, "UINT4": 4, "INT16": 16, "UINT16": 16}
 
 
@@ -93,15 +104,19 @@ class _Reader:
         self.consts = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
         self.shapes: dict[str, tuple[int | None, ...]] = {}
         for info in [*graph.input, *graph.value_info, *graph.output]:
-            dims = info.type.tensor_type.shape.dim
-            self.shapes[info.name] = tuple(d.dim_value if d.HasField("dim_value") else None for d in dims)
-        inputs = [i for i in graph.input if i.name not in self.consts]
+            if info.type.tensor_type.HasField("shape"):  # a tensor of unknown rank has none
+                dims = info.type.tensor_type.shape.dim
+                self.shapes[info.name] = tuple(d.dim_value if d.HasField("dim_value") else None for d in dims)
+        weights = _weight_only(graph)
+        inputs = [i.name for i in graph.input if i.name not in self.consts and i.name not in weights]
         if len(inputs) != 1:
-            raise EenasError(f"--onnx: {path}: expected one input tensor, got {len(inputs)}")
-        self.image = inputs[0].name
+            raise EenasError(f"--onnx: {path}: expected one input tensor, got {len(inputs)} ({', '.join(inputs)})")
+        self.image = inputs[0]
         self.source = {self.image: self.image}  # activation tensor -> costed node (or the image) it carries
         self.qbits: dict[str, int] = {}  # activation tensor -> bits of its values, where Q/DQ say
-        self.wbits: dict[str, int] = {}  # constant-derived tensor -> bits, where Q/DQ say
+        produced = {x for node in graph.node for x in node.output}
+        # constant-derived tensor -> bits, where Q/DQ say (0: unknown); first the weights without a value
+        self.wbits: dict[str, int] = {x: 0 for x in weights - produced if x not in self.consts}
         self.nodes: dict[str, _Pending] = {}
         self.image_bits: int | None = None
         self.skipped: list[str] = []
@@ -123,52 +138,55 @@ class _Reader:
                 continue
             acts = [x for x in node.input if x and x not in self.consts and x not in self.wbits]
             if not acts:  # weight arithmetic: Q/Clip/DQ on initializers, a folded scale, ...
-                self._constant(node)
+                self._constant(node, index)
                 continue
-            if node.op_type in FREE_OPS:
-                self._free(node, acts[0])
+            if node.op_type in FREE_OPS or (node.op_type == "Add" and len(acts) == 1):  # + a constant: a bias
+                self._free(node, index, acts[0])
             elif node.op_type in COSTED_OPS:
                 self._costed(node, index, acts)
             elif self.skip_unknown:
                 self.skipped.append(f"{self._name(node, index)} ({node.op_type})")
-                self._free(node, acts[0])
+                self._free(node, index, acts[0])
             else:
                 raise EenasError(f"{self.where(node, index)}: no cost model for this operator "
                                  "(--skip-unknown costs it as zero)")
 
-    def _q_bits(self, node) -> int:
+    def _q_bits(self, node, index: int) -> int:
+        bits = 8
         if len(node.input) > 2 and node.input[2]:
             zero = self.consts.get(node.input[2])
             if zero is not None:
-                return _QUANT_BITS.get(str(zero.dtype).upper(), 8)
-        return 8
+                bits = _QUANT_BITS.get(str(zero.dtype).upper(), 8)
+        return check_bits(f"{self.where(node, index)}: bit-width", bits)
 
-    def _clip_bits(self, node) -> int | None:
+    def _clip_bits(self, node, index: int) -> int | None:
         """Bits of an integer Clip's range (4 for -8..7), None for a float Clip (an activation)."""
         bounds = [self.consts.get(x) for x in node.input[1:3]]
         if len(bounds) != 2 or any(b is None or b.dtype.kind not in "iu" for b in bounds):
             return None
-        return max(1, math.ceil(math.log2(int(bounds[1]) - int(bounds[0]) + 1)))
+        low, high = int(bounds[0]), int(bounds[1])
+        bits = max(1, math.ceil(math.log2(max(1, high - low + 1))))
+        return check_bits(f"{self.where(node, index)}: bit-width of the range {low}..{high} is", bits)
 
-    def _constant(self, node) -> None:
+    def _constant(self, node, index: int) -> None:
         bits = None
         if node.op_type == "QuantizeLinear":
-            bits = self._q_bits(node)
+            bits = self._q_bits(node, index)
         elif node.op_type == "Clip" and node.input[0] in self.wbits:
-            bits = self._clip_bits(node) or self.wbits[node.input[0]]
+            bits = self._clip_bits(node, index) or self.wbits[node.input[0]]
         elif node.op_type == "DequantizeLinear":
             bits = self.wbits.get(node.input[0])
         for out in node.output:
             self.wbits[out] = bits if bits is not None else 0  # 0: constant, precision unknown
 
-    def _free(self, node, act: str) -> None:
+    def _free(self, node, index: int, act: str) -> None:
         out = node.output[0]
         self.source[out] = self.source[act]
         bits = self.qbits.get(act)
         if node.op_type == "QuantizeLinear":
-            bits = self._q_bits(node)
-        elif node.op_type == "Clip" and act in self.qbits and self._clip_bits(node) is not None:
-            bits = self._clip_bits(node)
+            bits = self._q_bits(node, index)
+        elif node.op_type == "Clip" and act in self.qbits:
+            bits = self._clip_bits(node, index) or bits
         if bits is not None:
             self.qbits[out] = bits
             if node.op_type in ("QuantizeLinear", "Clip"):
@@ -201,7 +219,7 @@ class _Reader:
         layer = self._layer(node, index, acts)
         out = node.output[0]
         if layer is None:  # a 1x1 pooling: the identity
-            self._free(node, acts[0])
+            self._free(node, index, acts[0])
             return
         name = self._name(node, index)
         while name in self.names:
@@ -235,11 +253,11 @@ class _Reader:
         if op in ("Conv", "Gemm", "MatMul"):
             if len(acts) != 1 or (node.input[1] not in self.consts and node.input[1] not in self.wbits):
                 raise EenasError(f"{where}: only a constant weight is modelled")
-            w_shape = self._weight_shape(node, index)
             if op == "Conv":
-                return self._conv(x, w_shape, attrs, where)
-            if len(x) != 2 or attrs.get("transA", 0):
-                raise EenasError(f"{where}: only a [batch, features] input is modelled")
+                return self._conv(x, self._weight_shape(node, index, x, attrs), attrs, where)
+            w_shape = self._weight_shape(node, index, x, attrs) if len(x) == 2 else ()
+            if len(x) != 2 or len(w_shape) != 2 or attrs.get("transA", 0):
+                raise EenasError(f"{where}: only a [batch, features] input and a 2-D weight are modelled")
             out = w_shape[0] if attrs.get("transB", 0) else w_shape[1]
             return ConvLayer(x[1], out, 1, 1)
         if len(x) != 4:
@@ -249,28 +267,96 @@ class _Reader:
                 raise EenasError(f"{where}: only square inputs are modelled, got {x[2]}x{x[3]}")
             return None if x[2] == 1 else PoolLayer(x[1], x[2], x[3], x[2], x[2], "avg")
         kernel, strides = attrs.get("kernel_shape", []), attrs.get("strides", [1, 1])
-        if len(set(kernel)) != 1 or len(set(strides)) != 1 or any(attrs.get("pads", [0])) or attrs.get("ceil_mode"):
+        if (len(set(kernel)) != 1 or len(set(strides)) != 1 or attrs.get("ceil_mode")
+                or any(_pads(x[2:], kernel, strides, attrs, where))):
             raise EenasError(f"{where}: only square kernels with equal strides and no padding are modelled")
         if kernel[0] == strides[0] == 1:
             return None
         return PoolLayer(x[1], x[2], x[3], kernel[0], strides[0], "max" if op == "MaxPool" else "avg")
 
-    def _weight_shape(self, node, index: int) -> tuple[int, ...]:
+    def _weight_shape(self, node, index: int, x: tuple[int, ...], attrs: dict) -> tuple[int, ...]:
+        """The weight's shape: its value's, else its declared or inferred one, else the one the node implies.
+
+        The last is how Stream reads weight-less files: [out, in / group, *kernel_shape] for a Conv, [in, out]
+        ([out, in] with transB) for a Gemm or MatMul, the output channels from the output's shape.
+        """
         weight = node.input[1]
         if weight in self.consts:
             return tuple(self.consts[weight].shape)
-        return self._shape(weight, node, index)
+        shape = self.shapes.get(weight)
+        if shape is not None and None not in shape:
+            return shape
+        where = f"{self.where(node, index)}: the weight '{weight}' has no shape and"
+        out = self.shapes.get(node.output[0], ())
+        if len(out) < 2 or out[1] is None:
+            raise EenasError(f"{where} shape inference left the output's channels unknown")
+        if node.op_type != "Conv":
+            return (out[1], x[1]) if attrs.get("transB", 0) else (x[1], out[1])
+        kernel, group = attrs.get("kernel_shape"), attrs.get("group", 1)
+        if not kernel:
+            raise EenasError(f"{where} the node has no kernel_shape")
+        if x[1] % group:
+            raise EenasError(f"{where} the input's {x[1]} channels do not split into {group} groups")
+        return (out[1], x[1] // group, *kernel)
 
     @staticmethod
     def _conv(x: tuple[int, ...], w: tuple[int, ...], attrs: dict, where: str) -> ConvLayer:
-        kernel = w[2:]
-        pads, strides = attrs.get("pads", [0] * 4), attrs.get("strides", [1, 1])
-        if len(x) != 4 or len(set(kernel)) != 1 or len(set(strides)) != 1:
+        kernel, strides, group = w[2:], attrs.get("strides", [1, 1]), attrs.get("group", 1)
+        if len(x) != 4 or len(w) != 4 or len(set(kernel)) != 1 or len(set(strides)) != 1:
             raise EenasError(f"{where}: only 2-D convolutions with square kernels and equal strides are modelled")
-        if set(pads) != {kernel[0] // 2} or any(d != 1 for d in attrs.get("dilations", [1, 1])):
-            raise EenasError(f"{where}: only 'same' padding (kernel // 2) without dilation is modelled, "
-                             f"got pads {list(pads)}")
-        return ConvLayer(x[1], w[0], x[2], x[3], kernel[0], strides[0], attrs.get("group", 1))
+        if w[1] * group != x[1]:
+            raise EenasError(f"{where}: the weight {list(w)} with group {group} takes {w[1] * group} input channels, "
+                             f"the input has {x[1]}")
+        if w[0] % group:
+            raise EenasError(f"{where}: the weight's {w[0]} output channels do not split into {group} groups")
+        if any(d != 1 for d in attrs.get("dilations", [1, 1])):
+            raise EenasError(f"{where}: only convolutions without dilation are modelled")
+        layer = ConvLayer(x[1], w[0], x[2], x[3], kernel[0], strides[0], group)
+        pads = _pads(x[2:], kernel, strides, attrs, where)
+        out = [(size + pads[i] + pads[i + 2] - kernel[0]) // strides[0] + 1 for i, size in enumerate(x[2:])]
+        if out != [layer.out_height, layer.out_width]:
+            raise EenasError(f"{where}: only 'same' padding is modelled (kernel // 2 on each side: a "
+                             f"{layer.out_height}x{layer.out_width} output here), got pads {pads} "
+                             f"(a {out[0]}x{out[1]} output)")
+        return layer
+
+
+def _pads(sizes: tuple[int, ...], kernel: list[int], strides: list[int], attrs: dict, where: str) -> list[int]:
+    """A node's pads [top, left, bottom, right]: its ``pads``, or those its ``auto_pad`` stands for.
+
+    As ONNX defines SAME_UPPER and SAME_LOWER: an output of ceil(input / stride), the padding split evenly,
+    its odd pixel at the end (UPPER) or at the beginning (LOWER).
+    """
+    auto = attrs.get("auto_pad", b"NOTSET")
+    auto = auto.decode() if isinstance(auto, bytes) else auto
+    if auto == "NOTSET":
+        pads = list(attrs.get("pads", [0] * 2 * len(sizes)))
+        if len(pads) != 2 * len(sizes):
+            raise EenasError(f"{where}: pads {pads}: expected {2 * len(sizes)} values")
+        return pads
+    if auto == "VALID":
+        return [0] * 2 * len(sizes)
+    if auto not in ("SAME_UPPER", "SAME_LOWER"):
+        raise EenasError(f"{where}: auto_pad '{auto}' is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID")
+    total = [max(0, (-(-n // s) - 1) * s + k - n) for n, k, s in zip(sizes, kernel, strides)]
+    half, rest = [t // 2 for t in total], [t - t // 2 for t in total]
+    return half + rest if auto == "SAME_UPPER" else rest + half
+
+
+def _weight_only(graph) -> set[str]:
+    """The tensors used only to make weights: in a slot after the first of a Conv, Gemm, MatMul or free operator
+    (weight, bias, scale, zero point, Clip bound, BN statistic, shape), or only by nodes whose outputs all are.
+
+    Without initializers, this is what tells a weight (a graph input or a value_info) from the image.
+    """
+    only: dict[str, bool] = {o.name: False for o in graph.output}
+    for node in reversed(graph.node):  # consumers before producers
+        uses = [only[o] for o in node.output if o in only]
+        feeds_weights = bool(uses) and all(uses)
+        for slot, x in enumerate(node.input):
+            if x:
+                only[x] = only.get(x, True) and (feeds_weights or (slot > 0 and node.op_type in WEIGHT_SLOT_OPS))
+    return {x for x, weight in only.items() if weight}
 
 
 def _block(index: int, nodes: tuple[Node, ...]) -> Block:
@@ -282,6 +368,8 @@ def _block(index: int, nodes: tuple[Node, ...]) -> Block:
 
 def read_onnx(path: str | Path, weight_bits: int = 8, act_bits: int = 8, skip_unknown: bool = False) -> GraphWorkload:
     """The workload of the ONNX network in ``path`` (see the module docstring)."""
+    check_bits("--weight-bits", weight_bits)
+    check_bits("--act-bits", act_bits)
     path = Path(path)
     model = _load(path)
     reader = _Reader(model, path, weight_bits, act_bits, skip_unknown)
@@ -331,7 +419,7 @@ def _exit_mapping(path: Path, model, exits: tuple[str, ...]) -> list[dict]:
         mapping = [data.get(name) or {} for name in exits]
         valid = all(isinstance(m.get("core"), (int, type(None))) and isinstance(m.get("overlap", False), bool)
                     for m in mapping)
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):  # RecursionError: nested too deeply
         valid = False
     if not valid:
         raise EenasError(f"--onnx: {path}: metadata {EXIT_MAPPING_KEY}: expected {{output: {{core, overlap}}}}")

@@ -50,25 +50,29 @@ def exit_frame(nc: NetworkCost, frequency_mhz: float | None = None) -> pd.DataFr
 
 
 def summary(nc: NetworkCost, frequency_mhz: float | None = None) -> dict[str, object]:
-    """Average ET (and the product of averages), the static backbone's ET and the ET ratio.
+    """The static backbone's cost and, given exit ratios, average ET (and the product of averages) and the ET ratio.
 
-    Without exit ratios every sample is taken to reach the final exit.
+    Without exit ratios (and more than one exit) there is no average: any assumed routing would print an ET ratio
+    that looks like a result.  The per-exit table gives each exit's cumulative ET instead.
     """
     costs = nc.cost
-    given = nc.exit_ratios is not None
-    ratios = nc.exit_ratios if given else (0.0,) * (len(costs.exits) - 1) + (1.0,)
+    ratios = nc.exit_ratios if nc.exit_ratios is not None or len(costs.exits) > 1 else (1.0,)
+    averages = {} if ratios is None else {
+        "average_et_pj_cycles": costs.average_et(ratios),
+        "product_of_averages_et_pj_cycles": costs.product_of_averages_et(ratios),
+    }
     out: dict[str, object] = {
         "hardware": nc.hardware,
         "weights": nc.weights,
         "allocation": nc.allocation.method,
-        "exit_ratios": ",".join(f"{r:g}" for r in ratios) + ("" if given else " (not given: all reach the final exit)"),
-        "average_et_pj_cycles": costs.average_et(ratios),
-        "product_of_averages_et_pj_cycles": costs.product_of_averages_et(ratios),
+        "exit_ratios": "not given: pass --exit-ratios for average ET and the ET ratio" if ratios is None else
+                       ",".join(f"{r:g}" for r in ratios),
+        **averages,
         "static_cycles": costs.static_latency_cycles,
         "static_energy_pj": costs.static_energy_pj,
         "static_macs": costs.static_macs,
         "static_et_pj_cycles": costs.static_et,
-        "et_ratio": costs.et_ratio(ratios),
+        **({} if ratios is None else {"et_ratio": costs.et_ratio(ratios)}),
         "overlap_saved_cycles": nc.overlap_saved_cycles,
     }
     if frequency_mhz:

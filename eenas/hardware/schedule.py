@@ -38,6 +38,7 @@ from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 from eenas.hardware.accelerator import Accelerator, CoreDesign, Memory
+from eenas.hardware.core import Core
 from eenas.hardware.layer_cost import LayerCost, add_cost, channel_tile_bits, conv_cost, pool_cost
 from eenas.hardware.layers import AddLayer, ConvLayer
 from eenas.hardware.workload import Node
@@ -201,7 +202,7 @@ def resident_reserve(acc: Accelerator, nodes: Iterable[Node]) -> tuple[int, ...]
     (fetched whole, or streamed a tile at a time) and resident weights never cost more energy."""
     convs = [n for n in nodes if isinstance(n.layer, ConvLayer)]
     return tuple(
-        max((channel_tile_bits(n.layer, c.design.mac_array, n.weight_bits) for n in convs), default=0)  # type: ignore[arg-type]
+        max((channel_tile_bits(n.layer, c.design, n.weight_bits) for n in convs), default=0)  # type: ignore[arg-type]
         for c in acc.cores
     )
 
@@ -214,7 +215,7 @@ def add_traffic(acc: Accelerator, first: int, second: int, bits: int) -> float:
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def conv_profile(node: Node, design: CoreDesign, dram: Memory, capacity: int) -> tuple[LayerCost, int, float]:
+def conv_profile(node: Node, design: CoreDesign | Core, dram: Memory, capacity: int) -> tuple[LayerCost, int, float]:
     """A convolution's cost with ``capacity`` weight-SRAM bits free, and its parameter fetch (cycles, pJ)."""
     bits = node.param_bits
     cost = conv_cost(node.layer, design, node.weight_bits, node.act_bits, node.input_bits, dram,  # type: ignore[arg-type]

@@ -6,6 +6,7 @@ Each registered family (:mod:`eenas.models.registry`) has its builder in a modul
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 
 import torch
@@ -45,14 +46,20 @@ class TappedBackbone(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.final(self.features(x))
 
-    def taps(self, x: torch.Tensor, mounts: Iterable[int]) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
-        """Outputs at the given mount points, and the final logits, in one pass."""
+    def taps(self, x: torch.Tensor, mounts: Iterable[int],
+             classify: bool = True) -> tuple[dict[int, torch.Tensor], torch.Tensor | None]:
+        """Outputs at the given mount points, and the final logits, in one pass.
+
+        Without ``classify`` (a network that ends at its last exit) the pass stops at the deepest mount point,
+        and there are no final logits.
+        """
         wanted, out = {m + self.mount_offset: m for m in mounts}, {}
-        for index, layer in enumerate(self.features):
+        end = len(self.features) if classify else max(wanted) + 1
+        for index, layer in enumerate(itertools.islice(self.features, end)):
             x = layer(x)
             if index in wanted:
                 out[wanted[index]] = x
-        return out, self.final(x)
+        return out, self.final(x) if classify else None
 
 
 class Backbone(TappedBackbone):

@@ -86,6 +86,15 @@ def get_backbone(name: str, where: str = "backbone.name") -> BackboneEntry:
     return _REGISTRY[name]
 
 
+def check_option(backbone: str, key: str, value: Any, where: str) -> Any:
+    """``value`` if family ``backbone`` accepts it as option ``key``, else an error naming ``where``: one check for
+    the arch file's field and the command line's option (``--width-mult``)."""
+    problem = get_backbone(backbone).options[key].check(value)
+    if problem is not None:
+        raise EenasError(f"{where}: {problem}")
+    return value
+
+
 def head_spec(name: str) -> HeadSpec:
     """An exit head of any registered family, by name."""
     for entry in _REGISTRY.values():

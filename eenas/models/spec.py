@@ -6,7 +6,7 @@ the PyTorch builders and the hardware cost model (:mod:`eenas.hardware.workload`
 network from here, so the network that is trained and the network that is costed cannot
 drift apart.
 
-CIFAR adaptation (documented in the README): torchvision's ImageNet MobileNetV2 downsamples
+CIFAR adaptation (documented in docs/training.md): torchvision's ImageNet MobileNetV2 downsamples
 32x, which would leave a 1x1 feature map for 32x32 inputs.  We change one thing: the stem
 convolution uses stride 1 instead of 2.  The feature maps are then 32x32 (stem, block 1),
 16x16 (blocks 2-3), 8x8 (4-6), 4x4 (7-13) and 2x2 (14-17).  We measured the common

@@ -19,7 +19,7 @@ from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
 from eenas.hardware.network import ArchCost, ExitCost
 from eenas.io import join
-from eenas.scoring import Score
+from eenas.scoring import Score, live_arch
 from eenas.search.space import Genome, SearchSpace, exits_text, genome_text
 
 # archive.csv and pareto.csv: one column per key of Record.row, in this order
@@ -47,8 +47,11 @@ class Record:
         return self.status == "ok"
 
     def row(self, space: SearchSpace) -> dict:
-        """The record as one table row: the only place its numbers become text."""
+        """The record as one table row: the only place its numbers become text.  Its exits are those of the network
+        it was scored as (:func:`~eenas.scoring.live_arch`), whose ratios and costs the row holds."""
         arch = space.decode(self.genome)
+        if self.score is not None:
+            arch = live_arch(arch, self.score.ratios_as(arch))[0]
         row = dict.fromkeys(COLUMNS)
         row.update(iteration=self.iteration, source=self.source, status=self.status, genome=genome_text(self.genome),
                    exits=exits_text(arch), n_exits=len(arch.exits), backbone_bits=arch.quant.backbone.weights,
@@ -134,9 +137,11 @@ class Archive:
         return float(HV(ref_point=np.array(HV_REFERENCE))(F))
 
     def training_set(self) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
-        """The predictor's inputs: genomes, exit ratios and accuracies of every successful record."""
+        """The predictor's inputs: genomes, exit ratios (laid out as each genome's exits, then the classifier) and
+        accuracies of every successful record."""
         ok = self.ok
-        return (np.array([r.genome for r in ok]), [np.array(r.score.exit_ratios) for r in ok],
+        return (np.array([r.genome for r in ok]),
+                [np.array(r.score.ratios_as(self.space.decode(r.genome))) for r in ok],
                 np.array([r.score.accuracy for r in ok]))
 
     def table(self, records: Iterable[Record] | None = None) -> pd.DataFrame:

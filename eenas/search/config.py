@@ -8,14 +8,16 @@ from eenas.arch import DATASET_CLASSES, BackboneConfig, unknown_dataset
 from eenas.errors import EenasError
 from eenas.hardware import load_accelerator
 from eenas.hardware.accelerator import check_weight_mode
-from eenas.models.registry import DEFAULT_BACKBONE, get_backbone
-from eenas.search.space import ThresholdGrid
+from eenas.models.registry import DEFAULT_BACKBONE, check_option, get_backbone
+from eenas.search.space import ThresholdGrid, check_bit_choices
 from eenas.train.budget import get_budget
+from eenas.train.pipeline import VAL_FRACTION
+from eenas.weights.registry import WeightsEntry, resolve_pretrained
 
 # The search's predictors (eenas.search.structured.new_predictor).  The default is the tree ensemble: with a
 # quarter of the quick space's heads trained, its searches reach 98.4% of the exhaustive front's validation
 # hypervolume, 1.6 points more than the structured predictor's (8 of 10 seeds) and 1.5 more than random search's,
-# although the structured one ranks single candidates better (README: Predictors against the exhaustive front).
+# although the structured one ranks single candidates better (docs/results.md: Predictors against the exhaustive front).
 PREDICTORS = ("structured", "trees")
 DEFAULT_PREDICTOR = "trees"
 LEGACY_PREDICTOR = "trees"
@@ -33,7 +35,8 @@ class SearchBudget:
 
 SEARCH_BUDGETS = {
     "tiny": SearchBudget(initial=6, iterations=2, per_iteration=3, population=16, generations=5, holdout=8),
-    "quick": SearchBudget(initial=16, iterations=4, per_iteration=6, population=40, generations=30, holdout=32),
+    # The demo's budget: its held-out predictor check (13 of its 59 minutes) is opt-in, --holdout 32.
+    "quick": SearchBudget(initial=16, iterations=4, per_iteration=6, population=40, generations=30, holdout=0),
     "long": SearchBudget(initial=24, iterations=6, per_iteration=8, population=60, generations=40, holdout=32),
     "standard": SearchBudget(initial=32, iterations=8, per_iteration=8, population=80, generations=60, holdout=32),
 }
@@ -62,6 +65,7 @@ class SearchConfig:
     mounts: tuple[int, ...] = ()  # empty: every mount point of the backbone's spec
     exhaustive: bool = False  # train every head of the space first, then search on exact scores only
     predictor: str = DEFAULT_PREDICTOR  # one of PREDICTORS
+    pretrained: str = "none"  # registered float weights the backbone starts from (create resolves auto), or none
 
     def __post_init__(self) -> None:
         if not self.heads:
@@ -75,14 +79,23 @@ class SearchConfig:
         sizes = replace(SEARCH_BUDGETS[budget], **{k: v for k, v in (overrides or {}).items() if v is not None})
         cfg = cls(dataset, budget, search=sizes, **kwargs)
         cfg.validate()
+        if cfg.pretrained == "auto":  # recorded resolved: a resumed run must not switch weights when some ship
+            cfg = replace(cfg, pretrained=cfg.weights_entry.name if cfg.weights_entry else "none")
         return cfg
+
+    @property
+    def weights_entry(self) -> WeightsEntry | None:
+        """The registered float weights the search's backbone starts from (raises if they do not fit)."""
+        config = BackboneConfig(self.backbone, self.resolved_width)
+        return resolve_pretrained(self.pretrained, self.dataset, self.backbone, dict(config.option_items()),
+                                  self.seed, VAL_FRACTION)
 
     @property
     def resolved_width(self) -> float:
         """The backbone's width: the budget's unless given; 1.0 for families without a width option."""
         if "width_mult" not in get_backbone(self.backbone).options:
             return 1.0
-        return self.width_mult or get_budget(self.budget).width_mult
+        return get_budget(self.budget).width_mult if self.width_mult is None else self.width_mult
 
     def validate(self) -> None:
         s = self.search
@@ -103,6 +116,9 @@ class SearchConfig:
         for ok, message in checks:
             if not ok:
                 raise EenasError(message)
+        if self.width_mult is not None:  # the arch file's range: the run's archs must be ones evaluate accepts
+            check_option(self.backbone, "width_mult", self.width_mult, "--width-mult")
+        check_bit_choices(self.bits)
         self.thresholds.validate()
         if self.predictor not in PREDICTORS:
             raise EenasError(f"--predictor: unknown predictor '{self.predictor}' (known: {', '.join(PREDICTORS)})")
@@ -127,7 +143,7 @@ class SearchConfig:
         # Keys newer than some saved runs are left out at their default, so those runs resume unchanged.
         # Runs from before --predictor used the tree ensemble: "trees" is left out, so they resume unchanged.
         for key, default in (("backbone", DEFAULT_BACKBONE), ("mounts", []), ("exhaustive", False),
-                             ("predictor", LEGACY_PREDICTOR)):
+                             ("predictor", LEGACY_PREDICTOR), ("pretrained", "none")):
             if data[key] == default:
                 del data[key]
         return data

@@ -2,19 +2,22 @@
 
 A head at (mount, head type, exit precision) on a backbone precision is trained once and its
 logits cached; after that every candidate using it scores exactly in microseconds (routing
-on the validation split) plus the cost model's milliseconds.
+on the validation split) plus the cost model's milliseconds.  A candidate is scored as the
+network it would be deployed as: without the exits no validation sample leaves at
+(:func:`eenas.scoring.live_arch`).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from eenas.arch import Arch, Precision
 from eenas.hardware import ArchCost, cost_arch
-from eenas.scoring import ExitStats, Score, route, score
+from eenas.scoring import ExitStats, Score, live_arch, route, score
 from eenas.train import Pipeline
 from eenas.train.loops import TrainingDiverged
 
@@ -58,8 +61,9 @@ class Evaluator:
         # set, never on what other runs left in the disk cache, so a run's trajectory is the
         # same with a cold or a warm cache; the cache only saves the training time.
         self.known: set[HeadId] = set()
-        # Heads whose cluster job kept failing, with the reason: their candidates fail without a retry here.
-        self.failed: dict[HeadId, str] = {}
+        # Heads (and backbone precisions) whose training diverged here or whose cluster job kept failing, with the
+        # reason: the candidates that hold one fail at once, for the rest of the run, and it is never trained again.
+        self.failed: dict[HeadId | Precision, str] = {}
 
     @staticmethod
     def heads(arch: Arch) -> list[HeadId]:
@@ -72,7 +76,11 @@ class Evaluator:
     def _exit_stats(self, key, logits_fn, split: str) -> ExitStats:
         if (key, split) not in self._stats:
             labels = self.pipeline.labels()
-            logits = logits_fn()
+            try:
+                logits = logits_fn()
+            except TrainingDiverged as exc:
+                self.failed[key] = f"{type(exc).__name__}: {exc}"  # the reason a failed cluster job gives
+                raise
             for s in ("val", "test"):
                 self._stats[(key, s)] = ExitStats.from_logits([getattr(logits, s)], getattr(labels, s))
         return self._stats[(key, split)]
@@ -111,18 +119,32 @@ class Evaluator:
             self._costs[key] = cost_arch(arch, self.hardware, self.weights)
         return self._costs[key]
 
+    def live(self, arch: Arch) -> Arch:
+        """``arch`` as deployed: without the exits no validation sample leaves at (trains the heads it lacks)."""
+        return live_arch(arch, route(self.stats(arch), [e.threshold for e in arch.exits]).exit_ratios)[0]
+
     def score(self, arch: Arch, split: str = "val") -> Score:
-        """Exact score (trains the heads it lacks first)."""
-        return score(route(self.stats(arch, split), [e.threshold for e in arch.exits]), self.cost(arch))
+        """Exact score of :meth:`live` ``(arch)`` on ``split`` (trains the heads it lacks first)."""
+        live = self.live(arch)
+        return score(route(self.stats(live, split), [e.threshold for e in live.exits]), self.cost(live))
+
+    def predicted(self, arch: Arch, accuracy: float, ratios: Sequence[float]) -> Score:
+        """A predicted score of ``arch`` (``ratios``: its exits', then the classifier's), priced as the network it
+        would be deployed as, like :meth:`score`."""
+        live, live_ratios = live_arch(arch, ratios)
+        return Score(accuracy, self.static_accuracy(arch.quant.backbone), live_ratios, self.cost(live))
+
+    def _failure(self, arch: Arch) -> str | None:
+        return next((self.failed[k] for k in [*self.heads(arch), arch.quant.backbone] if k in self.failed), None)
 
     def try_score(self, arch: Arch) -> tuple[Score | None, str]:
-        """Like :meth:`score`, but a diverging training run (or a failed cluster job) gives ``(None, reason)``."""
-        reason = next((self.failed[h] for h in self.heads(arch) if h in self.failed), None)
-        if reason is not None:
-            log.warning("candidate failed: %s", reason)
-            return None, f"failed: {reason}"
-        try:
-            return self.score(arch), "ok"
-        except TrainingDiverged as exc:
-            log.warning("candidate failed: %s", exc)
-            return None, f"failed: {exc}"
+        """Like :meth:`score`, but a head (or backbone) whose training diverged, now or earlier in the run, or whose
+        cluster job kept failing, gives ``(None, reason)``; it is never trained again."""
+        if self._failure(arch) is None:
+            try:
+                return self.score(arch), "ok"
+            except TrainingDiverged:
+                pass  # _exit_stats recorded it
+        reason = self._failure(arch)
+        log.warning("candidate failed: %s", reason)
+        return None, f"failed: {reason}"

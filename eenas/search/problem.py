@@ -42,9 +42,10 @@ class SurrogateProblem(Problem):
         return out, exact
 
     def predicted(self, X: np.ndarray, archs: list[Arch]) -> list[Score]:
-        """The predictor's scores of genomes ``X`` (decoded: ``archs``): exact costs, predicted accuracy and ratios."""
+        """The predictor's scores of genomes ``X`` (decoded: ``archs``): predicted accuracy and ratios, exact costs of
+        the networks those ratios leave (:meth:`Evaluator.predicted`)."""
         pred = self.predictor.predict(X)
-        return [Score(float(acc), self.evaluator.static_accuracy(a.quant.backbone), ratios, self.evaluator.cost(a))
+        return [self.evaluator.predicted(a, float(acc), ratios)
                 for acc, ratios, a in zip(pred.accuracy, pred.exit_ratios, archs)]
 
     def _evaluate(self, X, out, *args, **kwargs):

@@ -83,7 +83,7 @@ class SearchRun:
                                  cfg.max_exits, BackboneConfig(cfg.backbone))
         self.constraints = Constraints(cfg.max_accuracy_drop, cfg.max_latency, cfg.max_energy)
         train_cfg = TrainConfig(cfg.dataset, get_budget(cfg.budget), cfg.resolved_width, cfg.seed,
-                                data_dir, cache_dir, device, cfg.amp, cfg.backbone)
+                                data_dir, cache_dir, device, cfg.amp, cfg.backbone, pretrained=cfg.pretrained)
         self.pipeline = Pipeline(train_cfg)
         self.evaluator = Evaluator(self.pipeline, cfg.hardware, cfg.weights)
         self.run_dir = RunDir(out, cfg.to_dict())
@@ -315,8 +315,10 @@ class SearchRun:
         front = self.archive.pareto()
         table = self.run_dir.write_front(self.archive, front)
         for k, record in zip(table["k"], front):
-            # The evaluation's arch carries the training block 'eenas evaluate' reproduces these numbers from.
-            evaluation = evaluate_arch(self.space.decode(record.genome), self.pipeline, weights=self.cfg.weights)
+            # The network the record was scored as, without the exits no validation sample leaves at; the
+            # evaluation's arch carries the training block 'eenas evaluate' reproduces these numbers from.
+            live = self.evaluator.live(self.space.decode(record.genome))
+            evaluation = evaluate_arch(live, self.pipeline, weights=self.cfg.weights)
             self.run_dir.write_pareto_arch(k, evaluation)
         statics = self.static_points()
         self.run_dir.write_plot(self.archive, table, statics, f"eenas search: {self.cfg.dataset}, {self.cfg.hardware}")

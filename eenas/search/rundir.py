@@ -25,7 +25,7 @@ from eenas import __version__
 from eenas.arch import save_arch
 from eenas.errors import EenasError
 from eenas.evaluate import Evaluation, save_evaluation
-from eenas.io import atomic_write, write_json, write_text
+from eenas.io import atomic_write, read_json, write_json, write_text
 from eenas.search.archive import Archive, Record
 from eenas.search.holdout import Holdout
 from eenas.search.space import SearchSpace
@@ -34,7 +34,8 @@ from eenas.train.cache import Cache
 log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.json"
 EVENTS = "events.jsonl"
-CHECKPOINT_VERSION = 2  # 2: the archive as numbers (1 held formatted strings)
+CHECKPOINT_VERSION = 3  # 3: scores of the live networks (scoring.live_arch); 2: the archive as numbers (1: text)
+START_OVER = "pass --force to start the run over (what it trained stays cached) or choose a new --out"
 FRONT_COLUMNS = ["k", "exits", "backbone_bits", "exit_bits", "accuracy", "test_accuracy", "accuracy_drop",
                  "et_ratio", "average_et", "average_latency", "average_energy"]
 
@@ -71,31 +72,46 @@ class RunDir:
              force: bool = False) -> SearchState:
         """The state to continue from: the checkpoint's with ``resume``, else a fresh one in an emptied directory.
 
-        Refuses a non-empty directory without ``resume`` or ``force``, and a resume with other settings.
+        Refuses a non-empty directory without ``resume`` or ``force`` (with ``resume``: one without a checkpoint),
+        a resume with other settings, and one from a truncated or missing ``config.json`` or checkpoint.
         """
         ckpt = self.path / CHECKPOINT
         if resume and ckpt.exists():
-            config = json.loads((self.path / "config.json").read_text())
-            saved, now = config["search"], self.settings
-            if saved != now:
-                diff = next(k for k in {**now, **saved} if saved.get(k) != now.get(k))  # a key may be new
-                was = saved[diff] if diff in saved else "not recorded: the default of its version"
-                raise EenasError(f"{self.path} was searched with a different '{diff}' ({was}); "
-                                 "resume with the same options or choose a new --out")
-            data = json.loads(ckpt.read_text())
-            if data.get("version") != CHECKPOINT_VERSION:
-                raise EenasError(f"{ckpt}: written by an older eenas (checkpoint version {data.get('version')}); "
-                                 "start a new --out")
-            self._earlier_cache = config.get("cache", self._earlier_cache)
-            log.info("resuming %s after iteration %d", self.path, data["iteration"])
-            return SearchState.from_json(space, data)
-        if self.path.exists() and any(self.path.iterdir()) and not resume:
+            return self._resume(space, ckpt)
+        if self.path.exists() and any(self.path.iterdir()):
             if not force:
-                raise EenasError(f"{self.path} is not empty: pass --resume to continue it or --force to overwrite it")
+                raise EenasError(f"{self.path} has no {CHECKPOINT} to resume from; {START_OVER}" if resume else
+                                 f"{self.path} is not empty: pass --resume to continue it or --force to overwrite it")
             shutil.rmtree(self.path)
         self.path.mkdir(parents=True, exist_ok=True)
         self.write_config(cache)
         return SearchState(Archive(space))
+
+    def _resume(self, space: SearchSpace, ckpt: Path) -> SearchState:
+        """The checkpoint's state, once ``config.json`` shows the run was searched with these settings."""
+        try:
+            config, data = read_json(self.path / "config.json"), read_json(ckpt)
+        except EenasError as exc:
+            raise EenasError(f"cannot resume: {exc}; {START_OVER}") from None
+        saved, now = config.get("search") if isinstance(config, dict) else None, self.settings
+        if not isinstance(saved, dict):
+            raise EenasError(f"cannot resume: {self.path / 'config.json'} holds no 'search' settings; {START_OVER}")
+        if saved != now:
+            diff = next(k for k in {**now, **saved} if saved.get(k) != now.get(k))  # a key may be new
+            was = saved[diff] if diff in saved else "not recorded: the default of its version"
+            raise EenasError(f"{self.path} was searched with a different '{diff}' ({was}); "
+                             "resume with the same options or choose a new --out")
+        version = data.get("version") if isinstance(data, dict) else None
+        if version != CHECKPOINT_VERSION:
+            raise EenasError(f"{ckpt}: written by an older eenas (checkpoint version {version}); start a new --out")
+        try:
+            state = SearchState.from_json(space, data)
+        except (KeyError, TypeError, ValueError) as exc:  # valid JSON, but not what this version writes
+            raise EenasError(f"cannot resume: {ckpt} is not a complete checkpoint ({type(exc).__name__}: {exc}); "
+                             f"{START_OVER}") from None
+        self._earlier_cache = config.get("cache", self._earlier_cache)
+        log.info("resuming %s after iteration %d", self.path, state.iteration)
+        return state
 
     def write_config(self, cache: Cache) -> None:
         """``config.json``: every setting, the versions, and the cache entries the run loaded and trained.

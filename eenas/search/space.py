@@ -23,9 +23,21 @@ import numpy as np
 from eenas.arch import DATASET_CLASSES, Arch, BackboneConfig, ExitConfig, Precision, QuantConfig
 from eenas.errors import EenasError
 from eenas.models.registry import get_backbone
+from eenas.precision import BITWIDTHS, check_bits
 
 MAX_THRESHOLDS = 1000  # a grid finer than this only slows the search down
 Genome = tuple[int, ...]
+
+
+def check_bit_choices(bits: tuple[int, ...]) -> None:
+    """``--bits``: one or more supported widths, each once (a genome gene indexes them: a repeat would be one
+    network under two genomes)."""
+    if not bits:
+        raise EenasError(f"--bits: empty: give one or more of {', '.join(map(str, BITWIDTHS))}")
+    for b in bits:
+        check_bits("--bits", b)
+    if len(set(bits)) != len(bits):
+        raise EenasError(f"--bits {','.join(map(str, bits))}: give each bit-width once")
 
 
 @dataclass(frozen=True)
@@ -76,9 +88,10 @@ def _threshold_text(threshold: float) -> str:
 
 
 def exits_text(arch: Arch) -> str:
-    """An arch's exits in one table cell, e.g. ``3:pool_fc@0.90/c0+o;7:gap_fc@0.85/c1`` (``+o``: overlap)."""
-    return ";".join(f"{e.after_block}:{e.head}@{_threshold_text(e.threshold)}/c{e.core}{'+o' if e.overlap else ''}"
-                    for e in arch.exits)
+    """An arch's exits in one table cell, e.g. ``3:pool_fc@0.90/c0+o;7:gap_fc@final/c1`` (``+o``: overlap;
+    ``@final``: the network ends there)."""
+    return ";".join(f"{e.after_block}:{e.head}@{'final' if e.final else _threshold_text(e.threshold)}"
+                    f"/c{e.core}{'+o' if e.overlap else ''}" for e in arch.exits)
 
 
 @dataclass(frozen=True)
@@ -111,9 +124,7 @@ class SearchSpace:
             raise EenasError(f"mount point {bad[0]} is not one of {config.name}'s ({', '.join(map(str, spec_mounts))})")
         if not 1 <= self.max_exits <= len(self.mounts):
             raise EenasError(f"--max-exits {self.max_exits} must be between 1 and {len(self.mounts)}")
-        bad = [b for b in self.bits if b not in (32, 8, 4, 2)]
-        if bad or not self.bits:
-            raise EenasError(f"--bits: {bad[0] if bad else 'empty'} is not one of 32, 8, 4, 2")
+        check_bit_choices(self.bits)
 
     @property
     def n_mounts(self) -> int:

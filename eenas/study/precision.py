@@ -51,9 +51,9 @@ def config_name(backbone_bits: int, exit_bits: int) -> str:
 
 
 def mean_exit_block(blocks: list[int], ratios: Sequence[float], arch: Arch) -> float:
-    """Where samples leave on average: a mount point; the final classifier counts as the spec's
-    ``final_block`` (MobileNetV2: 18)."""
-    return float(np.dot(ratios, [*blocks, final_block(arch)]))
+    """Where samples leave on average: a mount point; the final classifier (unless the network ends before it)
+    counts as the spec's ``final_block`` (MobileNetV2: 18)."""
+    return float(np.dot(ratios, [*blocks] if arch.ends_at_exit else [*blocks, final_block(arch)]))
 
 
 def final_block(arch: Arch) -> int:

@@ -5,9 +5,11 @@ submitted once under its cache key.  A worker builds it without a cache of its o
 private temporary one (a search's entries, from the backbones the client sends), and returns
 the entry; the client alone writes the cache and the run directory, so workers need
 no shared file system, only the dataset.  An entry is seeded from its key (or its run's
-seed), so it does not depend on which worker builds it or when.  Workers train with
-``WORKER_THREADS`` torch threads, in the dtype the client resolved (its cache keys name it):
-a serial run gives the same bytes when it trains with as many threads (``OMP_NUM_THREADS=1``).
+seed), so it does not depend on which worker builds it or when.  A worker runs one job at a
+time, with ``TRAINING_THREADS`` torch threads (:func:`~eenas.train.pipeline.training_threads`,
+as a serial run trains), in the dtype the client resolved (its cache keys name it): a serial run
+gives the same bytes.  Only a float pretraining differs: a worker's runs with those threads too, a
+serial one with the process's (``OMP_NUM_THREADS``).
 
 This module imports dask only in :meth:`Cluster.connect`; the single-process path needs none.
 """
@@ -20,16 +22,14 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 
-import torch
-
 from eenas.arch import Precision
 from eenas.errors import EenasError
 from eenas.train.cache import Cache
-from eenas.train.pipeline import FLOAT, Pipeline, TrainConfig, amp_name
+from eenas.train.pipeline import FLOAT, Pipeline, TrainConfig, amp_name, training_threads
 
 log = logging.getLogger(__name__)
 
-WORKER_THREADS = 1
+WORKER_THREADS = 1  # Dask threads per worker process: one job at a time
 # Attempts after the first, for a job that raised: past them its candidates fail.  A job whose worker
 # died is retried by the scheduler (its allowed-failures, 3 by default) and then fails the same way.
 JOB_RETRIES = 2
@@ -41,9 +41,10 @@ Job = tuple[str, Callable[..., dict], tuple]  # cache key, the function a worker
 
 def _timed(build: Callable[..., dict], *args) -> tuple[dict, float]:
     """On a worker: one job's entry and its seconds."""
-    torch.set_num_threads(WORKER_THREADS)
     start = time.perf_counter()
-    return build(*args), time.perf_counter() - start
+    with training_threads():
+        entry = build(*args)
+    return entry, time.perf_counter() - start
 
 
 # Per worker process: the pipeline of the last config it trained for, in a temporary cache that holds the

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable, Iterable, Iterator, Sized
 from pathlib import Path
 
@@ -97,7 +98,8 @@ def fit(
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total, pct_start=0.25)
     else:
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
-    start, acc = _resume(checkpoint, model, opt, sched, batches, history) if checkpoint else (0, 0.0)
+    start, acc, seconds = _resume(checkpoint, model, opt, sched, batches, history) if checkpoint else (0, 0.0, 0.0)
+    clock = time.perf_counter() - seconds  # wall time of this training, resumed segments included
     model.train()
     for epoch in range(start, epochs):
         seen = correct = 0
@@ -123,11 +125,13 @@ def fit(
         log.log(level, "%s epoch %d/%d: loss %.4f, train acc %.4f", desc, epoch + 1, epochs, running, acc)
         if monitor and ((epoch + 1) % monitor_every == 0 or epoch + 1 == epochs):
             model.eval()
-            history.append({"epoch": epoch + 1, "train_accuracy": acc, **monitor()})
+            record = {"epoch": epoch + 1, "train_accuracy": acc, **monitor()}
+            history.append({**record, "seconds": round(time.perf_counter() - clock, 1)})
             model.train()
             log.info("%s epoch %d/%d: %s", desc, epoch + 1, epochs, history[-1])
         if checkpoint and epoch + 1 < epochs:
-            _save_checkpoint(checkpoint, epoch + 1, acc, model, opt, sched, batches, history)
+            _save_checkpoint(checkpoint, epoch + 1, acc, model, opt, sched, batches, history,
+                             time.perf_counter() - clock)
     if checkpoint:
         checkpoint.unlink(missing_ok=True)
     model.eval()
@@ -143,23 +147,25 @@ def _rng_states(batches: object) -> dict[str, torch.Tensor]:
 
 
 def _save_checkpoint(path: Path, epochs_done: int, acc: float, model: nn.Module, opt: torch.optim.Optimizer,
-                     sched: torch.optim.lr_scheduler.LRScheduler, batches: object, history: list[dict]) -> None:
+                     sched: torch.optim.lr_scheduler.LRScheduler, batches: object, history: list[dict],
+                     seconds: float) -> None:
     state = {"epochs_done": epochs_done, "acc": acc, "model": model.state_dict(), "optimizer": opt.state_dict(),
-             "scheduler": sched.state_dict(), "rng": _rng_states(batches), "history": history}
+             "scheduler": sched.state_dict(), "rng": _rng_states(batches), "history": history, "seconds": seconds}
     atomic_write(path, lambda fh: torch.save(state, fh))
 
 
 def _resume(path: Path, model: nn.Module, opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LRScheduler,
-            batches: object, history: list[dict]) -> tuple[int, float]:
-    """Restore a checkpoint written by :func:`_save_checkpoint`; (0, 0.0) when there is none or it is unusable."""
+            batches: object, history: list[dict]) -> tuple[int, float, float]:
+    """Restore a checkpoint written by :func:`_save_checkpoint`: (epochs done, their last training accuracy, the
+    wall seconds they took), or zeros when there is none or it is unusable."""
     if not path.exists():
-        return 0, 0.0
+        return 0, 0.0, 0.0
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated or foreign: start over rather than trust it
         log.warning("training checkpoint %s is unreadable (%s); starting from epoch 1", path, type(exc).__name__)
         path.unlink(missing_ok=True)
-        return 0, 0.0
+        return 0, 0.0, 0.0
     try:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
@@ -171,7 +177,7 @@ def _resume(path: Path, model: nn.Module, opt: torch.optim.Optimizer, sched: tor
     except Exception as exc:  # the model is half restored now: only a person can decide
         raise EenasError(f"training checkpoint {path} does not fit this training job ({exc}); delete it") from None
     log.info("resuming from %s after epoch %d", path, state["epochs_done"])
-    return state["epochs_done"], state["acc"]
+    return state["epochs_done"], state["acc"], state.get("seconds", 0.0)
 
 
 @torch.no_grad()

@@ -12,8 +12,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import functools
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +35,7 @@ from eenas.quant import calibrate, quantize_backbone, quantize_head
 from eenas.train.budget import Budget
 from eenas.train.cache import Cache, config_hash
 from eenas.train.loops import TensorBatches, autocast, fit, predict
+from eenas.weights.registry import WeightsEntry, resolve_pretrained
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +46,16 @@ VAL_FRACTION = 0.1
 FINETUNE_LR_FACTOR = 1 / 50
 # Part of every cache key: bump it whenever a change to the training code changes weights.
 # 3: label smoothing and classifier dropout became budget fields, and mixed precision a setting.
-TRAINING_VERSION = 3
+# 4: QAT fine-tunes, heads and joint fine-tunes train with TRAINING_THREADS threads, whatever the process has.
+TRAINING_VERSION = 4
+# Torch intra-op threads of every training job but the float pretraining (whose weights come from the registry
+# or are cached under a key of their own).  On a CPU, trained weights follow the thread count: reductions such
+# as weight gradients are split per thread, and float sums depend on their order (a tiny head's logits moved by
+# up to 0.26 between 1 and 2 threads).  No cache key names the count, so it is fixed instead: a serial run then
+# trains the same bytes under any OMP_NUM_THREADS, and the same as cluster workers.  One thread: every machine
+# has it, oversubscribed OpenMP threads spin-wait, and --workers gives the parallelism.  Inference (feature
+# banks, logits) gave the same bytes with 1 and 2 threads and keeps the process's count.
+TRAINING_THREADS = 1
 # The float pretraining's own version (its key hashes no other stage's recipe): bump it whenever a change to
 # the code changes pretrained weights.  1: one-cycle SGD, pad-4 crop and flip, weight decay 5e-4.
 PRETRAIN_VERSION = 1
@@ -57,6 +70,17 @@ HEAD_LR = 0.05
 HEAD_SCHEDULES = ((HEAD_LR, False), (HEAD_LR, True), (HEAD_LR / 10, True))
 # A head whose last-epoch training accuracy is below this multiple of chance is dead.
 DEAD_HEAD_CHANCE_FACTOR = 1.5
+
+
+@contextlib.contextmanager
+def training_threads() -> Iterator[None]:
+    """Run a training job with :data:`TRAINING_THREADS` torch threads, then restore the caller's count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(TRAINING_THREADS)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
@@ -107,10 +131,18 @@ class TrainConfig:
     amp: str = "auto"  # autocast dtype: auto, fp32 or bf16 (see resolve_amp)
     backbone: str = DEFAULT_BACKBONE  # a registered family
     backbone_options: tuple[tuple[str, Any], ...] = ()  # its options besides width_mult
+    pretrained: str = "auto"  # float weights: auto (the registered ones, if any), none (pretrain) or a name
 
     @property
     def backbone_config(self) -> BackboneConfig:
         return BackboneConfig(self.backbone, self.width_mult, self.backbone_options)
+
+    @functools.cached_property
+    def weights(self) -> WeightsEntry | None:
+        """The registered float weights this run starts from (None: it pretrains its own)."""
+        config = self.backbone_config
+        return resolve_pretrained(self.pretrained, self.dataset, config.name, dict(config.option_items()), self.seed,
+                                  VAL_FRACTION)
 
     def identity(self) -> dict:
         amp = resolve_amp(self.amp, resolve_device(self.device))
@@ -119,7 +151,7 @@ class TrainConfig:
         family = {} if self.backbone == DEFAULT_BACKBONE else {"backbone": self.backbone, "backbone_options": options}
         return {"dataset": self.dataset, "width": self.width_mult, "seed": self.seed,
                 "recipe": self.budget.recipe(), "val_fraction": VAL_FRACTION, "training_version": TRAINING_VERSION,
-                "amp": amp_name(amp), **family}
+                "amp": amp_name(amp), "pretrained": self.weights.tag if self.weights else "none", **family}
 
 
 @dataclass(frozen=True)
@@ -189,8 +221,13 @@ class Pipeline:
 
     # -------------------------------------------------------------------------- keys
     def float_key(self) -> str:
+        """Registered weights are keyed by their hash; a pretraining by its own recipe alone."""
         identity = self.cfg.identity()
         identity.pop("training_version")
+        if self.cfg.weights is not None:
+            identity.pop("recipe")
+            return config_hash({"stage": "float", **identity, "sha256": self.cfg.weights.sha256})
+        identity.pop("pretrained")
         identity["recipe"] = self.cfg.budget.pretrain_recipe()
         return config_hash({"stage": "float", **identity, "pretrain_version": PRETRAIN_VERSION})
 
@@ -213,13 +250,29 @@ class Pipeline:
         if p not in self._backbones:
             key = self.backbone_key(p)
             model = quantize_backbone(self._new_backbone(), p)
-            entry = self.cache.get_or_build(
-                "backbone", key, lambda: self._train_backbone(p, key),
-                check=lambda d: model.load_state_dict(d["state_dict"]),
-            )
+            if p == FLOAT and self.cfg.weights is not None:
+                entry = {"state_dict": self._registered_state()}
+            else:
+                entry = self.cache.get_or_build(
+                    "backbone", key, lambda: self._train_backbone(p, key),
+                    check=lambda d: model.load_state_dict(d["state_dict"]),
+                )
             model.load_state_dict(entry["state_dict"])
             self._backbones[p] = self._to_device(model).eval()
         return self._backbones[p]
+
+    def _registered_state(self) -> dict[str, torch.Tensor]:
+        from eenas.weights.files import load_state_dict
+
+        weights = self.cfg.weights
+        log.info("float backbone: registered weights %s (no pretraining)", weights.tag)
+        state = load_state_dict(weights)
+        try:
+            self._new_backbone().load_state_dict(state)
+        except RuntimeError as exc:
+            raise EenasError(f"weights '{weights.name}' do not fit backbone {self.cfg.backbone_config} "
+                             f"({str(exc).splitlines()[0]})") from None
+        return state
 
     def _train_backbone(self, p: Precision, key: str) -> dict:
         b = self.cfg.budget
@@ -233,15 +286,18 @@ class Pipeline:
                 monitor=lambda: {"val_accuracy": self._accuracy(model, "val")}, monitor_every=PRETRAIN_EVAL_EVERY,
                 history=history)
             self.trained.append(self.entry_name("backbone", (p,)))
-            return {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, "history": history}
+            return {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, "history": history,
+                    "threads": torch.get_num_threads()}
 
-        start = copy.deepcopy(self.float_backbone())  # may train it: seed only afterwards
+        start = copy.deepcopy(self.float_backbone())  # may train it: seed and fix the threads only afterwards
         log.info("QAT fine-tuning the backbone at %s (%d epochs)", p.tag, b.qat_epochs)
-        torch.manual_seed(_seed_from(key))
-        model = self._to_device(quantize_backbone(start, p))
-        calibrate(model, next(iter(self._batches("train")))[0])
-        fit(model, self._batches("train", train=True), b.qat_epochs, b.lr * FINETUNE_LR_FACTOR, desc=f"QAT {p.tag}",
-            label_smoothing=b.label_smoothing, amp=self.amp, checkpoint=self.cache.checkpoint("backbone", key))
+        with training_threads():
+            torch.manual_seed(_seed_from(key))
+            model = self._to_device(quantize_backbone(start, p))
+            calibrate(model, next(iter(self._batches("train")))[0])
+            fit(model, self._batches("train", train=True), b.qat_epochs, b.lr * FINETUNE_LR_FACTOR,
+                desc=f"QAT {p.tag}", label_smoothing=b.label_smoothing, amp=self.amp,
+                checkpoint=self.cache.checkpoint("backbone", key))
         self.trained.append(self.entry_name("backbone", (p,)))
         return {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}
 
@@ -294,7 +350,8 @@ class Pipeline:
 
     def final_logits(self, p: Precision) -> ExitLogits:
         """The backbone classifier's logits (the last exit, and the static network)."""
-        key = self.backbone_key(p)
+        key = config_hash({"stage": "final", "backbone": self.backbone_key(p),
+                           "eval_limit": self.cfg.budget.eval_limit})
         entry = self.cache.get_or_build("final", key, lambda: self._final_entry(p))
         return ExitLogits(entry["val"], entry["test"])
 
@@ -319,18 +376,21 @@ class Pipeline:
 
     def _train_head(self, p_backbone: Precision, mount: int, head: str, p_exit: Precision, key: str) -> dict:
         """Float training on cached features, then (below 32 bits) a short QAT fine-tune."""
-        bank, b = self.feature_bank(p_backbone), self.cfg.budget  # may train the backbone: seed afterwards
+        # May train the backbone: seed and fix the threads afterwards.
+        bank, b = self.feature_bank(p_backbone), self.cfg.budget
         desc = f"head {head}@{mount}"
-        model, train = self._fit_live_head(bank.train[mount], mount, head, key, desc)
-        if p_exit != FLOAT:
-            model = quantize_head(model, p_exit).to(self.device)
-            calibrate(model, next(iter(train))[0])
-            fit(model, train, max(1, b.head_epochs // 3), HEAD_LR / 10, desc=f"{desc} QAT {p_exit.tag}", amp=self.amp)
-        logits = {}
-        for split in ("val", "test"):
-            feats = getattr(bank, split)[mount]
-            batches = TensorBatches(feats, torch.zeros(len(feats), dtype=torch.long), 1024, self.device)
-            logits[split] = predict(model, batches, amp=self.amp)[0]
+        with training_threads():
+            model, train = self._fit_live_head(bank.train[mount], mount, head, key, desc)
+            if p_exit != FLOAT:
+                model = quantize_head(model, p_exit).to(self.device)
+                calibrate(model, next(iter(train))[0])
+                fit(model, train, max(1, b.head_epochs // 3), HEAD_LR / 10, desc=f"{desc} QAT {p_exit.tag}",
+                    amp=self.amp)
+            logits = {}
+            for split in ("val", "test"):
+                feats = getattr(bank, split)[mount]
+                batches = TensorBatches(feats, torch.zeros(len(feats), dtype=torch.long), 1024, self.device)
+                logits[split] = predict(model, batches, amp=self.amp)[0]
         self.trained.append(self.entry_name("head", (p_backbone, mount, head, p_exit)))
         return {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, **logits}
 
@@ -367,12 +427,14 @@ class Pipeline:
 
     # ------------------------------------------------------------------------ arch
     def arch_logits(self, arch: Arch, joint: bool = False) -> list[ExitLogits]:
-        """Logits of every exit of ``arch`` (final classifier last)."""
+        """Logits of every exit of ``arch``, the backbone's classifier last: for a network that ends at its last
+        exit the QAT backbone's own, which gives the static accuracy (no sample reaches it)."""
         q = arch.quant
         if joint and arch.exits:
-            return self._joint_logits(arch)
-        outs = [self.exit_logits(q.backbone, e.after_block, e.head, q.exits) for e in arch.exits]
-        return outs + [self.final_logits(q.backbone)]
+            outs = self._joint_logits(arch)
+        else:
+            outs = [self.exit_logits(q.backbone, e.after_block, e.head, q.exits) for e in arch.exits]
+        return outs if len(outs) > len(arch.exits) else [*outs, self.final_logits(q.backbone)]
 
     def _joint_logits(self, arch: Arch) -> list[ExitLogits]:
         entry = self._joint(arch)
@@ -390,23 +452,26 @@ class Pipeline:
     def _joint_net(self, arch: Arch) -> EarlyExitNet:
         q = arch.quant
         modules = {e.after_block: self.load_head(q.backbone, e.after_block, e.head, q.exits) for e in arch.exits}
-        return EarlyExitNet(copy.deepcopy(self.backbone(q.backbone)), modules)  # may train heads
+        return EarlyExitNet(copy.deepcopy(self.backbone(q.backbone)), modules, arch.ends_at_exit)  # may train heads
 
     def _joint(self, arch: Arch, weights: bool = False) -> dict:
         """The joint fine-tune's cache entry: validation and test logits and the fine-tuned weights."""
         q = arch.quant
+        # A network that ends at its last exit fine-tunes without the classifier's loss: another entry.
         key = config_hash({"stage": "joint", "backbone": self.backbone_key(q.backbone),
-                           "heads": [self.head_key(q.backbone, e.after_block, e.head, q.exits) for e in arch.exits]})
+                           "heads": [self.head_key(q.backbone, e.after_block, e.head, q.exits) for e in arch.exits],
+                           **({"ends_at_exit": True} if arch.ends_at_exit else {})})
 
         def build() -> dict:
-            net = self._to_device(self._joint_net(arch))
-            torch.manual_seed(_seed_from(key))
+            net = self._to_device(self._joint_net(arch))  # may train: seed and fix the threads afterwards
             b = self.cfg.budget
-            fit(net, self._batches("train", train=True), b.joint_epochs, b.lr * FINETUNE_LR_FACTOR, desc="joint",
-                amp=self.amp)
+            with training_threads():
+                torch.manual_seed(_seed_from(key))
+                fit(net, self._batches("train", train=True), b.joint_epochs, b.lr * FINETUNE_LR_FACTOR,
+                    desc="joint", amp=self.amp)
+                split_logits = {s: predict(net, self._batches(s), desc=f"joint {s}", amp=self.amp)
+                                for s in ("val", "test")}
             self.trained.append("joint fine-tune")
-            split_logits = {s: predict(net, self._batches(s), desc=f"joint {s}", amp=self.amp)
-                            for s in ("val", "test")}
             return {**split_logits, "state_dict": {k: v.cpu() for k, v in net.state_dict().items()}}
 
         def has_weights(entry: dict) -> None:

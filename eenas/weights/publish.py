@@ -1,0 +1,91 @@
+"""``eenas weights publish``: turn a float backbone that ``eenas pretrain`` trained into a registry entry.
+
+The entry's accuracies are measured by the shipped code on the shipped (float16) file: the float
+network, and each QAT fine-tune started from it with the QAT recipe of ``qat_budget``.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+from dataclasses import replace
+from pathlib import Path
+
+from eenas.errors import EenasError
+from eenas.precision import Precision
+from eenas.scoring import top1
+from eenas.train.loops import param_groups
+from eenas.train.pipeline import FLOAT, PRETRAIN_VERSION, Pipeline, TrainConfig
+from eenas.weights.files import save_state_dict
+from eenas.weights.registry import WeightsEntry, WeightsRegistry, sha256_of
+
+log = logging.getLogger(__name__)
+
+# What the pretraining code fixes besides the budget's fields (PRETRAIN_VERSION names this version of it).
+FIXED_RECIPE = {"optimizer": "SGD, Nesterov momentum 0.9", "schedule": "one-cycle, 25% warm-up",
+                "weight_decay": "5e-4 on conv and linear weights", "augmentation": "4-pixel pad random crop, flip",
+                "pretrain_version": PRETRAIN_VERSION}
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux), else what the platform says."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def reproduce_command(cfg: TrainConfig, threads: int) -> str:
+    options = dict(cfg.backbone_config.option_items())
+    width = f" --width-mult {options['width_mult']}" if "width_mult" in options else ""
+    return (f"OMP_NUM_THREADS={threads} eenas pretrain --dataset {cfg.dataset} --backbone {cfg.backbone}{width} "
+            f"--budget {cfg.budget.name} --epochs {cfg.budget.pretrain_epochs} --seed {cfg.seed} --precisions '' "
+            "--pretrained none")
+
+
+def publish(name: str, source: Pipeline, qat_budget_cfg: TrainConfig, precisions: list[Precision],
+            registry: WeightsRegistry, threads: int | None = None, cpu: str | None = None,
+            notes: str = "") -> WeightsEntry:
+    """Write ``source``'s cached float backbone as entry ``name`` of ``registry`` and measure it.
+
+    ``qat_budget_cfg`` is the configuration the accuracies are measured with (its ``pretrained`` is
+    replaced by ``name``); ``threads`` and ``cpu`` are needed only for a backbone whose cache entry does
+    not record them.
+    """
+    if source.cfg.weights is not None:
+        raise EenasError("weights publish: the source must be a pretraining (--pretrained none)")
+    trained = source.cache.load("backbone", source.float_key())
+    if trained is None:
+        raise EenasError(f"weights publish: no trained float backbone for this configuration in {source.cache.root} "
+                         f"(train it first: {reproduce_command(source.cfg, threads or 1)})")
+    threads = trained.get("threads", threads)
+    if threads is None:
+        raise EenasError("weights publish: the cached backbone does not record its thread count; pass --threads")
+    history = tuple(trained.get("history", ()))
+    file = registry.root / f"{name}.pt"
+    save_state_dict(trained["state_dict"], file)
+    model = source.float_backbone()
+    options = dict(source.cfg.backbone_config.option_items())
+    entry = WeightsEntry(
+        name=name, dataset=source.cfg.dataset, backbone=source.cfg.backbone, options=options, file=file.name,
+        sha256=sha256_of(file), parameters=sum(p.numel() for group in param_groups(model, 0) for p in group["params"]),
+        split={"seed": source.cfg.seed, "val_fraction": source.cfg.identity()["val_fraction"]},
+        recipe={**source.cfg.budget.pretrain_recipe(), **FIXED_RECIPE, "amp": source.cfg.identity()["amp"]},
+        command=reproduce_command(source.cfg, threads), wall_time_s=history[-1]["seconds"] if history else 0.0,
+        cpu=cpu or trained.get("cpu") or cpu_name(), threads=threads, history=history,
+        qat_budget=qat_budget_cfg.budget.name, notes=notes,
+    )
+    registry.save(entry)  # the measuring pipeline resolves it by name
+    measure = Pipeline(replace(qat_budget_cfg, pretrained=name))
+    accuracy = {}
+    for p in [FLOAT, *precisions]:
+        logits, labels = measure.final_logits(p), measure.labels()
+        accuracy[p.tag] = {split: round(top1(getattr(logits, split), getattr(labels, split)), 4)
+                           for split in ("val", "test")}
+        log.info("%s %s: %s", name, p.tag, accuracy[p.tag])
+    entry = replace(entry, accuracy=accuracy)
+    registry.save(entry)
+    return entry

@@ -1,0 +1,140 @@
+"""The pretrained-weights registry: publish from a pretraining, start from it, check its hash.
+
+Everything runs at ``tiny`` on synthetic data, in a registry folder of the test's own
+(``$EENAS_WEIGHTS_DIR``), on the session's training cache.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from eenas.arch import load_arch
+from eenas.cli import cli
+from eenas.errors import EenasError
+from eenas.train import Pipeline, TrainConfig, get_budget
+from eenas.train.pipeline import FLOAT, Precision
+from eenas.weights import WeightsRegistry, resolve_pretrained
+from tests.conftest import write_arch
+
+NAME = "tiny_synthetic"
+
+
+def invoke(*args: str) -> str:
+    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.fixture(scope="module")
+def registry_dir(tmp_path_factory, cache_dir, tiny_pipeline):
+    """A registry holding the tiny synthetic pretraining (trained once for the session) as NAME."""
+    root = tmp_path_factory.mktemp("weights")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EENAS_WEIGHTS_DIR", str(root))
+        tiny_pipeline.float_backbone()  # the pretraining the entry is published from
+        invoke("weights", "publish", NAME, "--dataset", "synthetic", "--budget", "tiny", "--width-mult", "0.25",
+               "--qat-budget", "tiny", "--precisions", "w8a8", "--cache-dir", cache_dir, "--device", "cpu")
+    return root
+
+
+@pytest.fixture
+def registry(registry_dir, monkeypatch) -> WeightsRegistry:
+    monkeypatch.setenv("EENAS_WEIGHTS_DIR", str(registry_dir))
+    return WeightsRegistry()
+
+
+def tiny_config(cache_dir, **kwargs) -> TrainConfig:
+    return TrainConfig("synthetic", get_budget("tiny"), 0.25, cache_dir=cache_dir, device="cpu", **kwargs)
+
+
+def test_publish_records_what_it_measured(registry, tiny_pipeline):
+    entry = registry.get(NAME)
+    assert entry.backbone == "mobilenet_v2" and dict(entry.options) == {"width_mult": 0.25}
+    assert dict(entry.split) == {"seed": 0, "val_fraction": 0.1}
+    assert set(entry.accuracy) == {"w32a32", "w8a8"} and all(0.5 < a["val"] <= 1 for a in entry.accuracy.values())
+    # Accuracy against epochs: every 5th epoch and the last, each with the wall time so far.
+    assert [h["epoch"] for h in entry.history] == [5, 8] and entry.wall_time_s == entry.history[-1]["seconds"] > 0
+    assert entry.recipe["pretrain_epochs"] == 8 and "--pretrained none" in entry.command
+    assert entry.parameters == sum(p.numel() for p in tiny_pipeline.float_backbone().parameters())
+    assert registry.path(entry).stat().st_size < 2.5 * entry.parameters + 50_000  # float16 storage: 2 bytes each
+
+
+def test_list_and_show(registry):
+    table = invoke("weights", "list")
+    assert NAME in table and "w8a8 val/test" in table
+    shown = invoke("weights", "show", NAME)
+    assert "sha256 matches" in shown and "accuracy against pretraining epochs" in shown
+
+
+def test_auto_starts_from_the_registered_weights_and_trains_no_float_backbone(registry, cache_dir, tiny_pipeline):
+    pipe = Pipeline(tiny_config(cache_dir))  # pretrained auto
+    entry = registry.get(NAME)
+    assert pipe.cfg.weights == entry and pipe.cfg.identity()["pretrained"] == entry.tag
+    logits, labels = pipe.final_logits(FLOAT), pipe.labels()
+    assert pipe.trained == []
+    # float16 storage moves the logits a little, but the network is the pretrained one
+    assert ((logits.val.argmax(1) == labels.val).float().mean().item()
+            == pytest.approx(entry.accuracy["w32a32"]["val"], abs=0.01))
+    scratch = Pipeline(tiny_config(cache_dir, pretrained="none"))
+    assert scratch.float_key() == tiny_pipeline.float_key() != pipe.float_key()
+    w8 = Precision(8, 8)
+    assert scratch.backbone_key(w8) != pipe.backbone_key(w8)  # QAT keys follow the weights they start from
+
+
+def test_weights_fit_only_their_split(registry, cache_dir):
+    assert Pipeline(tiny_config(cache_dir, seed=1)).cfg.weights is None  # auto: from scratch
+    with pytest.raises(EenasError, match="split"):
+        resolve_pretrained(NAME, "synthetic", "mobilenet_v2", {"width_mult": 0.25}, 1, 0.1, registry)
+    with pytest.raises(EenasError, match="options"):
+        resolve_pretrained(NAME, "synthetic", "mobilenet_v2", {"width_mult": 0.5}, 0, 0.1, registry)
+    with pytest.raises(EenasError, match="unknown weights 'nope'"):
+        resolve_pretrained("nope", "synthetic", "mobilenet_v2", {"width_mult": 0.25}, 0, 0.1, registry)
+
+
+def test_an_arch_names_its_weights_and_evaluates_again_without_training(registry, cache_dir, tmp_path):
+    arch_path = write_arch(tmp_path / "arch.json")
+    out = invoke("evaluate", "--arch", arch_path, "--budget", "tiny", "--cache-dir", cache_dir, "--device", "cpu",
+                 "--json", tmp_path / "eval.json")
+    assert "backbone w32a32" not in out
+    written = json.loads((tmp_path / "eval.json").read_text())["arch"]
+    assert written["training"]["pretrained"] == registry.get(NAME).tag
+    (tmp_path / "again.json").write_text(json.dumps(written))
+    assert load_arch(tmp_path / "again.json").training.pretrained_name == NAME
+    again = invoke("evaluate", "--arch", tmp_path / "again.json", "--cache-dir", cache_dir, "--device", "cpu")
+    assert "trained: nothing (all cached)" in again
+
+
+def test_a_corrupted_file_is_one_error_line_and_exit_2(registry_dir, cache_dir, tmp_path):
+    corrupt = tmp_path / "weights"
+    corrupt.mkdir()
+    (corrupt / "registry.yaml").write_text((registry_dir / "registry.yaml").read_text())
+    data = bytearray((registry_dir / f"{NAME}.pt").read_bytes())
+    data[-100] ^= 0xFF
+    (corrupt / f"{NAME}.pt").write_bytes(bytes(data))
+    env = {"EENAS_WEIGHTS_DIR": str(corrupt), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+    for args in (["weights", "show", NAME],
+                 ["pretrain", "--dataset", "synthetic", "--budget", "tiny", "--width-mult", "0.25", "--precisions", "",
+                  "--cache-dir", str(cache_dir), "--device", "cpu"]):
+        result = subprocess.run([sys.executable, "-m", "eenas", *args], capture_output=True, text=True, env=env,
+                                timeout=300)
+        assert result.returncode == 2, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "sha256" in lines[0]
+        assert lines[0].startswith("eenas: error: weights 'tiny_synthetic'")
+
+
+def test_pretrained_none_keeps_the_from_scratch_path(registry, cache_dir, tiny_pipeline):
+    out = invoke("pretrain", "--dataset", "synthetic", "--budget", "tiny", "--width-mult", "0.25", "--precisions", "",
+                 "--pretrained", "none", "--cache-dir", cache_dir, "--device", "cpu")
+    assert tiny_pipeline.float_key() in out  # the from-scratch pretraining's own cache entry
+
+
+def test_the_registry_reads_without_torch():
+    """``eenas weights list`` and the metadata stay torch-free, like the cost model."""
+    code = "import sys, eenas.weights; eenas.weights.WeightsRegistry(); assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
