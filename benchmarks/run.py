@@ -35,7 +35,21 @@ def main(argv: list[str]) -> None:
         print(f"running {path.stem} ...", file=sys.stderr, flush=True)
         frames.append(_load(path).run())
     table = pd.concat(frames, ignore_index=True)
+    print(f"machine: {machine()}")
     print(table.to_markdown(index=False, floatfmt=".4g"))
+
+
+def machine() -> str:
+    """What the numbers were measured on: timings compare only within one machine."""
+    import os
+
+    import torch
+
+    from eenas.machine import cpu_name
+
+    return (f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__} with {torch.get_num_threads()} threads"
+            f" (OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}), "
+            f"{torch.backends.cpu.get_cpu_capability()}")
 
 
 if __name__ == "__main__":

@@ -107,16 +107,12 @@ class Register:
         return count * math.ceil(bits / self.bits) * self.write_energy_pj
 
 
-@dataclass(frozen=True)
-class MacArray:
-    """A 4-D MAC array unrolling (D1, D2, D3, D4) = (K, C, OX, OY)."""
+class PackingArray:
+    """What every MAC array shares: its size, and how many low-precision MACs a multiplier packs."""
 
-    sizes: tuple[int, int, int, int]
-    energy_per_mac_pj: float
-    psum_bits: int
+    sizes: tuple[int, ...]
     native_bits: int
     packs_low_precision: bool
-    depthwise_groups_on_d1: bool
 
     @property
     def macs_per_cycle(self) -> int:
@@ -128,6 +124,18 @@ class MacArray:
         if not self.packs_low_precision or widest >= self.native_bits:
             return 1
         return self.native_bits // widest
+
+
+@dataclass(frozen=True)
+class MacArray(PackingArray):
+    """A 4-D MAC array unrolling (D1, D2, D3, D4) = (K, C, OX, OY)."""
+
+    sizes: tuple[int, int, int, int]
+    energy_per_mac_pj: float
+    psum_bits: int
+    native_bits: int
+    packs_low_precision: bool
+    depthwise_groups_on_d1: bool
 
 
 @dataclass(frozen=True)

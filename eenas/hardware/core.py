@@ -19,7 +19,7 @@ import itertools
 import math
 from dataclasses import dataclass
 
-from eenas.hardware.accelerator import CoreDesign, MacArray, Memory, _hash_once
+from eenas.hardware.accelerator import CoreDesign, MacArray, Memory, PackingArray, _hash_once
 from eenas.hardware.layers import ConvLayer
 
 OPERANDS = ("W", "I", "O")
@@ -77,7 +77,7 @@ class Level:
 
 
 @dataclass(frozen=True)
-class Core:
+class Core(PackingArray):
     """A compute core: array dimensions, MAC energy, on-chip levels (bottom-up), spatial mappings.
 
     ``mappings`` maps a layer type (:data:`LAYER_TYPES`) to the loops each dimension may
@@ -96,17 +96,6 @@ class Core:
     mappings: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...] = ()
 
     __hash__ = _hash_once
-
-    @property
-    def macs_per_cycle(self) -> int:
-        return math.prod(self.sizes)
-
-    def pack_factor(self, weight_bits: int, act_bits: int) -> int:
-        """How many low-precision MACs one multiplier does per cycle (1 unless packing)."""
-        widest = max(weight_bits, act_bits)
-        if not self.packs_low_precision or widest >= self.native_bits:
-            return 1
-        return self.native_bits // widest
 
     @functools.cached_property
     def chains(self) -> dict[str, tuple[Level, ...]]:

@@ -7,11 +7,10 @@ network, and each QAT fine-tune started from it with the QAT recipe of ``qat_bud
 from __future__ import annotations
 
 import logging
-import platform
 from dataclasses import replace
-from pathlib import Path
 
 from eenas.errors import EenasError
+from eenas.machine import cpu_name
 from eenas.precision import Precision
 from eenas.scoring import top1
 from eenas.train.loops import param_groups
@@ -25,17 +24,6 @@ log = logging.getLogger(__name__)
 FIXED_RECIPE = {"optimizer": "SGD, Nesterov momentum 0.9", "schedule": "one-cycle, 25% warm-up",
                 "weight_decay": "5e-4 on conv and linear weights", "augmentation": "4-pixel pad random crop, flip",
                 "pretrain_version": PRETRAIN_VERSION}
-
-
-def cpu_name() -> str:
-    """The CPU's model name (Linux), else what the platform says."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def reproduce_command(cfg: TrainConfig, threads: int) -> str:
