@@ -16,8 +16,8 @@ from typing import Any
 from eenas.datasets import DATASET_CLASSES, unknown_dataset
 from eenas.errors import EenasError
 from eenas.io import read_json, write_json
-from eenas.models.registry import DEFAULT_BACKBONE, check_option, get_backbone, network_spec
-from eenas.models.spec import NetworkSpec
+from eenas.models.config import BackboneConfig
+from eenas.models.registry import DEFAULT_BACKBONE, check_option, get_backbone
 from eenas.precision import BITWIDTHS, Precision
 
 ARCH_VERSION = 1
@@ -29,35 +29,6 @@ TRAINING_DTYPES = ("fp32", "bf16")  # what --amp resolves to (eenas.train.pipeli
 class QuantConfig:
     backbone: Precision = field(default_factory=Precision)
     exits: Precision = field(default_factory=Precision)
-
-
-@dataclass(frozen=True)
-class BackboneConfig:
-    """A registered backbone (:mod:`eenas.models.registry`) and its options.
-
-    ``width_mult`` is a field of its own because budgets, searches and the training caches
-    key on it; families without that option keep 1.0.  ``options`` holds the others, completed
-    with their defaults on construction, so one network has one config (and one cache key).
-    """
-
-    name: str = DEFAULT_BACKBONE
-    width_mult: float = 1.0
-    options: tuple[tuple[str, Any], ...] = ()
-
-    def __post_init__(self) -> None:
-        known, given = get_backbone(self.name).options, dict(self.options)
-        unknown = sorted(set(given) - set(known) | ({"width_mult"} & set(given)))
-        _require(not unknown, "backbone", f"unknown field '{unknown[0]}'" if unknown else "")
-        object.__setattr__(self, "options", tuple((key, given.get(key, option.default))
-                                                  for key, option in known.items() if key != "width_mult"))
-
-    def option_items(self) -> tuple[tuple[str, Any], ...]:
-        """Every option of the family as (name, value) pairs, as the arch file writes them."""
-        width = (("width_mult", self.width_mult),) if "width_mult" in get_backbone(self.name).options else ()
-        return width + self.options
-
-    def spec(self, num_classes: int) -> NetworkSpec:
-        return network_spec(self.name, self.option_items(), num_classes)
 
 
 @dataclass(frozen=True)

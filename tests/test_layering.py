@@ -58,3 +58,69 @@ def test_the_import_walk_finds_the_arch_where_it_is_imported():
     assert {"eenas.arch", "eenas.precision"} <= reachable("eenas.search")
     assert {"eenas.arch", "eenas.data", "eenas.quant.convert"} <= reachable("eenas.train")
     assert "eenas.precision" in reachable("eenas.quant") and "eenas.datasets" in reachable("eenas.data")
+
+
+def _runtime_imports(module: str) -> set[str]:
+    """The eenas modules ``module`` runs when imported or called: named imports at any depth (lazy ones too, but
+    not those under ``if TYPE_CHECKING``), plus the ``__init__`` of every other package they pass through."""
+    tree = ast.parse(_file(module).read_text())
+    typing_only = {id(n) for node in ast.walk(tree)
+                   if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+                   for statement in node.body for n in ast.walk(statement)}
+    found = set()
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            subs = [f"{node.module}.{a.name}" for a in node.names]
+            names = [s for s in subs if _file(s)] + ([node.module] if any(not _file(s) for s in subs) else [])
+        else:
+            continue
+        for name in (n for n in names if n.startswith("eenas.") and _file(n)):
+            parts = name.split(".")
+            found.add(name)
+            found |= {p for p in (".".join(parts[:i]) for i in range(2, len(parts)))
+                      if not module.startswith(p + ".") and p != module}
+    return found - {module}
+
+
+def _modules() -> list[str]:
+    out = []
+    for path in (ROOT / "eenas").rglob("*.py"):
+        parts = list(path.relative_to(ROOT).with_suffix("").parts)
+        out.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return sorted(out)
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle of ``graph`` (a path that returns to its start), or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt):] + [nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        state[node] = 2
+        path.pop()
+        return None
+
+    return next((c for m in sorted(graph) if m not in state and (c := visit(m))), None)
+
+
+def test_no_import_cycle_anywhere_in_the_package():
+    graph = {m: _runtime_imports(m) for m in _modules()}
+    cycle = _cycle(graph)
+    assert cycle is None, " -> ".join(cycle)
+
+
+def test_the_cycle_check_finds_a_cycle():
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
+    # the hardware package's __init__ runs the cost model: importing from it outside the package counts it
+    assert "eenas.hardware" in _runtime_imports("eenas.evaluate")

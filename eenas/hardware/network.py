@@ -32,15 +32,16 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import MappingProxyType
+from typing import Protocol
 
 import numpy as np
 
-from eenas.arch import Arch, BackboneConfig
 from eenas.errors import EenasError
-from eenas.hardware.accelerator import Accelerator, clear_loaded, load_accelerator
+from eenas.hardware.accelerator import Accelerator
 from eenas.hardware.allocation import DEFAULT_ALLOCATION, Allocation, allocate
 from eenas.hardware.layer_cost import add_cost, conv_cost, pool_cost
 from eenas.hardware.layers import ConvLayer
+from eenas.hardware.loading import clear_loaded, load_accelerator
 from eenas.hardware.schedule import (
     DRAM,
     Event,
@@ -54,11 +55,38 @@ from eenas.hardware.schedule import (
     route,
 )
 from eenas.hardware.workload import INPUT, Block, GraphWorkload, Node, exit_head, image_bits, network_blocks
+from eenas.models.config import BackboneConfig
 from eenas.models.registry import get_backbone
 from eenas.models.spec import INPUT_CHANNELS, INPUT_SIZE
 from eenas.precision import Precision
 
 RATIO_TOLERANCE = 1e-6
+
+
+class ExitLike(Protocol):
+    after_block: int
+    head: str
+    core: int | None
+    overlap: bool
+    final: bool
+
+
+class QuantLike(Protocol):
+    backbone: Precision
+    exits: Precision
+
+
+class CostedNetwork(Protocol):
+    """What the cost model reads of an early-exit network; :class:`eenas.arch.Arch` is one.  The cost model
+    never imports the arch file's schema, which imports the hardware to validate its fields."""
+
+    backbone: BackboneConfig
+    exits: tuple[ExitLike, ...]
+    quant: QuantLike
+    hardware: str
+
+    @property
+    def num_classes(self) -> int: ...
 
 
 @dataclass(frozen=True, eq=False)
@@ -269,7 +297,7 @@ class _Schedule:
     decisions: tuple[int, ...]
 
 
-def _validate(arch: Arch, acc: Accelerator, mounts: tuple[int, ...]) -> None:
+def _validate(arch: CostedNetwork, acc: Accelerator, mounts: tuple[int, ...]) -> None:
     seen, heads = set(), get_backbone(arch.backbone.name).heads
     for i, ex in enumerate(arch.exits):
         where = f"exits[{i}]"
@@ -286,7 +314,7 @@ def _validate(arch: Arch, acc: Accelerator, mounts: tuple[int, ...]) -> None:
             raise EenasError(f"{where}.final: only the last exit can end the network")
 
 
-def _schedule(arch: Arch, acc: Accelerator, allocation: str, detailed: bool = False) -> _Schedule:
+def _schedule(arch: CostedNetwork, acc: Accelerator, allocation: str, detailed: bool = False) -> _Schedule:
     spec = arch.backbone.spec(arch.num_classes)
     _validate(arch, acc, spec.mounts)
     plan = _plan(acc, arch.backbone, arch.quant.backbone, arch.num_classes, allocation)
@@ -357,12 +385,13 @@ def _costs(schedule: _Schedule) -> ArchCost:
 Hardware = str | os.PathLike | Accelerator
 
 
-def _accelerator(arch: Arch, hardware: Hardware | None, weights: str | None) -> Accelerator:
+def _accelerator(arch: CostedNetwork, hardware: Hardware | None, weights: str | None) -> Accelerator:
     return load_accelerator(arch.hardware if hardware is None else hardware).with_weights(weights)
 
 
 def backbone_allocation(
-    arch: Arch, hardware: Hardware | None = None, weights: str | None = None, allocation: str = DEFAULT_ALLOCATION
+    arch: CostedNetwork, hardware: Hardware | None = None, weights: str | None = None,
+    allocation: str = DEFAULT_ALLOCATION,
 ) -> Allocation:
     """The core allocation of ``arch``'s backbone and its static cost (arguments as :func:`cost_arch`)."""
     acc = _accelerator(arch, hardware, weights)
@@ -370,7 +399,8 @@ def backbone_allocation(
 
 
 def cost_arch(
-    arch: Arch, hardware: Hardware | None = None, weights: str | None = None, allocation: str = DEFAULT_ALLOCATION
+    arch: CostedNetwork, hardware: Hardware | None = None, weights: str | None = None,
+    allocation: str = DEFAULT_ALLOCATION,
 ) -> ArchCost:
     """Per-exit cumulative latency, energy and MACs of ``arch``, plus its static baseline.
 
@@ -434,7 +464,7 @@ def _records(schedule: _Schedule) -> tuple[LayerRecord, ...]:
 
 
 def network_cost(
-    arch: Arch,
+    arch: CostedNetwork,
     hardware: Hardware | None = None,
     exit_ratios: Sequence[float] | None = None,
     weights: str | None = None,
