@@ -15,6 +15,7 @@ from typing import Any
 
 from eenas.datasets import DATASET_CLASSES, unknown_dataset
 from eenas.errors import EenasError
+from eenas.hardware.accelerator import DEFAULT_HARDWARE, WEIGHT_MODES, is_preset
 from eenas.io import read_json, write_json
 from eenas.models.config import BackboneConfig
 from eenas.models.registry import DEFAULT_BACKBONE, check_option, get_backbone
@@ -91,7 +92,7 @@ class Arch:
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     exits: tuple[ExitConfig, ...] = ()
     quant: QuantConfig = field(default_factory=QuantConfig)
-    hardware: str = "edge_tpu_quad"
+    hardware: str = DEFAULT_HARDWARE
     weights: str | None = None  # streamed or resident weight SRAMs; None: the accelerator file's mode
     training: TrainingRecord | None = None  # None: unknown (a hand-written arch)
 
@@ -219,7 +220,7 @@ def arch_from_dict(data: Any) -> Arch:
     qb = _precision(quant.get("backbone", {"weights": 8, "activations": 8}), "quant.backbone")
     qe = _precision(quant.get("exits", {"weights": 8, "activations": 8}), "quant.exits")
 
-    hardware = _get(data, "hardware", "", str, "edge_tpu_quad")
+    hardware = _get(data, "hardware", "", str, DEFAULT_HARDWARE)
     weights = _weight_mode(data)
     training = _training(data["training"], dataset, backbone.width_mult) if "training" in data else None
     return Arch(dataset, backbone, tuple(exits), QuantConfig(qb, qe), hardware, weights, training)
@@ -273,8 +274,6 @@ def _training(raw: Any, dataset: str, width: float) -> TrainingRecord:
 
 
 def _weight_mode(data: dict) -> str | None:
-    from eenas.hardware.accelerator import WEIGHT_MODES  # here: eenas.hardware imports this module
-
     weights = _get(data, "weights", "", str, None)
     _require(weights in (None, *WEIGHT_MODES), "weights", f"'{weights}' is not one of {list(WEIGHT_MODES)}")
     return weights
@@ -298,8 +297,6 @@ def save_arch(arch: Arch, path: str | os.PathLike) -> None:
 
 def _hardware_path(hardware: str, folder: Path, loading: bool) -> str:
     """A hardware file named in an arch file is relative to that file's folder; in an Arch, to the working one."""
-    from eenas.hardware.accelerator import is_preset  # here: eenas.hardware imports this module
-
     if is_preset(hardware) or os.path.isabs(hardware):
         return hardware
     return os.path.normpath(folder / hardware) if loading else os.path.relpath(hardware, folder)

@@ -32,7 +32,7 @@ from eenas.study.tables import markdown, write_csv, write_markdown
 
 log = logging.getLogger(__name__)
 
-DEFAULT_HARDWARE = CASE_STUDY_PRESETS
+DEFAULT_ACCELERATORS = CASE_STUDY_PRESETS
 TIE = 1e-9  # relative difference under which two average ETs are equal (ranks and wins)
 
 
@@ -169,7 +169,7 @@ def _cores_text(name: str) -> str:
 
 
 def run_hardware_study(
-    archs: Sequence[StudyArch], hardware: Sequence[str] = DEFAULT_HARDWARE, weights: str | None = None,
+    archs: Sequence[StudyArch], hardware: Sequence[str] = DEFAULT_ACCELERATORS, weights: str | None = None,
     allocation: str = DEFAULT_ALLOCATION,
 ) -> HardwareStudy:
     """Cost every arch on every accelerator (``weights``: override every arch's weight mode)."""

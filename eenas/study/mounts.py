@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from eenas.arch import BITWIDTHS, DATASET_CLASSES, Arch, BackboneConfig, ExitConfig, Precision, QuantConfig
 from eenas.errors import EenasError
 from eenas.hardware import LayerRecord, NetworkCost, load_accelerator, network_cost
+from eenas.hardware.accelerator import DEFAULT_HARDWARE
 from eenas.hardware.layers import ConvLayer, PoolLayer
 from eenas.hardware.workload import Block, Node, exit_head, network_blocks
 from eenas.io import join, write_json
@@ -58,7 +59,7 @@ class MountSettings:
     threshold: float = 0.9
     backbone_bits: int = 8
     exit_bits: int = 8
-    hardware: str = "edge_tpu_quad"
+    hardware: str = DEFAULT_HARDWARE
     samples: int | None = None  # None: every placement
     seed: int = 0  # of the sample (not of training)
     split: str = "test"  # what the chosen placements' table shows (choices are always on validation)
