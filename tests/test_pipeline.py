@@ -1,5 +1,6 @@
 """The cached training pipeline on the synthetic dataset at the tiny budget."""
 
+import pytest
 import torch
 
 from eenas.arch import Precision
@@ -80,7 +81,8 @@ def test_weights_do_not_depend_on_job_order(tmp_path, tiny_pipeline):
 
 
 def _recording_fit(monkeypatch, dead_calls: set[int]) -> list[tuple[float, bool]]:
-    """Record every fit's (lr, one_cycle); the calls numbered in ``dead_calls`` report chance accuracy."""
+    """Record every fit's (lr, one_cycle); the calls numbered in ``dead_calls`` leave a dead head (its last layer
+    zeroed: constant outputs, as a collapsed head's), for the pipeline's own check to find."""
     import eenas.train.pipeline as pipeline
 
     calls: list[tuple[float, bool]] = []
@@ -89,7 +91,12 @@ def _recording_fit(monkeypatch, dead_calls: set[int]) -> list[tuple[float, bool]
     def fit(model, batches, epochs, lr, one_cycle=False, **kwargs):
         calls.append((lr, one_cycle))
         acc = real_fit(model, batches, epochs, lr, one_cycle=one_cycle, **kwargs)
-        return 0.1 if len(calls) - 1 in dead_calls else acc
+        if len(calls) - 1 in dead_calls:
+            last = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
+            with torch.no_grad():
+                last.weight.zero_()
+                last.bias.zero_()
+        return acc
 
     monkeypatch.setattr(pipeline, "fit", fit)
     return calls
@@ -106,23 +113,32 @@ def _fresh_heads(tmp_path, tiny_pipeline, name: str) -> Pipeline:
     return Pipeline(replace(tiny_pipeline.cfg, cache_dir=cache))
 
 
-def test_a_live_head_trains_once(tmp_path, monkeypatch, tiny_pipeline):
-    from eenas.train.pipeline import HEAD_LR
+def _training(pipe: Pipeline, mount: int, head: str) -> dict:
+    return pipe.cache.load("head", pipe.head_key(P8, mount, head, P8))["training"]
+
+
+def test_a_live_head_trains_once_and_its_entry_records_both_checks(tmp_path, monkeypatch, tiny_pipeline):
+    from eenas.train.pipeline import HEAD_LR, HEAD_QAT_LR
 
     fresh = _fresh_heads(tmp_path, tiny_pipeline, "live")
     calls = _recording_fit(monkeypatch, dead_calls=set())
     fresh.exit_logits(P8, 5, "pool_fc", P8)
-    assert calls == [(HEAD_LR, False), (HEAD_LR / 10, False)]  # float training, then QAT
+    assert calls == [(HEAD_LR, False), (HEAD_QAT_LR, False)]  # float training, then QAT
+    record = _training(fresh, 5, "pool_fc")
+    assert record["schedule"] == 0 and record["qat_retries"] == 0
+    assert record["float_accuracy"] > 0.5 and record["qat_accuracy"] > 0.5  # 10 classes: chance is 0.1
 
 
-def test_a_dead_head_retrains_with_a_warm_up(tmp_path, monkeypatch, tiny_pipeline):
+def test_a_dead_head_retrains_with_a_warm_up(tmp_path, monkeypatch, caplog, tiny_pipeline):
     """The retrained head is exactly the head the warm-up schedule trains on its own."""
     import eenas.train.pipeline as pipeline
 
     retrained = _fresh_heads(tmp_path, tiny_pipeline, "retrained")
     calls = _recording_fit(monkeypatch, dead_calls={0})
     a = retrained.exit_logits(P8, 5, "pool_fc", P8)
-    assert calls == [(pipeline.HEAD_LR, False), (pipeline.HEAD_LR, True), (pipeline.HEAD_LR / 10, False)]
+    assert calls == [(pipeline.HEAD_LR, False), (pipeline.HEAD_LR, True), (pipeline.HEAD_QAT_LR, False)]
+    assert "dead after float training" in caplog.text and "retraining" in caplog.text
+    assert _training(retrained, 5, "pool_fc")["schedule"] == 1
 
     monkeypatch.setattr(pipeline, "HEAD_SCHEDULES", pipeline.HEAD_SCHEDULES[1:2])
     direct = _fresh_heads(tmp_path, tiny_pipeline, "direct")
@@ -130,14 +146,41 @@ def test_a_dead_head_retrains_with_a_warm_up(tmp_path, monkeypatch, tiny_pipelin
     assert torch.equal(a.val, b.val) and torch.equal(a.test, b.test)
 
 
-def test_a_head_dead_under_every_schedule_is_kept_with_a_warning(tmp_path, monkeypatch, caplog, tiny_pipeline):
-    from eenas.train.pipeline import HEAD_SCHEDULES
+def test_a_head_dead_under_every_schedule_raises_and_is_not_cached(tmp_path, monkeypatch, tiny_pipeline):
+    from eenas.train.loops import TrainingDiverged
+    from eenas.train.pipeline import HEAD_SCHEDULES, HeadDead
 
     fresh = _fresh_heads(tmp_path, tiny_pipeline, "dead")
     calls = _recording_fit(monkeypatch, dead_calls=set(range(len(HEAD_SCHEDULES))))
+    with pytest.raises(HeadDead, match="dead after float training under every schedule") as error:
+        fresh.exit_logits(P8, 5, "pool_fc", P8)
+    assert isinstance(error.value, TrainingDiverged)  # the search records the candidate as failed
+    assert calls == list(HEAD_SCHEDULES)  # no QAT fine-tune of a dead head
+    assert not fresh.cache.path("head", fresh.head_key(P8, 5, "pool_fc", P8)).exists()
+
+
+def test_a_head_killed_by_its_qat_fine_tune_retries_once_at_a_lower_rate(tmp_path, monkeypatch, caplog,
+                                                                         tiny_pipeline):
+    from eenas.train.pipeline import HEAD_LR, HEAD_QAT_LR, HEAD_QAT_RETRY_LR
+
+    fresh = _fresh_heads(tmp_path, tiny_pipeline, "qat-retry")
+    calls = _recording_fit(monkeypatch, dead_calls={1})
     logits = fresh.exit_logits(P8, 5, "pool_fc", P8)
-    assert [lr for lr, _ in calls[:-1]] == [lr for lr, _ in HEAD_SCHEDULES] and logits.test.shape[1] == 10
-    assert "keeping it" in caplog.text and "retraining" in caplog.text
+    assert calls == [(HEAD_LR, False), (HEAD_QAT_LR, False), (HEAD_QAT_RETRY_LR, False)]
+    assert "retrying at a lower rate" in caplog.text
+    record = _training(fresh, 5, "pool_fc")
+    assert record["qat_retries"] == 1 and record["qat_accuracy"] > 0.5
+    assert top1(logits.val, fresh.splits.val.labels) > 0.5
+
+
+def test_a_head_dead_after_both_qat_fine_tunes_raises(tmp_path, monkeypatch, tiny_pipeline):
+    from eenas.train.pipeline import HeadDead
+
+    fresh = _fresh_heads(tmp_path, tiny_pipeline, "qat-dead")
+    calls = _recording_fit(monkeypatch, dead_calls={1, 2})
+    with pytest.raises(HeadDead, match="dead after the QAT fine-tune"):
+        fresh.exit_logits(P8, 5, "pool_fc", P8)
+    assert len(calls) == 3 and not fresh.cache.path("head", fresh.head_key(P8, 5, "pool_fc", P8)).exists()
 
 
 def test_a_head_trains_to_the_same_bytes_whatever_threads_the_caller_uses(tiny_pipeline):

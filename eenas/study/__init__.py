@@ -3,6 +3,7 @@
 * :mod:`~eenas.study.precision`: one arch at several (backbone, exits) bit-widths.
 * :mod:`~eenas.study.mounts`: identical exit heads at every placement of their mount points.
 * :mod:`~eenas.study.hardware`: archs on several accelerators, ranked by average ET.
+* :mod:`~eenas.study.heads`: every exit head of a space, trained once: is the head bank sane?
 * :mod:`~eenas.study.report`: every figure of a search run and ``report.md``.
 * :mod:`~eenas.study.reference`: the reference work's released nets, and a front drawn against them.
 
