@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from eenas.search import SearchConfig, SearchRun
+from eenas.search import SearchConfig, build_run
 
 WORKERS = 2
 
@@ -32,8 +32,8 @@ def run() -> pd.DataFrame:
         with tempfile.TemporaryDirectory() as tmp:
             for workers in (None, WORKERS):
                 name = f"workers-{workers or 0}"
-                search = SearchRun(cfg, Path(tmp) / name, cache_dir=str(Path(tmp) / f"cache-{name}"), device="cpu",
-                                   workers=workers)
+                search = build_run(cfg, Path(tmp) / name, cache_dir=str(Path(tmp) / f"cache-{name}"), device="cpu",
+                                  workers=workers)
                 start = time.perf_counter()
                 search.run()
                 seconds[workers] = time.perf_counter() - start

@@ -38,17 +38,18 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from pymoo.indicators.hv import HV
 
 from eenas.arch import ExitConfig
 from eenas.hardware import use_cache_dir
 from eenas.io import DEFAULT_CACHE_DIR
-from eenas.search import SearchConfig, SearchRun
-from eenas.search.archive import HV_REFERENCE, Archive, Record
+from eenas.search import SearchConfig, SearchRun, build_run
+from eenas.search.archive import Archive, Record
 from eenas.search.holdout import metrics
+from eenas.search.objectives import hypervolume
 from eenas.search.operators import random_genomes
 from eenas.search.predictor import Predictor
 from eenas.search.space import genome_text
+from eenas.search.strategies.random_search import fresh_genomes
 from eenas.search.structured import StructuredPredictor
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "results" / "predictor-full"
@@ -78,9 +79,7 @@ def config(space: dict, sizes: dict, **kwargs) -> SearchConfig:
 
 def search(cfg: SearchConfig, out: Path, seed: int, cache: Path) -> SearchRun:
     """A search run whose *search* randomness comes from ``seed`` (its training seed stays the config's)."""
-    run = SearchRun(cfg, out, force=True, cache_dir=str(cache), device="cpu")
-    run.rng = np.random.default_rng([seed, 16])
-    return run
+    return build_run(cfg, out, force=True, cache_dir=str(cache), device="cpu", search_seed=[seed, 16])
 
 
 class Truth:
@@ -88,7 +87,7 @@ class Truth:
 
     def __init__(self, run: SearchRun, available: set | None = None) -> None:
         self.run, self.space, self.evaluator = run, run.space, run.evaluator
-        self.reference = run.reference_et()
+        self.reference = run.reference_cost()
         self.available = available
         self._scores: dict = {}
 
@@ -103,23 +102,19 @@ class Truth:
 
     def hypervolume(self, archive: Archive, split: str = "val") -> float:
         """Of the archive's front (chosen on validation) scored on ``split``, normalised as the search's."""
-        front = archive.pareto()
-        if not front:
-            return 0.0
-        scores = [self.score(r.genome, split) for r in front]
-        F = np.array([[1 - s.accuracy, s.average_et / self.reference] for s in scores])
-        return float(HV(ref_point=np.array(HV_REFERENCE))(F))
+        scores = [self.score(r.genome, split) for r in archive.pareto()]
+        return hypervolume(archive.objectives, scores, self.reference)
 
     def heads(self, genome) -> list:
         return self.evaluator.heads(self.space.decode(genome))
 
 
 def random_search(truth: Truth, seed: int, stop: int) -> tuple[Archive, set, list[dict]]:
-    """Random valid candidates evaluated in turn until ``stop`` heads are revealed; the curve after each."""
-    archive, known, curve = Archive(truth.space), set(), []
-    for x in random_genomes(truth.space, 100 * stop, seed):
-        genome = truth.space.genome(x)
-        if genome in archive or not truth.allows(genome):
+    """The random strategy's candidates (``eenas search --strategy random``) evaluated in turn until ``stop`` heads
+    are revealed; the curve after each."""
+    archive, known, curve = Archive(truth.space, objectives=truth.run.objectives), set(), []
+    for genome in fresh_genomes(truth.space, archive, 100 * stop, seed):
+        if not truth.allows(genome):
             continue
         new = [h for h in truth.heads(genome) if h not in known]
         known.update(new)
@@ -169,7 +164,7 @@ def quality(truth: Truth, seed: int, n: int, given: int, split: str = "val") -> 
             seen.add(genome)
         if len(held) == n:
             break
-    true = [truth.score(g, split) for g in held]  # before the evaluator is narrowed: scoring marks heads known
+    true = [truth.score(g, split) for g in held]
     everything, rows = evaluator.known, []
     evaluator.known = set(known)  # what the structured predictor may read
     try:
@@ -180,8 +175,8 @@ def quality(truth: Truth, seed: int, n: int, given: int, split: str = "val") -> 
             for g, t, acc, ratios in zip(held, true, prediction.accuracy, prediction.exit_ratios):
                 rows.append({"predictor": kind, "seed": seed, "split": split, "genome": genome_text(g),
                              "accuracy": t.accuracy, "predicted_accuracy": float(acc),
-                             "average_et": t.average_et / truth.reference,
-                             "predicted_average_et": t.cost.average_et(ratios) / truth.reference,
+                             "average_et": t.average_et / truth.reference.static_et,
+                             "predicted_average_et": t.cost.average_et(ratios) / truth.reference.static_et,
                              "new_heads": sum(h not in known for h in truth.heads(g))})
     finally:
         evaluator.known = everything
@@ -325,7 +320,7 @@ def measure(out: Path, seeds: list[int], space: dict, sizes: dict, holdout: int,
         tmp = Path(tmp)
         cfg = config(space, {"iterations": MAX_ITERATIONS, **sizes})
         # The reference front gets quick's full NSGA-II sizes whatever the searches get.
-        exhaustive = search(config(space, {}, exhaustive=True), tmp / "exhaustive", 0, cache)
+        exhaustive = search(config(space, {}, strategy="exhaustive"), tmp / "exhaustive", 0, cache)
         start = time.perf_counter()
         exhaustive.step()  # the head bank (trains what the cache lacks)
         bank_s = time.perf_counter() - start

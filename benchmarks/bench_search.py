@@ -22,7 +22,7 @@ from pymoo.operators.crossover.ux import UX
 from pymoo.optimize import minimize
 
 from eenas.arch import ExitConfig
-from eenas.search import SearchConfig, SearchRun
+from eenas.search import SearchConfig, SearchRun, build_run
 from eenas.search.operators import ExitRepair, ExitSampling, ResetMutation
 from eenas.search.predictor import Predictor, kendall
 from eenas.search.problem import SurrogateProblem
@@ -51,7 +51,7 @@ def run() -> pd.DataFrame:
     with tempfile.TemporaryDirectory() as tmp:
         cfg = SearchConfig.create("synthetic", "tiny", overrides={"initial": 12, "iterations": 2, "holdout": 0},
                                   bits=(8, 4))
-        search = SearchRun(cfg, Path(tmp) / "run", cache_dir=Path(tmp) / "cache", device="cpu")
+        search = build_run(cfg, Path(tmp) / "run", cache_dir=Path(tmp) / "cache", device="cpu")
         search.run()
         X, ratios, acc = search.archive.training_set()
         predictor = Predictor(search.space, seed=0).fit(X, ratios, acc)

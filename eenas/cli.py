@@ -15,7 +15,7 @@ import click
 from eenas import __version__
 from eenas.arch import DATASET_CLASSES, BackboneConfig, Precision
 from eenas.errors import EenasError
-from eenas.hardware.accelerator import WEIGHT_MODES
+from eenas.hardware.accelerator import DEFAULT_HARDWARE, WEIGHT_MODES
 from eenas.hardware.allocation import ALLOCATIONS, DEFAULT_ALLOCATION
 from eenas.train.budget import BUDGETS
 from eenas.train.pipeline import AMP_MODES
@@ -313,7 +313,7 @@ def cost(arch_path, onnx_path, hardware, weights, allocation, exit_ratios, weigh
         workload = read_onnx(onnx_path, weight_bits, act_bits, skip_unknown)
         ratios = None if exit_ratios is None else parse_exit_ratios(exit_ratios, len(workload.exit_names))
         with _allocation_cache(cache_dir):
-            nc = graph_network_cost(workload, hardware or "edge_tpu_quad", ratios, weights, allocation)
+            nc = graph_network_cost(workload, hardware or DEFAULT_HARDWARE, ratios, weights, allocation)
     else:
         arch = load_arch(arch_path)
         ratios = None if exit_ratios is None else parse_exit_ratios(exit_ratios, arch.n_outputs)
@@ -335,7 +335,7 @@ def _int_list(name: str, text: str) -> tuple[int, ...]:
               help="Run directory (default: runs/search-<timestamp>).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--force", is_flag=True, help="Overwrite a non-empty --out.")
-@click.option("--hardware", default="edge_tpu_quad", show_default=True, help="Accelerator preset or YAML file.")
+@click.option("--hardware", default=DEFAULT_HARDWARE, show_default=True, help="Accelerator preset or YAML file.")
 @WEIGHTS_OPTION
 @click.option("--width-mult", type=float, default=None, help="Backbone width (default: the budget's).")
 @click.option("--bits", default="8,4", show_default=True, help="Bit-widths for backbone and exits (32, 8, 4, 2).")
@@ -358,8 +358,15 @@ def _int_list(name: str, text: str) -> tuple[int, ...]:
               help="Random archs evaluated after the search to measure the predictor (default: the budget's; 0: none).")
 @click.option("--tensorboard", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Also log each iteration's values to this TensorBoard directory (pip install eenas[tensorboard]).")
-@click.option("--exhaustive", is_flag=True,
-              help="Train every head of the space first (cached, once each), then search on exact scores only.")
+@click.option("--strategy", default=None, metavar="NAME",
+              help="How candidates are proposed, a module of eenas/search/strategies: 'progressive' (default; NSGA-II "
+                   "on predictions, training the most promising), 'exhaustive' (train the whole head bank, then exact "
+                   "scores only) or 'random'.")
+@click.option("--exhaustive", is_flag=True, help="Same as --strategy exhaustive.")
+@click.option("--objectives", default="accuracy,average_et", show_default=True, metavar="NAME,NAME[,NAME]",
+              help="Objectives, two or more of: accuracy, average_et, energy, latency, p95_latency, p99_latency.")
+@click.option("--max-p99-latency-cycles", "max_p99_latency", type=float, default=None,
+              help="Bound on the 99th-percentile latency over inputs (cycles).")
 @click.option("--predictor", default=None, metavar="NAME",
               help="Surrogate for candidates with untrained heads: 'trees' (default; a tree ensemble on the genome) or "
                    "'structured' (stand-ins from the nearest trained heads, scored by the exact routing).")
@@ -370,15 +377,18 @@ def _int_list(name: str, text: str) -> tuple[int, ...]:
 @training_options
 def search(dataset, out, resume, force, hardware, weights, width_mult, bits, max_exits, mounts, max_accuracy_drop,
            max_latency, max_energy, population, generations, iterations, initial, per_iteration, thresholds, holdout,
-           tensorboard, exhaustive, predictor, workers, scheduler, backbone, pretrained, amp, budget, data_dir,
-           cache_dir, device, seed) -> None:
-    """NSGA-II search for early-exit networks: accuracy against average energy-delay product."""
+           tensorboard, strategy, exhaustive, objectives, max_p99_latency, predictor, workers, scheduler, backbone,
+           pretrained, amp, budget, data_dir, cache_dir, device, seed) -> None:
+    """NSGA-II search for early-exit networks: accuracy against average energy-delay product (--objectives)."""
     import time
 
-    from eenas.search import SearchConfig, SearchRun, ThresholdGrid
+    from eenas.search import SearchConfig, ThresholdGrid, build_run
 
     if resume and out is None:
         raise EenasError("--resume needs the --out of the run to continue")
+    if exhaustive and strategy not in (None, "exhaustive"):
+        raise EenasError(f"--exhaustive is --strategy exhaustive: it cannot go with --strategy {strategy}")
+    strategy = "exhaustive" if exhaustive else strategy
     mounts = _int_list("--mounts", mounts)
     if max_exits is None:
         max_exits = min(6, len(mounts) or 6)
@@ -388,12 +398,14 @@ def search(dataset, out, resume, force, hardware, weights, width_mult, bits, max
                    "initial": initial, "per_iteration": per_iteration, "holdout": holdout},
         seed=seed, hardware=hardware, weights=weights, width_mult=width_mult, amp=amp, bits=_int_list("--bits", bits),
         max_exits=max_exits, max_accuracy_drop=max_accuracy_drop, max_latency=max_latency, max_energy=max_energy,
-        thresholds=ThresholdGrid.parse(thresholds), backbone=backbone, exhaustive=exhaustive, mounts=mounts,
-        pretrained=pretrained,
+        thresholds=ThresholdGrid.parse(thresholds), backbone=backbone, mounts=mounts, pretrained=pretrained,
+        objectives=tuple(name.strip() for name in objectives.split(",") if name.strip()),
+        max_p99_latency=max_p99_latency,
         **({} if predictor is None else {"predictor": predictor}),
+        **({} if strategy is None else {"strategy": strategy}),
     )
     out = out or Path("runs") / time.strftime("search-%Y%m%d-%H%M%S")
-    run = SearchRun(cfg, out, resume=resume, force=force, data_dir=data_dir, cache_dir=cache_dir, device=device,
+    run = build_run(cfg, out, resume=resume, force=force, data_dir=data_dir, cache_dir=cache_dir, device=device,
                     tensorboard=tensorboard, workers=workers, scheduler=scheduler)
     with _allocation_cache(cache_dir):
         result = run.run()
@@ -546,7 +558,7 @@ def study_precision(ctx, arch_path, dataset, hardware, out, pretrained, amp, bud
               help="Seed of that sample (--seed is the training seed: changing it retrains).")
 @click.option("--split", type=click.Choice(["val", "test"]), default="test", show_default=True,
               help="Split the chosen placements are reported on (ranking and choice are always on validation).")
-@click.option("--hardware", default="edge_tpu_quad", show_default=True, help="Accelerator preset or YAML file.")
+@click.option("--hardware", default=DEFAULT_HARDWARE, show_default=True, help="Accelerator preset or YAML file.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output folder (default: runs/mounts-<dataset>-<budget>-<exits>x<head>).")
 @BACKBONE_OPTION
@@ -573,6 +585,36 @@ def study_mounts(n_exits, head, threshold, dataset, width_mult, backbone_bits, e
     click.echo(f"{_trained_line(pipe)}\nresults in {out}")
 
 
+@study.command("heads")
+@click.option("--dataset", type=click.Choice(list(DATASET_CLASSES)), default="cifar10", show_default=True)
+@click.option("--width-mult", type=float, default=None, help="Backbone width (default: the budget's).")
+@click.option("--backbone-bits", default="8,4", show_default=True, help="Comma-separated backbone bit-widths.")
+@click.option("--exit-bits", default="8,4", show_default=True, help="Comma-separated exit-head bit-widths.")
+@click.option("--mounts", default=None, help="Comma-separated mount points (default: every mount of the backbone).")
+@click.option("--heads", default=None, help="Comma-separated head types (default: every head of the family).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output folder (default: runs/heads-<dataset>-<budget>).")
+@BACKBONE_OPTION
+@PRETRAINED_OPTION
+@AMP_OPTION
+@training_options
+def study_heads(dataset, width_mult, backbone_bits, exit_bits, mounts, heads, out, backbone, pretrained, amp, budget,
+                data_dir, cache_dir, device, seed) -> None:
+    """Every exit head of a space, trained or loaded: validation accuracy by mount and head, checks and retries."""
+    from eenas.study.heads import HeadBankSettings, run_head_bank, write_head_bank
+
+    pipe = _pipeline(dataset, budget, width_mult, data_dir, cache_dir, device, seed, amp, _backbone(backbone),
+                     pretrained=pretrained)
+    settings = HeadBankSettings(_int_list("--backbone-bits", backbone_bits), _int_list("--exit-bits", exit_bits),
+                                _int_list("--mounts", mounts or ""),
+                                tuple(h.strip() for h in (heads or "").split(",") if h.strip()))
+    result = run_head_bank(pipe, settings)
+    out = out or Path("runs") / f"heads-{dataset}-{budget}"
+    write_head_bank(result, out, pipe)
+    click.echo(result.spread().to_markdown(index=False, floatfmt=".4g"))
+    click.echo(f"{_trained_line(pipe)}\nresults in {out}")
+
+
 @study.command("hardware")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--hardware", "hardware_list", default=None, metavar="LIST",
@@ -591,9 +633,9 @@ def study_hardware(paths, hardware_list, weights, allocation, out, cache_dir) ->
     Average ET uses each arch's recorded exit ratios (stats_<k>.json or <arch>.eval.json beside it), else every
     sample reaches the final exit.  No training.
     """
-    from eenas.study.hardware import DEFAULT_HARDWARE, load_study_archs, run_hardware_study, write_hardware_study
+    from eenas.study.hardware import DEFAULT_ACCELERATORS, load_study_archs, run_hardware_study, write_hardware_study
 
-    hardware = DEFAULT_HARDWARE if hardware_list is None else tuple(h.strip() for h in hardware_list.split(",")
+    hardware = DEFAULT_ACCELERATORS if hardware_list is None else tuple(h.strip() for h in hardware_list.split(",")
                                                                     if h.strip())
     if not hardware:
         raise EenasError("--hardware: give at least one accelerator")

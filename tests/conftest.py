@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from eenas.search import SearchConfig, SearchRun
+from eenas.search import SearchConfig, SearchRun, build_run
 from eenas.train import Pipeline, TrainConfig, get_budget
 
 # One intra-op thread for the tests and the CLIs they spawn: the tiny models gain nothing from
@@ -44,7 +44,7 @@ def small_search_config(seed: int = 0, sizes: dict | None = None, **kwargs) -> S
 
 def start_search(cfg: SearchConfig, out: Path, cache_dir: Path, **kwargs) -> SearchRun:
     """A search run on the CPU with its training cache in ``cache_dir`` (``resume``, ``force`` pass through)."""
-    return SearchRun(cfg, out, cache_dir=str(cache_dir), device="cpu", **kwargs)
+    return build_run(cfg, out, cache_dir=str(cache_dir), device="cpu", **kwargs)
 
 
 def search_config_from_command_line(monkeypatch, *args: str) -> SearchConfig:
@@ -61,7 +61,7 @@ def search_config_from_command_line(monkeypatch, *args: str) -> SearchConfig:
         seen.append(cfg)
         raise Stop
 
-    monkeypatch.setattr("eenas.search.SearchRun", capture)
+    monkeypatch.setattr("eenas.search.build_run", capture)
     monkeypatch.setattr(sys, "argv", ["eenas", "search", "--dataset", "synthetic", "--budget", "tiny", *args])
     with pytest.raises(Stop):
         main()

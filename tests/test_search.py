@@ -432,8 +432,8 @@ def test_a_serial_search_never_retrains_a_head_whose_training_diverged(tmp_path,
     def genomes(*exits: ExitConfig) -> np.ndarray:
         return np.array([space.encode(space.arch(exits, 8, 8))])
 
-    run._evaluate(genomes(ExitConfig(3, "pool_fc", 0.5)), "initial", 0)
-    run._evaluate(genomes(ExitConfig(3, "pool_fc", 0.6), ExitConfig(5, "gap_fc", 0.5)), "selected", 1)
+    run.evaluate(genomes(ExitConfig(3, "pool_fc", 0.5)), "initial", 0)
+    run.evaluate(genomes(ExitConfig(3, "pool_fc", 0.6), ExitConfig(5, "gap_fc", 0.5)), "selected", 1)
     assert calls[bad] == 1 and sum(calls.values()) == 1  # the second candidate's other head is not trained either
     reason = "failed: TrainingDiverged: head pool_fc@3: loss is nan in epoch 1"
     assert [(r.iteration, r.status) for r in run.archive] == [(0, reason), (1, reason)]

@@ -25,7 +25,7 @@ SIZES = {"iterations": 2, "population": 64, "generations": 8}
 
 
 def exhaustive_config(**kwargs):
-    return small_search_config(sizes=SIZES, exhaustive=True, **{**SPACE, **kwargs})
+    return small_search_config(sizes=SIZES, strategy="exhaustive", **{**SPACE, **kwargs})
 
 
 def head_entries(run) -> list[str]:

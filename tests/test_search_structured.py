@@ -170,15 +170,13 @@ def test_archs_differing_only_in_thresholds_share_one_exact_cost():
 def test_a_population_of_trained_candidates_still_yields_untrained_ones(tmp_path, cache_dir):
     """Once NSGA-II's population holds only candidates already evaluated, the selection adds random candidates
     with an untrained head instead of returning nothing (the loop used to stop learning there)."""
-    from eenas.search.problem import SurrogateProblem
-
     run = start_search(small_search_config(), tmp_path / "run", cache_dir)
     run.step()  # the initial sample
-    problem = SurrogateProblem(run.space, run.evaluator, run._predictor(0), run.constraints)
+    problem = run.problem(run.fit_predictor(0))
     population = np.array([r.genome for r in run.archive])
-    chosen, predicted, free = run._select(problem, population, 2, seed=1)
+    chosen, predicted, free = run.strategy.select(problem, population, 2, seed=1)
     assert len(chosen) == 2 and not len(free)
     assert all(run.evaluator.missing(run.space.decode(x)) for x in chosen)
     assert set(predicted) == {run.space.genome(x) for x in chosen}
-    again, _, _ = run._select(problem, population, 2, seed=1)
+    again, _, _ = run.strategy.select(problem, population, 2, seed=1)
     assert np.array_equal(chosen, again)  # seeded: the same run picks the same

@@ -7,10 +7,10 @@ per-layer report behind ``eenas cost``).  See docs/hardware.md.
 """
 
 from eenas.hardware.accelerator import PRESETS, WEIGHT_MODES, Accelerator
-from eenas.hardware.loading import load_accelerator
 from eenas.hardware.allocation import ALLOCATIONS, Allocation, use_cache_dir
 from eenas.hardware.layer_cost import LayerCost, layer_cost
 from eenas.hardware.layers import AddLayer, ConvLayer, PoolLayer
+from eenas.hardware.loading import load_accelerator
 from eenas.hardware.network import (
     ArchCost,
     ExitCost,

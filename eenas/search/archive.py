@@ -10,7 +10,7 @@ exactly the values an uninterrupted one holds.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -20,13 +20,13 @@ from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 from eenas.hardware.network import ArchCost, ExitCost
 from eenas.io import join
 from eenas.scoring import Score, live_arch
+from eenas.search.objectives import DEFAULT_OBJECTIVES, Objective, get_objectives, hypervolume, objective_matrix
 from eenas.search.space import Genome, SearchSpace, exits_text, genome_text
 
 # archive.csv and pareto.csv: one column per key of Record.row, in this order
 COLUMNS = ["iteration", "source", "status", "genome", "exits", "n_exits", "backbone_bits", "exit_bits", "new_heads",
            "accuracy", "test_accuracy", "static_accuracy", "accuracy_drop", "exit_ratios", "cum_cycles",
            "cum_energy_pj", "average_et", "static_et", "et_ratio", "average_latency", "average_energy", "feasible"]
-HV_REFERENCE = (1.0, 1.5)  # (1 - accuracy, average ET / reference ET) bounding the hypervolume
 
 
 @dataclass(frozen=True)
@@ -82,10 +82,11 @@ class Record:
 
 
 class Archive:
-    """A run's records in evaluation order, at most one per genome."""
+    """A run's records in evaluation order, at most one per genome; its front is on ``objectives``."""
 
-    def __init__(self, space: SearchSpace, records: Iterable[Record] = ()) -> None:
-        self.space = space
+    def __init__(self, space: SearchSpace, records: Iterable[Record] = (),
+                 objectives: Sequence[Objective] = get_objectives(DEFAULT_OBJECTIVES)) -> None:
+        self.space, self.objectives = space, tuple(objectives)
         self.records: list[Record] = []
         self._genomes: set[Genome] = set()
         for record in records:
@@ -111,30 +112,26 @@ class Archive:
         return [r for r in self.records if r.ok]
 
     def pareto(self) -> list[Record]:
-        """Non-dominated feasible records (accuracy up, average ET down), cheapest first."""
+        """Non-dominated feasible records, ordered by the objectives after the first, then the first (the default,
+        accuracy and average ET: cheapest first)."""
         ok = [r for r in self.ok if r.feasible]
         if not ok:
             return []
-        F = np.array([[-r.score.accuracy, r.score.average_et] for r in ok])
+        F = objective_matrix(self.objectives, [r.score for r in ok])
         front = [ok[i] for i in NonDominatedSorting().do(F, only_non_dominated_front=True)]
+        first, *rest = self.objectives
         # The genome's text breaks the last ties, as the CSV archive of earlier versions did.
-        front.sort(key=lambda r: (r.score.average_et, -r.score.accuracy, self.space.n_exits(r.genome),
-                                  genome_text(r.genome)))
-        # Ties in both objectives (e.g. an unused extra exit) keep only the simplest network.
-        unique: dict[tuple[float, float], Record] = {}
+        front.sort(key=lambda r: (*(o.minimised(r.score) for o in rest), first.minimised(r.score),
+                                  self.space.n_exits(r.genome), genome_text(r.genome)))
+        # Ties in every objective (e.g. an unused extra exit) keep only the simplest network.
+        unique: dict[tuple[float, ...], Record] = {}
         for r in front:
-            unique.setdefault((round(r.score.accuracy, 9), float(f"{r.score.average_et:.9g}")), r)
+            unique.setdefault(tuple(o.tie(o.read(r.score)) for o in self.objectives), r)
         return list(unique.values())
 
-    def hypervolume(self, reference_et: float) -> float:
-        """Of the front in (1 - accuracy, average ET / ``reference_et``), bounded by :data:`HV_REFERENCE`."""
-        from pymoo.indicators.hv import HV
-
-        front = self.pareto()
-        if not front:
-            return 0.0
-        F = np.array([[1 - r.score.accuracy, r.score.average_et / reference_et] for r in front])
-        return float(HV(ref_point=np.array(HV_REFERENCE))(F))
+    def hypervolume(self, reference: ArchCost) -> float:
+        """Of the front, normalised by ``reference`` (the static backbone at the highest precision)."""
+        return hypervolume(self.objectives, [r.score for r in self.pareto()], reference)
 
     def training_set(self) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
         """The predictor's inputs: genomes, exit ratios (laid out as each genome's exits, then the classifier) and
@@ -153,5 +150,6 @@ class Archive:
         return [r.to_json() for r in self.records]
 
     @classmethod
-    def from_json(cls, space: SearchSpace, data: list[dict]) -> Archive:
-        return cls(space, (Record.from_json(r) for r in data))
+    def from_json(cls, space: SearchSpace, data: list[dict],
+                  objectives: Sequence[Objective] = get_objectives(DEFAULT_OBJECTIVES)) -> Archive:
+        return cls(space, (Record.from_json(r) for r in data), objectives)

@@ -7,8 +7,9 @@ from dataclasses import asdict, dataclass, field, replace
 from eenas.arch import DATASET_CLASSES, BackboneConfig, unknown_dataset
 from eenas.errors import EenasError
 from eenas.hardware import load_accelerator
-from eenas.hardware.accelerator import check_weight_mode
+from eenas.hardware.accelerator import DEFAULT_HARDWARE, check_weight_mode
 from eenas.models.registry import DEFAULT_BACKBONE, check_option, get_backbone
+from eenas.search.objectives import DEFAULT_OBJECTIVES, get_objectives
 from eenas.search.space import ThresholdGrid, check_bit_choices
 from eenas.train.budget import get_budget
 from eenas.train.pipeline import VAL_FRACTION
@@ -21,6 +22,7 @@ from eenas.weights.registry import WeightsEntry, resolve_pretrained
 PREDICTORS = ("structured", "trees")
 DEFAULT_PREDICTOR = "trees"
 LEGACY_PREDICTOR = "trees"
+DEFAULT_STRATEGY = "progressive"
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ class SearchConfig:
     dataset: str
     budget: str = "quick"
     seed: int = 0
-    hardware: str = "edge_tpu_quad"
+    hardware: str = DEFAULT_HARDWARE
     weights: str | None = None  # streamed or resident; None: the accelerator file's mode
     width_mult: float | None = None
     amp: str = "auto"  # training dtype (eenas.train.pipeline.resolve_amp)
@@ -63,9 +65,11 @@ class SearchConfig:
     search: SearchBudget = field(default_factory=lambda: SEARCH_BUDGETS["quick"])
     backbone: str = DEFAULT_BACKBONE  # a registered family, at its default options (width: width_mult)
     mounts: tuple[int, ...] = ()  # empty: every mount point of the backbone's spec
-    exhaustive: bool = False  # train every head of the space first, then search on exact scores only
+    strategy: str = DEFAULT_STRATEGY  # how candidates are proposed (eenas.search.strategies)
     predictor: str = DEFAULT_PREDICTOR  # one of PREDICTORS
     pretrained: str = "none"  # registered float weights the backbone starts from (create resolves auto), or none
+    objectives: tuple[str, ...] = DEFAULT_OBJECTIVES  # eenas.search.objectives.OBJECTIVES
+    max_p99_latency: float | None = None  # cycles within which 99% of the samples leave
 
     def __post_init__(self) -> None:
         if not self.heads:
@@ -82,6 +86,11 @@ class SearchConfig:
         if cfg.pretrained == "auto":  # recorded resolved: a resumed run must not switch weights when some ship
             cfg = replace(cfg, pretrained=cfg.weights_entry.name if cfg.weights_entry else "none")
         return cfg
+
+    @property
+    def exhaustive(self) -> bool:
+        """Whether the whole head bank is trained first (``--strategy exhaustive``)."""
+        return self.strategy == "exhaustive"
 
     @property
     def weights_entry(self) -> WeightsEntry | None:
@@ -110,6 +119,7 @@ class SearchConfig:
             (self.max_accuracy_drop >= 0, f"--max-accuracy-drop must be >= 0 (got {self.max_accuracy_drop})"),
             (self.max_latency is None or self.max_latency > 0, "--max-latency must be positive"),
             (self.max_energy is None or self.max_energy > 0, "--max-energy must be positive"),
+            (self.max_p99_latency is None or self.max_p99_latency > 0, "--max-p99-latency-cycles must be positive"),
             (self.width_mult is None or "width_mult" in get_backbone(self.backbone).options,
              f"--width-mult: backbone '{self.backbone}' has no width option"),
         ]
@@ -120,6 +130,10 @@ class SearchConfig:
             check_option(self.backbone, "width_mult", self.width_mult, "--width-mult")
         check_bit_choices(self.bits)
         self.thresholds.validate()
+        get_objectives(self.objectives)
+        from eenas.search.strategies import get_strategy  # lazy: the strategies import modules that import this one
+
+        get_strategy(self.strategy)
         if self.predictor not in PREDICTORS:
             raise EenasError(f"--predictor: unknown predictor '{self.predictor}' (known: {', '.join(PREDICTORS)})")
         self._validate_mounts()
@@ -140,10 +154,16 @@ class SearchConfig:
     def to_dict(self) -> dict:
         data = asdict(self)
         data["bits"], data["heads"], data["mounts"] = list(self.bits), list(self.heads), list(self.mounts)
+        data["objectives"] = list(self.objectives)
+        # Before --strategy, an exhaustive run recorded "exhaustive": true; it still does, so it resumes unchanged.
+        if self.exhaustive:
+            del data["strategy"]
+            data["exhaustive"] = True
         # Keys newer than some saved runs are left out at their default, so those runs resume unchanged.
         # Runs from before --predictor used the tree ensemble: "trees" is left out, so they resume unchanged.
-        for key, default in (("backbone", DEFAULT_BACKBONE), ("mounts", []), ("exhaustive", False),
-                             ("predictor", LEGACY_PREDICTOR), ("pretrained", "none")):
-            if data[key] == default:
-                del data[key]
+        for key, default in (("backbone", DEFAULT_BACKBONE), ("mounts", []), ("strategy", DEFAULT_STRATEGY),
+                             ("predictor", LEGACY_PREDICTOR), ("pretrained", "none"),
+                             ("objectives", list(DEFAULT_OBJECTIVES)), ("max_p99_latency", None)):
+            if data.get(key) == default:
+                data.pop(key, None)
         return data

@@ -12,18 +12,28 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import numpy as np
 
 from eenas.arch import Arch, Precision
 from eenas.hardware import ArchCost, cost_arch
 from eenas.scoring import ExitStats, Score, live_arch, route, score
+from eenas.search.objectives import OBJECTIVES
 from eenas.train import Pipeline
 from eenas.train.loops import TrainingDiverged
 
 log = logging.getLogger(__name__)
 
-HeadId = tuple[Precision, int, str, Precision]
+
+
+class HeadId(NamedTuple):
+    """One trainable head: a plain tuple (hashes and compares as one), with names for its fields."""
+
+    backbone: Precision
+    mount: int
+    head: str
+    exits: Precision
 
 
 @dataclass(frozen=True)
@@ -31,19 +41,22 @@ class Constraints:
     max_accuracy_drop: float = 1.0  # percentage points below the static backbone (same precision)
     max_latency: float | None = None  # average cycles per sample
     max_energy: float | None = None  # average pJ per sample
+    max_p99_latency: float | None = None  # cycles within which 99% of the samples leave
 
-    def violations(self, accuracy_drop: float, latency: float, energy: float) -> list[float]:
+    def violations(self, accuracy_drop: float, latency: float, energy: float, p99_latency: float = 0.0) -> list[float]:
         """Each constraint as ``g <= 0`` (pymoo's convention), normalised to its bound."""
         g = [accuracy_drop * 100 - self.max_accuracy_drop]
-        if self.max_latency is not None:
-            g.append(latency / self.max_latency - 1)
-        if self.max_energy is not None:
-            g.append(energy / self.max_energy - 1)
+        for value, bound in ((latency, self.max_latency), (energy, self.max_energy),
+                             (p99_latency, self.max_p99_latency)):
+            if bound is not None:
+                g.append(value / bound - 1)
         return g
 
     def of(self, score: Score) -> list[float]:
         """:meth:`violations` of a scored network."""
-        return self.violations(score.static_accuracy - score.accuracy, score.average_latency, score.average_energy)
+        p99 = OBJECTIVES["p99_latency"].read(score) if self.max_p99_latency is not None else 0.0
+        return self.violations(score.static_accuracy - score.accuracy, score.average_latency, score.average_energy,
+                               p99)
 
     def feasible(self, score: Score) -> bool:
         return bool(max(self.of(score)) <= 0)
@@ -68,7 +81,7 @@ class Evaluator:
     @staticmethod
     def heads(arch: Arch) -> list[HeadId]:
         q = arch.quant
-        return [(q.backbone, e.after_block, e.head, q.exits) for e in arch.exits]
+        return [HeadId(q.backbone, e.after_block, e.head, q.exits) for e in arch.exits]
 
     def missing(self, arch: Arch) -> list[HeadId]:
         return [h for h in self.heads(arch) if h not in self.known]
@@ -102,10 +115,10 @@ class Evaluator:
         self.known.add(head)
 
     def stats(self, arch: Arch, split: str = "val") -> ExitStats:
-        """Confidence/correctness of every exit of ``arch``; trains missing heads (may raise)."""
+        """Confidence/correctness of every exit of ``arch``; trains missing heads (may raise), but counts none as
+        known: only :meth:`learn` and :meth:`evaluate` change what the run scores exactly."""
         parts = [self._head_stats(h, split) for h in self.heads(arch)]
         parts.append(self.final_stats(arch.quant.backbone, split))
-        self.known.update(self.heads(arch))
         return ExitStats(np.concatenate([s.confidence for s in parts]), np.concatenate([s.correct for s in parts]))
 
     def static_accuracy(self, p: Precision, split: str = "val") -> float:
@@ -148,3 +161,10 @@ class Evaluator:
         reason = self._failure(arch)
         log.warning("candidate failed: %s", reason)
         return None, f"failed: {reason}"
+
+    def evaluate(self, arch: Arch) -> tuple[Score | None, str]:
+        """A true evaluation of the run: :meth:`try_score`, then, if it scored, its heads count as known."""
+        score, status = self.try_score(arch)
+        if score is not None:
+            self.known.update(self.heads(arch))
+        return score, status

@@ -75,9 +75,11 @@ def draw(problem: SurrogateProblem, seen: Container[Genome], n: int, seed: int) 
 
 
 def measure(problem: SurrogateProblem, X: np.ndarray, rng: np.random.Generator) -> Holdout:
-    """Predict ``X`` with ``problem.predictor``, then evaluate every one truly (training what it lacks)."""
+    """Predict ``X`` with ``problem.predictor``, then evaluate every one truly (training what it lacks, but leaving
+    what the search scores exactly as it was).  Objectives beyond accuracy and average ET get a column each, true
+    and predicted, and a Kendall tau."""
     space, evaluator = problem.space, problem.evaluator
-    known = set(evaluator.known)
+    extra = [o for o in problem.objectives if o.name not in ("accuracy", "average_et")]
     archs = [space.decode(x) for x in X]
     rows = []
     for x, arch, guess in zip(X, archs, problem.predicted(X, archs) if archs else []):
@@ -85,14 +87,17 @@ def measure(problem: SurrogateProblem, X: np.ndarray, rng: np.random.Generator) 
         if score is None:  # diverged: logged by the evaluator
             continue
         rows.append({"genome": genome_text(space.genome(x)), "exits": exits_text(arch),
-                     "new_heads": sum(h not in known for h in evaluator.heads(arch)),
+                     "new_heads": len(evaluator.missing(arch)),
                      "accuracy": score.accuracy, "predicted_accuracy": guess.accuracy,
                      "average_et": score.average_et, "predicted_average_et": guess.average_et,
-                     "et_ratio": score.et_ratio, "predicted_et_ratio": guess.et_ratio})
-    evaluator.known = known  # what the search scores exactly stays what the search itself evaluated
-    points = pd.DataFrame(rows, columns=["genome", "exits", "new_heads", "accuracy", "predicted_accuracy",
-                                         "average_et", "predicted_average_et", "et_ratio", "predicted_et_ratio"])
-    return Holdout(points, metrics(points, rng))
+                     "et_ratio": score.et_ratio, "predicted_et_ratio": guess.et_ratio,
+                     **{o.name: o.read(score) for o in extra},
+                     **{f"predicted_{o.name}": o.read(guess) for o in extra}})
+    columns = ["genome", "exits", "new_heads", "accuracy", "predicted_accuracy", "average_et", "predicted_average_et",
+               "et_ratio", "predicted_et_ratio", *(c for o in extra for c in (o.name, f"predicted_{o.name}"))]
+    wanted = {**METRICS, **{f"{o.name}_tau": (o.name, f"predicted_{o.name}", "tau") for o in extra}}
+    points = pd.DataFrame(rows, columns=columns)
+    return Holdout(points, metrics(points, rng, wanted=wanted))
 
 
 def metrics(points: pd.DataFrame, rng: np.random.Generator, resamples: int = RESAMPLES,

@@ -1,4 +1,4 @@
-"""The pymoo problem NSGA-II optimises: maximise accuracy, minimise average ET."""
+"""The pymoo problem NSGA-II optimises: the run's objectives (``--objectives``) under its constraints."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pymoo.core.problem import Problem
 from eenas.arch import Arch
 from eenas.scoring import Score
 from eenas.search.evaluator import Constraints, Evaluator
+from eenas.search.objectives import DEFAULT_OBJECTIVES, Objective, get_objectives, objective_matrix
 from eenas.search.predictor import Surrogate
 from eenas.search.space import Genome, SearchSpace
 
@@ -15,14 +16,18 @@ from eenas.search.space import Genome, SearchSpace
 class SurrogateProblem(Problem):
     """Scores candidates exactly when all their heads are cached, else by the predictor.
 
-    Objectives are ``(-accuracy, average ET)``; constraints follow :class:`Constraints`.
+    Objectives are ``objectives``, minimised (:func:`~eenas.search.objectives.objective_matrix`); constraints
+    follow :class:`Constraints`.
     """
 
     def __init__(self, space: SearchSpace, evaluator: Evaluator, predictor: Surrogate | None,
-                 constraints: Constraints) -> None:
+                 constraints: Constraints,
+                 objectives: tuple[Objective, ...] = get_objectives(DEFAULT_OBJECTIVES)) -> None:
         n_constr = len(constraints.violations(0.0, 0.0, 0.0))
-        super().__init__(n_var=space.n_var, n_obj=2, n_ieq_constr=n_constr, xl=0, xu=space.upper, vtype=int)
+        super().__init__(n_var=space.n_var, n_obj=len(objectives), n_ieq_constr=n_constr, xl=0, xu=space.upper,
+                         vtype=int)
         self.space, self.evaluator, self.predictor, self.constraints = space, evaluator, predictor, constraints
+        self.objectives = objectives
         self.exact: dict[Genome, Score] = {}
 
     def scores(self, X: np.ndarray) -> tuple[list[Score], np.ndarray]:
@@ -50,5 +55,5 @@ class SurrogateProblem(Problem):
 
     def _evaluate(self, X, out, *args, **kwargs):
         scores, _ = self.scores(np.asarray(X, dtype=int))
-        out["F"] = np.array([[-s.accuracy, s.average_et] for s in scores])
+        out["F"] = objective_matrix(self.objectives, scores)
         out["G"] = np.array([self.constraints.of(s) for s in scores])

@@ -13,7 +13,7 @@ import json
 import logging
 import platform
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,6 +28,7 @@ from eenas.evaluate import Evaluation, save_evaluation
 from eenas.io import atomic_write, read_json, write_json, write_text
 from eenas.search.archive import Archive, Record
 from eenas.search.holdout import Holdout
+from eenas.search.objectives import DEFAULT_OBJECTIVES, Objective, get_objectives
 from eenas.search.space import SearchSpace
 from eenas.train.cache import Cache
 
@@ -55,9 +56,9 @@ class SearchState:
                 "history": self.history, "population": self.population, "rng_state": self.rng_state}
 
     @classmethod
-    def from_json(cls, space: SearchSpace, data: dict) -> SearchState:
-        return cls(Archive.from_json(space, data["archive"]), data["iteration"], data["history"], data["population"],
-                   data["rng_state"])
+    def from_json(cls, space: SearchSpace, data: dict, objectives: Sequence[Objective]) -> SearchState:
+        return cls(Archive.from_json(space, data["archive"], objectives), data["iteration"], data["history"],
+                   data["population"], data["rng_state"])
 
 
 class RunDir:
@@ -68,8 +69,8 @@ class RunDir:
         self._earlier_cache: dict[str, list[str]] = {"loaded": [], "trained": []}  # of a resumed run's sessions
         self.listeners: list[Callable[[str, dict], None]] = []  # each gets every event's kind and its line
 
-    def open(self, space: SearchSpace, cache: Cache, resume: bool = False,
-             force: bool = False) -> SearchState:
+    def open(self, space: SearchSpace, cache: Cache, resume: bool = False, force: bool = False,
+             objectives: Sequence[Objective] = get_objectives(DEFAULT_OBJECTIVES)) -> SearchState:
         """The state to continue from: the checkpoint's with ``resume``, else a fresh one in an emptied directory.
 
         Refuses a non-empty directory without ``resume`` or ``force`` (with ``resume``: one without a checkpoint),
@@ -77,7 +78,7 @@ class RunDir:
         """
         ckpt = self.path / CHECKPOINT
         if resume and ckpt.exists():
-            return self._resume(space, ckpt)
+            return self._resume(space, objectives, ckpt)
         if self.path.exists() and any(self.path.iterdir()):
             if not force:
                 raise EenasError(f"{self.path} has no {CHECKPOINT} to resume from; {START_OVER}" if resume else
@@ -85,9 +86,9 @@ class RunDir:
             shutil.rmtree(self.path)
         self.path.mkdir(parents=True, exist_ok=True)
         self.write_config(cache)
-        return SearchState(Archive(space))
+        return SearchState(Archive(space, objectives=objectives))
 
-    def _resume(self, space: SearchSpace, ckpt: Path) -> SearchState:
+    def _resume(self, space: SearchSpace, objectives: Sequence[Objective], ckpt: Path) -> SearchState:
         """The checkpoint's state, once ``config.json`` shows the run was searched with these settings."""
         try:
             config, data = read_json(self.path / "config.json"), read_json(ckpt)
@@ -105,7 +106,7 @@ class RunDir:
         if version != CHECKPOINT_VERSION:
             raise EenasError(f"{ckpt}: written by an older eenas (checkpoint version {version}); start a new --out")
         try:
-            state = SearchState.from_json(space, data)
+            state = SearchState.from_json(space, data, objectives)
         except (KeyError, TypeError, ValueError) as exc:  # valid JSON, but not what this version writes
             raise EenasError(f"cannot resume: {ckpt} is not a complete checkpoint ({type(exc).__name__}: {exc}); "
                              f"{START_OVER}") from None
@@ -163,8 +164,25 @@ class RunDir:
         save_arch(evaluation.arch, self.path / "pareto" / f"arch_{k}.json")
         save_evaluation(evaluation, self.path / "pareto" / f"stats_{k}.json", written_by="eenas search")
 
-    def write_plot(self, archive: Archive, front: pd.DataFrame, statics: list[dict], title: str) -> None:
-        plot_pareto(archive.table(archive.ok), front, statics, title, self.path / "pareto.png")
+    def write_plot(self, archive: Archive, front: list[Record], statics: list[dict], title: str) -> list[Path]:
+        """``pareto.png`` for the default objectives; else one figure per pair of objectives,
+        ``pareto_<a>_<b>.png`` (``statics`` hold each objective's static value under its name)."""
+        objectives = archive.objectives
+        if [o.name for o in objectives] == list(DEFAULT_OBJECTIVES):
+            plot_pareto(archive.table(archive.ok), archive.table(front), statics, title, self.path / "pareto.png")
+            return [self.path / "pareto.png"]
+
+        def table(records: list[Record]) -> pd.DataFrame:  # the objectives' values beside the written columns
+            return archive.table(records).assign(**{o.name: [o.read(r.score) for r in records] for o in objectives})
+
+        everything, best, paths = table(archive.ok), table(front), []
+        for i, a in enumerate(objectives):
+            for b in objectives[i + 1:]:
+                path = self.path / f"pareto_{a.name}_{b.name}.png"
+                plot_pareto(everything, best, statics, title, path, x=Axis.of(b), y=Axis.of(a),
+                            staircase=len(objectives) == 2)
+                paths.append(path)
+        return paths
 
 
 def _plain(value):
@@ -182,13 +200,35 @@ def write_csv(path: Path, frame: pd.DataFrame) -> None:
     write_text(path, frame.to_csv(index=False))
 
 
-def plot_pareto(archive: pd.DataFrame, front: pd.DataFrame, statics: list[dict], title: str, path: Path) -> None:
-    """Validation accuracy against average ET: every evaluated arch, the front, the static backbones.
+@dataclass(frozen=True)
+class Axis:
+    """One axis of :func:`plot_pareto`: a column of the tables and the key of the static backbones' value."""
 
-    ET is normalised by one reference, the static backbone at the highest precision, so archs
+    column: str
+    static: str
+    label: str
+    fraction: bool = False  # a share, shown in %; else a cost, shown over the reference static backbone's (log)
+
+    @classmethod
+    def of(cls, objective: Objective) -> Axis:
+        """An objective's axis: tables and statics hold its values under its name."""
+        return cls(objective.name, objective.name, objective.label, fraction=objective.scale is None)
+
+
+ACCURACY_AXIS = Axis("accuracy", "accuracy", "validation accuracy", fraction=True)
+ET_AXIS = Axis("average_et", "static_et", "average ET")
+
+
+def plot_pareto(archive: pd.DataFrame, front: pd.DataFrame, statics: list[dict], title: str, path: Path,
+                x: Axis = ET_AXIS, y: Axis = ACCURACY_AXIS, staircase: bool = True) -> None:
+    """Validation accuracy against average ET (or any two objectives, ``x`` and ``y``): every evaluated arch, the
+    front, the static backbones.
+
+    A cost is normalised by one reference, the static backbone at the highest precision, so archs
     of different precisions share one axis and the front is monotonic.  Takes plain tables
-    (``statics``: dicts with ``bits``, ``accuracy`` and ``static_et``) so ``eenas report``
-    redraws it from a run directory's CSV files.
+    (``statics``: dicts with ``bits`` and each axis's ``static`` key) so ``eenas report``
+    redraws it from a run directory's CSV files.  ``staircase`` joins the front (a two-objective front; a
+    projection of more is not monotonic).
     """
     import matplotlib
 
@@ -197,28 +237,35 @@ def plot_pareto(archive: pd.DataFrame, front: pd.DataFrame, statics: list[dict],
     from matplotlib.colors import BoundaryNorm
 
     reference = max(statics, key=lambda s: s["bits"])
-    ref_et = reference["static_et"]
+
+    def scaled(axis: Axis, values):
+        return 100 * values if axis.fraction else values / reference[axis.static]
+
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
     if not archive.empty:
-        ax.scatter(archive["average_et"] / ref_et, 100 * archive["accuracy"], s=12, c="0.8", label="evaluated")
+        ax.scatter(scaled(x, archive[x.column]), scaled(y, archive[y.column]), s=12, c="0.8", label="evaluated")
     if not front.empty:
         most = int(front["n_exits"].max())
         norm = BoundaryNorm([n - 0.5 for n in range(1, most + 2)], plt.get_cmap("viridis").N)
         for bits, marker in zip(sorted(front["backbone_bits"].unique(), reverse=True), "os^D"):
             part = front[front["backbone_bits"] == bits]
-            points = ax.scatter(part["average_et"] / ref_et, 100 * part["accuracy"], c=part["n_exits"],
+            points = ax.scatter(scaled(x, part[x.column]), scaled(y, part[y.column]), c=part["n_exits"],
                                 cmap="viridis", norm=norm, marker=marker, s=44, edgecolors="k", zorder=3,
                                 label=f"front, {bits}-bit backbone")
         fig.colorbar(points, ax=ax, label="early exits", ticks=range(1, most + 1))
-        ax.step(front["average_et"] / ref_et, 100 * front["accuracy"], where="post", c="k", lw=0.8, zorder=2)
+        if staircase:
+            ax.step(scaled(x, front[x.column]), scaled(y, front[y.column]), where="post", c="k", lw=0.8, zorder=2)
     for static in statics:
-        x = static["static_et"] / ref_et
-        ax.scatter([x], [100 * static["accuracy"]], marker="*", s=180, c="tab:red", zorder=4)
-        ax.annotate(f"static {static['bits']}-bit", (x, 100 * static["accuracy"]), textcoords="offset points",
+        px, py = scaled(x, static[x.static]), scaled(y, static[y.static])
+        ax.scatter([px], [py], marker="*", s=180, c="tab:red", zorder=4)
+        ax.annotate(f"static {static['bits']}-bit", (px, py), textcoords="offset points",
                     xytext=(-8, 6), ha="right", fontsize=8)
-    ax.set_xscale("log")
-    ax.set_xlabel(f"average ET / static {reference['bits']}-bit backbone ET (log scale)")
-    ax.set_ylabel("validation accuracy (%)")
+    for axis, set_label, set_scale in ((x, ax.set_xlabel, ax.set_xscale), (y, ax.set_ylabel, ax.set_yscale)):
+        if axis.fraction:
+            set_label(f"{axis.label} (%)")
+        else:
+            set_scale("log")
+            set_label(f"{axis.label} / static {reference['bits']}-bit backbone's (log scale)")
     ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
     ax.legend(loc="lower right", fontsize=8)

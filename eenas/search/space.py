@@ -22,6 +22,7 @@ import numpy as np
 
 from eenas.arch import DATASET_CLASSES, Arch, BackboneConfig, ExitConfig, Precision, QuantConfig
 from eenas.errors import EenasError
+from eenas.hardware.accelerator import DEFAULT_HARDWARE
 from eenas.models.registry import get_backbone
 from eenas.precision import BITWIDTHS, check_bits
 
@@ -100,7 +101,7 @@ class SearchSpace:
 
     dataset: str
     width_mult: float
-    hardware: str = "edge_tpu_quad"
+    hardware: str = DEFAULT_HARDWARE
     cores: int = 4
     heads: tuple[str, ...] = ()
     bits: tuple[int, ...] = (8, 4)

@@ -1,0 +1,49 @@
+"""The default strategy: NSGA-II on predicted scores, then train the few candidates most worth it."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from eenas.search.operators import random_genomes
+from eenas.search.problem import SurrogateProblem
+from eenas.search.strategies.base import Proposal, Strategy
+
+log = logging.getLogger(__name__)
+
+EXPLORE_DRAWS = 4  # random draws per wanted candidate, and candidates added per one missing, when exploring
+
+
+class Progressive(Strategy):
+    """Fit ``--predictor`` on the archive, run NSGA-II where candidates of unknown heads are predicted, and pick
+    ``--per-iteration`` of them spread along the predicted front (then the most uncertain)."""
+
+    name = "progressive"
+    predicts = True
+
+    def propose(self, problem: SurrogateProblem, seed: int) -> Proposal:
+        problem.predictor = self.run.fit_predictor(seed)
+        population = self.nsga2(problem, seed)
+        chosen, predicted, free = self.select(problem, population, self.run.cfg.search.per_iteration, seed)
+        return Proposal(chosen, predicted, free, population, problem.predictor)
+
+    def pool(self, X: np.ndarray, k: int, seed: int) -> np.ndarray:
+        """``X`` plus random new candidates holding an untrained head when fewer than ``k`` of ``X`` hold one.
+
+        Once NSGA-II's population is made only of trained heads (it converges on what it knows
+        exactly), the selection would find nothing to evaluate and the loop would stop learning;
+        the predictor then ranks these random candidates like the population's."""
+        space, evaluator, archive = self.run.space, self.run.evaluator, self.run.archive
+
+        def untrained(x: np.ndarray) -> bool:
+            return bool(evaluator.missing(space.decode(x))) and space.genome(x) not in archive
+
+        short = k - sum(untrained(x) for x in X)
+        if short <= 0:
+            return X
+        draws = random_genomes(space, EXPLORE_DRAWS * k, seed)
+        extra = [x for x in draws if untrained(x)][: EXPLORE_DRAWS * short]
+        log.info("population holds %d untrained candidates of the %d wanted: %d random ones added",
+                 k - short, k, len(extra))
+        return np.unique(np.vstack([X, *extra]), axis=0) if extra else X
