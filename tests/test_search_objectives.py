@@ -162,3 +162,20 @@ def test_hypervolume_of_three_objectives_is_pymoo_s(three, cache_dir):
     value = hypervolume(run.objectives, scores, reference)
     assert 0 < value <= 1.0 * 1.5 * 1.5
     assert pd.read_csv(three.out / "predictor.csv")["hypervolume"].iloc[-1] == pytest.approx(value)
+
+
+def test_a_run_whose_candidates_all_fail_explores_at_random_instead_of_fitting_nothing(tmp_path, cache_dir,
+                                                                                      monkeypatch):
+    from eenas.search.evaluator import Evaluator
+
+    seen = []
+
+    def fail(self, arch):
+        seen.append(arch)
+        return None, "failed: HeadDead: every head of this test is dead"
+
+    monkeypatch.setattr(Evaluator, "try_score", fail)
+    result = start_search(small_search_config(seed=2), tmp_path / "run", cache_dir).run()
+    assert result.front.empty
+    cfg = small_search_config(seed=2).search
+    assert len(seen) == cfg.initial + cfg.iterations * cfg.per_iteration  # every iteration still proposed

@@ -42,6 +42,7 @@ from eenas.search.problem import SurrogateProblem
 from eenas.search.rundir import FRONT_COLUMNS, RunDir, SearchState
 from eenas.search.space import Genome, SearchSpace, genome_text
 from eenas.search.strategies import get_strategy
+from eenas.search.strategies.base import MIN_FIT_RECORDS
 from eenas.search.structured import new_predictor
 from eenas.search.tracking import TensorBoardWriter
 from eenas.train import Pipeline, TrainConfig, get_budget
@@ -160,6 +161,9 @@ class SearchRun:
         """
         n = self.cfg.search.holdout
         if not n or not self.strategy.predicts:
+            return None
+        if len(self.archive.ok) < MIN_FIT_RECORDS:
+            log.warning("no holdout: %d successful candidates, no predictor to measure", len(self.archive.ok))
             return None
         rng = np.random.default_rng([self.cfg.seed, HOLDOUT_STREAM])
         problem = self.problem(self.fit_predictor(self.cfg.seed))

@@ -245,14 +245,15 @@ def plot_pareto(archive: pd.DataFrame, front: pd.DataFrame, statics: list[dict],
     if not archive.empty:
         ax.scatter(scaled(x, archive[x.column]), scaled(y, archive[y.column]), s=12, c="0.8", label="evaluated")
     if not front.empty:
-        most = int(front["n_exits"].max())
-        norm = BoundaryNorm([n - 0.5 for n in range(1, most + 2)], plt.get_cmap("viridis").N)
+        # pruned to their live networks, front members may keep no early exit at all
+        fewest, most = int(front["n_exits"].min()), int(front["n_exits"].max())
+        norm = BoundaryNorm([n - 0.5 for n in range(fewest, most + 2)], plt.get_cmap("viridis").N)
         for bits, marker in zip(sorted(front["backbone_bits"].unique(), reverse=True), "os^D"):
             part = front[front["backbone_bits"] == bits]
             points = ax.scatter(scaled(x, part[x.column]), scaled(y, part[y.column]), c=part["n_exits"],
                                 cmap="viridis", norm=norm, marker=marker, s=44, edgecolors="k", zorder=3,
                                 label=f"front, {bits}-bit backbone")
-        fig.colorbar(points, ax=ax, label="early exits", ticks=range(1, most + 1))
+        fig.colorbar(points, ax=ax, label="early exits", ticks=range(fewest, most + 1))
         if staircase:
             ax.step(scaled(x, front[x.column]), scaled(y, front[y.column]), where="post", c="k", lw=0.8, zorder=2)
     for static in statics:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from eenas.search.run import SearchRun
 
 REGISTRY: dict[str, type[Strategy]] = {}
+MIN_FIT_RECORDS = 2  # successful candidates a predictor needs; with fewer, nothing is fitted or measured
 
 
 @dataclass(frozen=True)

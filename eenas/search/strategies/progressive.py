@@ -8,7 +8,8 @@ import numpy as np
 
 from eenas.search.operators import random_genomes
 from eenas.search.problem import SurrogateProblem
-from eenas.search.strategies.base import Proposal, Strategy
+from eenas.search.strategies.base import MIN_FIT_RECORDS, Proposal, Strategy
+from eenas.search.strategies.random_search import Random
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +24,10 @@ class Progressive(Strategy):
     predicts = True
 
     def propose(self, problem: SurrogateProblem, seed: int) -> Proposal:
+        succeeded = len(self.run.archive.ok)
+        if succeeded < MIN_FIT_RECORDS:  # every candidate so far failed (heads that never learn, say)
+            log.warning("%d successful candidates: no predictor to fit; this iteration explores at random", succeeded)
+            return Random(self.run).propose(problem, seed)
         problem.predictor = self.run.fit_predictor(seed)
         population = self.nsga2(problem, seed)
         chosen, predicted, free = self.select(problem, population, self.run.cfg.search.per_iteration, seed)
