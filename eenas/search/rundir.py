@@ -269,7 +269,8 @@ def plot_pareto(archive: pd.DataFrame, front: pd.DataFrame, statics: list[dict],
             set_label(f"{axis.label} / static {reference['bits']}-bit backbone's (log scale)")
     ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
-    ax.legend(loc="lower right", fontsize=8)
+    if ax.get_legend_handles_labels()[0]:  # a run whose candidates all failed has nothing to label
+        ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     atomic_write(path, lambda fh: fig.savefig(fh, format="png"))
     plt.close(fig)
