@@ -680,7 +680,7 @@ def weights_show(name) -> None:
     from eenas.weights import WeightsRegistry
 
     registry = WeightsRegistry()
-    entry = registry.get(name)
+    entry = registry.get(name, "weights show")
     data = entry.to_dict()
     history = data.pop("history")
     click.echo(yaml.safe_dump(data, sort_keys=False, width=120).rstrip())

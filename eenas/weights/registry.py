@@ -85,10 +85,11 @@ class WeightsRegistry:
         text = yaml.safe_dump([e.to_dict() for e in self.entries.values()], sort_keys=False, width=120)
         write_text(self.root / REGISTRY_FILE, text)
 
-    def get(self, name: str) -> WeightsEntry:
+    def get(self, name: str, where: str = "--pretrained") -> WeightsEntry:
         if name not in self.entries:
             known = ", ".join(self.entries) or "none registered"
-            raise EenasError(f"--pretrained: unknown weights '{name}' (known: {known}; or auto, none)")
+            modes = "; or auto, none" if where == "--pretrained" else ""
+            raise EenasError(f"{where}: unknown weights '{name}' (known: {known}{modes})")
         return self.entries[name]
 
     def find(self, dataset: str, backbone: str, options: Mapping[str, Any]) -> list[WeightsEntry]:
