@@ -13,7 +13,6 @@ from eenas.errors import EenasError
 from eenas.machine import cpu_name
 from eenas.precision import Precision
 from eenas.scoring import top1
-from eenas.train.loops import param_groups
 from eenas.train.pipeline import FLOAT, PRETRAIN_VERSION, Pipeline, TrainConfig
 from eenas.weights.files import save_state_dict
 from eenas.weights.registry import WeightsEntry, WeightsRegistry, sha256_of
@@ -59,7 +58,7 @@ def publish(name: str, source: Pipeline, qat_budget_cfg: TrainConfig, precisions
     options = dict(source.cfg.backbone_config.option_items())
     entry = WeightsEntry(
         name=name, dataset=source.cfg.dataset, backbone=source.cfg.backbone, options=options, file=file.name,
-        sha256=sha256_of(file), parameters=sum(p.numel() for group in param_groups(model, 0) for p in group["params"]),
+        sha256=sha256_of(file), parameters=sum(p.numel() for p in model.parameters()),
         split={"seed": source.cfg.seed, "val_fraction": source.cfg.identity()["val_fraction"]},
         recipe={**source.cfg.budget.pretrain_recipe(), **FIXED_RECIPE, "amp": source.cfg.identity()["amp"]},
         command=reproduce_command(source.cfg, threads), wall_time_s=history[-1]["seconds"] if history else 0.0,
