@@ -432,18 +432,19 @@ def enos_options(func):
                      help="A layer's float weights in the search: shared or family (default: the budget's)."),
         click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
                      help="Output folder (default: runs/enos-<timestamp>)."),
+        PRETRAINED_OPTION,
     ]
     for option in reversed(options):
         func = option(func)
     return func
 
 
-def _enos_config(model, dataset, scheme, energy_table, relaxation, weights, energy_weight, budget, data_dir, device,
-                 seed):
+def _enos_config(model, dataset, scheme, energy_table, relaxation, weights, pretrained, energy_weight, budget,
+                 data_dir, device, seed):
     from eenas.enos import EnosConfig
 
     return EnosConfig(model, dataset, scheme, energy_weight, budget, energy_table, relaxation, seed, data_dir, device,
-                      weights)
+                      weights, pretrained)
 
 
 def _enos_out(out: Path | None, kind: str) -> Path:
@@ -458,8 +459,8 @@ def _enos_out(out: Path | None, kind: str) -> Path:
               help="λ: weight of the expected energy (relative to the all-mac8/digital network) in the loss.")
 @training_options
 @click.pass_context
-def enos(ctx, model, dataset, scheme, energy_table, relaxation, weights, out, energy_weight, budget, data_dir,
-         cache_dir, device, seed) -> None:
+def enos(ctx, model, dataset, scheme, energy_table, relaxation, weights, out, pretrained, energy_weight, budget,
+         data_dir, cache_dir, device, seed) -> None:
     """ENOS: search each layer's operator and computing mode (digital or CIM) for accuracy and energy."""
     if ctx.invoked_subcommand is not None:
         early = _from_command_line(ctx)
@@ -469,8 +470,8 @@ def enos(ctx, model, dataset, scheme, energy_table, relaxation, weights, out, en
         return
     from eenas.enos import run_enos
 
-    cfg = _enos_config(model, dataset, scheme, energy_table, relaxation, weights, energy_weight, budget, data_dir,
-                       device, seed)
+    cfg = _enos_config(model, dataset, scheme, energy_table, relaxation, weights, pretrained, energy_weight, budget,
+                       data_dir, device, seed)
     out = _enos_out(out, "enos")
     result = run_enos(cfg, out, cache_dir)
     click.echo(result.table().to_markdown(index=False, floatfmt=".4g"))
@@ -486,20 +487,44 @@ def enos(ctx, model, dataset, scheme, energy_table, relaxation, weights, out, en
               help="Extra searches per single-operator network to match its energy.")
 @cluster_options("the runs that depend on no other (each λ's search, each single-operator network)")
 @training_options
-def enos_sweep(model, dataset, scheme, energy_table, relaxation, weights, out, energy_weights, seeds, bisection_steps,
-               workers, scheduler, budget, data_dir, cache_dir, device, seed) -> None:
+def enos_sweep(model, dataset, scheme, energy_table, relaxation, weights, out, pretrained, energy_weights, seeds,
+               bisection_steps, workers, scheduler, budget, data_dir, cache_dir, device, seed) -> None:
     """Accuracy against energy: ENOS at each λ, every single-operator network, and ENOS at their energies."""
     from eenas.enos import parse_energy_weights, parse_seeds, run_sweep
 
     grid = parse_energy_weights(energy_weights)
     seed_list = parse_seeds(seeds) if seeds is not None else (seed,)
-    cfg = _enos_config(model, dataset, scheme, energy_table, relaxation, weights, grid[0], budget, data_dir, device,
-                       seed_list[0])
+    cfg = _enos_config(model, dataset, scheme, energy_table, relaxation, weights, pretrained, grid[0], budget,
+                       data_dir, device, seed_list[0])
     out = _enos_out(out, "enos-sweep")
     sweep = run_sweep(cfg, grid, seed_list, out, cache_dir, bisection_steps, workers, scheduler)
     click.echo(sweep.summary().to_markdown(index=False, floatfmt=".4g"))
     click.echo("\n" + sweep.iso_energy().to_markdown(index=False, floatfmt=".4g"))
     click.echo(f"results in {out}")
+
+
+@enos.command("pretrain")
+@click.option("--model", default="shufflenet_v2", show_default=True, help="shufflenet_v2 or squeezenet.")
+@click.option("--dataset", type=click.Choice(list(DATASET_CLASSES)), default="cifar10", show_default=True)
+@click.option("--publish", "name", default=None,
+              help="Then register the weights as NAME (float16 file and entry in the registry folder: "
+                   "$EENAS_WEIGHTS_DIR, else the package's).")
+@click.option("--notes", default="", help="A sentence kept with the published entry.")
+@training_options
+def enos_pretrain(model, dataset, name, notes, budget, data_dir, cache_dir, device, seed) -> None:
+    """Pretrain the float network (at the budget's size) that ENOS runs start from; a stopped run resumes."""
+    from eenas.enos import EnosConfig, pretrain_float, publish_float
+
+    cfg = EnosConfig(model, dataset, budget=budget, seed=seed, data_dir=data_dir, device=device)
+    if name is None:
+        trained = pretrain_float(cfg, cache_dir)
+        click.echo(f"float {model}: validation accuracy {trained['val_accuracy']:.4f}, "
+                   f"test accuracy {trained['test_accuracy']:.4f}")
+        return
+    _check_weights_name(name)
+    entry = publish_float(cfg, name, cache_dir, notes=notes)
+    click.echo(f"registered {entry.tag}: float val {entry.accuracy['w32a32']['val']:.4f} "
+               f"test {entry.accuracy['w32a32']['test']:.4f}")
 
 
 @cli.group()
@@ -691,6 +716,11 @@ def weights_show(name) -> None:
     click.echo(f"\nfile {registry.path(entry)}: sha256 matches")
 
 
+def _check_weights_name(name: str) -> None:
+    if not name.replace("_", "").replace("-", "").isalnum() or name in ("auto", "none"):
+        raise EenasError(f"weights publish: '{name}' is not a usable name (letters, digits, - and _; not auto/none)")
+
+
 @weights.command("publish")
 @click.argument("name")
 @click.option("--dataset", type=click.Choice(list(DATASET_CLASSES)), default="cifar10", show_default=True)
@@ -715,8 +745,7 @@ def weights_publish(name, dataset, width_mult, epochs, qat_budget, precisions, t
     from eenas.weights import WeightsRegistry
     from eenas.weights.publish import publish
 
-    if not name.replace("_", "").replace("-", "").isalnum() or name in ("auto", "none"):
-        raise EenasError(f"weights publish: '{name}' is not a usable name (letters, digits, - and _; not auto/none)")
+    _check_weights_name(name)
     source = _pipeline(dataset, budget, width_mult, data_dir, cache_dir, device, seed, amp, _backbone(backbone),
                        epochs, pretrained="none")
     measure = _pipeline(dataset, qat_budget, source.cfg.width_mult, data_dir, cache_dir, device, seed, amp,

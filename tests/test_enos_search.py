@@ -30,7 +30,7 @@ def table():
 
 @pytest.mark.parametrize("name,last", [("shufflenet_v2", "fc"), ("squeezenet", "classifier.1")])
 def test_networks_are_adapted_to_32x32_and_fully_searchable(name, last, table):
-    net = build_network(name, 10, TINY.size, table)
+    net = build_network(name, 10, TINY.size(name), table)
     assert not any(isinstance(m, (nn.Conv2d, nn.Linear)) for m in net.modules())
     layers = net.layers
     stem = layers[0].shape

@@ -11,11 +11,13 @@ before global pooling in both, as 224x224 inputs keep 7x7 and 13x13):
   padding), so its three max-pools take 32 to 16, 8 and 4 pixels.  Fire widths are
   torchvision's times ``width``.
 
-Every Conv2d (with the BatchNorm after it) and Linear then becomes a :class:`MixedLayer`.
-A layer without a BatchNorm gets one (SqueezeNet's convs, both classifiers; on the
-classifier it is a per-class scale and bias that folds into the output stage), because
-the operators' output scales differ by orders of magnitude: the multiplication-free
-``sign(w)|x|`` term, for one, ignores the weights' magnitude.
+Every conv and FC layer is followed by a BatchNorm (:func:`float_network` adds one where the
+torchvision network has none: SqueezeNet's convs, both classifiers; on the classifier it is a
+per-class scale and bias that folds into the output stage), because the operators' output
+scales differ by orders of magnitude: the multiplication-free ``sign(w)|x|`` term, for one,
+ignores the weights' magnitude.  The float network is pretrained in that form
+(``eenas enos pretrain``), so its weights load as they are into the searchable network, where
+every (conv or FC, BatchNorm) pair becomes a :class:`MixedLayer`.
 """
 
 from __future__ import annotations
@@ -78,6 +80,36 @@ def squeezenet(num_classes: int, size: NetworkSize) -> nn.Module:
 NETWORKS = {"shufflenet_v2": shufflenet_v2, "squeezenet": squeezenet}
 
 
+class Normed(nn.Sequential):
+    """A conv or FC layer and the BatchNorm :func:`with_batchnorm` gave it (searchable as one layer, by its name)."""
+
+
+def with_batchnorm(parent: nn.Module) -> nn.Module:
+    """Give every conv and FC layer of ``parent`` a BatchNorm right after it (in place; returns ``parent``).
+
+    A layer that has one (the next module of the same ``nn.Sequential``) keeps it; any other becomes
+    ``Normed(layer, norm)`` in its place.
+    """
+    children = list(parent.named_children())
+    for i, (name, child) in enumerate(children):
+        if isinstance(child, (nn.Conv2d, nn.Linear)):
+            follower = children[i + 1][1] if isinstance(parent, nn.Sequential) and i + 1 < len(children) else None
+            if not isinstance(follower, (nn.BatchNorm2d, nn.BatchNorm1d)):
+                norm = nn.BatchNorm2d if isinstance(child, nn.Conv2d) else nn.BatchNorm1d
+                channels = child.out_channels if isinstance(child, nn.Conv2d) else child.out_features
+                setattr(parent, name, Normed(child, norm(channels)))
+        elif not isinstance(child, Normed):
+            with_batchnorm(child)
+    return parent
+
+
+def float_network(name: str, num_classes: int, size: NetworkSize) -> nn.Module:
+    """The float network of ``name`` at ``size``, a BatchNorm after every conv and FC layer: what is pretrained."""
+    if name not in NETWORKS:
+        raise EenasError(f"unknown network '{name}' (known: {', '.join(NETWORKS)})")
+    return with_batchnorm(NETWORKS[name](num_classes, size))
+
+
 class SearchableNetwork(nn.Module):
     """A network whose conv/FC layers are :class:`MixedLayer` s, listed in execution order."""
 
@@ -118,31 +150,32 @@ def _trace(net: nn.Module) -> dict[nn.Module, ConvLayer]:
 
 def _make_searchable(parent: nn.Module, shapes: dict[nn.Module, ConvLayer], order: list[nn.Module],
                      table: EnergyTable, weights: str, prefix: str = "") -> None:
-    """Replace every conv (with the BatchNorm that follows it, else a new one) and FC layer."""
+    """Replace every (conv or FC, BatchNorm) pair that :func:`with_batchnorm` made sure of by one layer."""
     children = list(parent.named_children())
     for i, (name, child) in enumerate(children):
         path = f"{prefix}{name}"
-        if isinstance(child, (nn.Conv2d, nn.Linear)):
-            follower = children[i + 1][1] if isinstance(parent, nn.Sequential) and i + 1 < len(children) else None
-            if isinstance(child, nn.Conv2d) and isinstance(follower, nn.BatchNorm2d):
-                bn = follower
-                setattr(parent, children[i + 1][0], nn.Identity())
-            else:
-                bn = nn.BatchNorm2d(shapes[child].out_channels)
-            setattr(parent, name, MixedLayer(child, bn, shapes[child], table, path, order.index(child), weights))
+        if isinstance(child, Normed):
+            layer, norm = child
+            setattr(parent, name, MixedLayer(layer, norm, shapes[layer], table, path, order.index(layer), weights))
+        elif isinstance(child, (nn.Conv2d, nn.Linear)):
+            norm_name, norm = children[i + 1]
+            setattr(parent, norm_name, nn.Identity())
+            setattr(parent, name, MixedLayer(child, norm, shapes[child], table, path, order.index(child), weights))
         elif not isinstance(child, MixedLayer):
             _make_searchable(child, shapes, order, table, weights, f"{path}.")
 
 
 def make_searchable(net: nn.Module, table: EnergyTable, weights: str = "shared") -> SearchableNetwork:
-    """Replace every conv/FC layer of a network for 3x32x32 inputs by a :class:`MixedLayer`."""
+    """Replace every conv/FC layer of a network for 3x32x32 inputs (and its BatchNorm) by a :class:`MixedLayer`."""
     shapes = _trace(net)
-    _make_searchable(net, shapes, list(shapes), table, weights)
+    _make_searchable(with_batchnorm(net), shapes, list(shapes), table, weights)
     return SearchableNetwork(net)
 
 
 def build_network(name: str, num_classes: int, size: NetworkSize, table: EnergyTable,
-                  weights: str = "shared") -> SearchableNetwork:
-    if name not in NETWORKS:
-        raise EenasError(f"unknown network '{name}' (known: {', '.join(NETWORKS)})")
-    return make_searchable(NETWORKS[name](num_classes, size), table, weights)
+                  weights: str = "shared", state: dict[str, torch.Tensor] | None = None) -> SearchableNetwork:
+    """The searchable network of ``name``, from the float weights ``state`` when given (else as initialised)."""
+    net = float_network(name, num_classes, size)
+    if state is not None:
+        net.load_state_dict(state)
+    return make_searchable(net, table, weights)

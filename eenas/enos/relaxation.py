@@ -70,7 +70,7 @@ class MixedLayer(nn.Module):
     otherwise ``mix`` must be set before each forward pass.
     """
 
-    def __init__(self, module: nn.Conv2d | nn.Linear, bn: nn.BatchNorm2d, shape: ConvLayer,
+    def __init__(self, module: nn.Conv2d | nn.Linear, bn: nn.BatchNorm2d | nn.BatchNorm1d, shape: ConvLayer,
                  table: EnergyTable, name: str, index: int, weights: str = "shared") -> None:
         super().__init__()
         self.name, self.index, self.shape = name, index, shape
@@ -110,7 +110,8 @@ class MixedLayer(nn.Module):
         self.fixed, self.mix = 0, None
 
 
-def _copy_bn(bn: nn.BatchNorm2d) -> nn.BatchNorm2d:
+def _copy_bn(bn: nn.BatchNorm2d | nn.BatchNorm1d) -> nn.BatchNorm2d:
+    """A candidate's own BatchNorm, from the layer's (an FC layer's 1-d one works on its 1x1 output map)."""
     copy = nn.BatchNorm2d(bn.num_features)
     copy.load_state_dict(bn.state_dict())
     return copy

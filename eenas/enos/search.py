@@ -2,8 +2,10 @@
 
 The standard NAS protocol: the search ends in an assignment (each layer's most probable
 candidate); the supernet discretised to it, with its BatchNorm statistics recalibrated, is
-scored on validation images; then :func:`train_assignment` trains that assignment from
-scratch, exactly as it trains every single-operator baseline (every layer one candidate).
+scored on validation images; then :func:`train_assignment` trains that assignment exactly as
+it trains every single-operator baseline (every layer one candidate).  Supernet and trained
+networks alike start from the budget's pretrained float weights when some are registered
+(``--pretrained auto``, the default), else from scratch (``--pretrained none``).
 Every choice uses validation accuracy; test accuracy is only reported.  Searches and
 trainings are cached separately (a training by its assignment), so a bisection on λ
 (``sweep.py``) pays for the searches it needs, and an assignment is never trained twice.
@@ -28,7 +30,7 @@ import torch
 from eenas.data import Batches, Splits, load_splits
 from eenas.enos.budget import WEIGHT_SHARING, EnosBudget, get_enos_budget
 from eenas.enos.energy import DEFAULT_TABLE, EnergyTable, load_energy_table
-from eenas.enos.networks import NETWORKS, SearchableNetwork, build_network
+from eenas.enos.networks import NETWORKS, NetworkSize, SearchableNetwork, build_network
 from eenas.enos.relaxation import RELAXATIONS, Architecture, VariationalArchitecture
 from eenas.enos.schemes import get_scheme
 from eenas.enos.searcher import Searcher, SearchSettings
@@ -37,11 +39,14 @@ from eenas.io import write_json, write_text
 from eenas.train.cache import Cache, config_hash
 from eenas.train.loops import TrainingDiverged, fit, predict
 from eenas.train.pipeline import resolve_amp, resolve_device
+from eenas.weights.files import load_state_dict
+from eenas.weights.registry import WeightsEntry, resolve_pretrained
 
 log = logging.getLogger(__name__)
 
 VAL_FRACTION = 0.1
-CACHE_VERSION = 2  # part of every cache key: bump it when a change alters trained results
+SPLIT_SEED = 0  # one train/validation split for every seed: the pretrained weights have seen its training part
+CACHE_VERSION = 3  # part of every cache key: bump it when a change alters trained results
 BN_BATCHES = 20  # training batches (not augmented) that recalibrate BatchNorm statistics
 POSTERIOR_SAMPLES = 1000  # Monte-Carlo samples for the variational scheme's uncertainty
 
@@ -66,6 +71,7 @@ class EnosConfig:
     data_dir: str | None = None
     device: str = "auto"
     weights: str | None = None  # None: the budget's weight sharing (shared or family)
+    pretrained: str = "auto"  # float weights every network starts from: auto, none or a registered name
 
     def __post_init__(self) -> None:
         check_energy_weight(self.energy_weight)
@@ -146,16 +152,26 @@ class RunResult:
         ])
 
 
+def network_options(model: str, size: NetworkSize) -> dict:
+    """A network's size as a weights entry records it (SqueezeNet has no units per stage)."""
+    return {"width": size.width} if model == "squeezenet" else {"width": size.width, "repeats": list(size.repeats)}
+
+
 class Workspace:
-    """What every run of one model/dataset/budget shares: data, energy table, device."""
+    """What every run of one model/dataset/budget shares: data, energy table, device, pretrained weights."""
 
     def __init__(self, cfg: EnosConfig, amp: str = "auto") -> None:
         self.cfg, self.budget = cfg, cfg.budget_spec
+        self.size = self.budget.size(cfg.model)
+        # Weights are resolved (and their hash checked) up front, so a run never switches them half-way.
+        self.pretrained: WeightsEntry | None = resolve_pretrained(
+            cfg.pretrained, cfg.dataset, cfg.model, network_options(cfg.model, self.size), SPLIT_SEED, VAL_FRACTION)
+        self._float_state: dict[str, torch.Tensor] | None = None
         self.table: EnergyTable = load_energy_table(cfg.energy_table)
         self.device = resolve_device(cfg.device)
         self.amp = resolve_amp(amp, self.device)  # a cluster worker gets the client's (its cache keys name it)
         b = self.budget
-        s = load_splits(cfg.dataset, cfg.data_dir, VAL_FRACTION, cfg.seed, b.synthetic_size)
+        s = load_splits(cfg.dataset, cfg.data_dir, VAL_FRACTION, SPLIT_SEED, b.synthetic_size)
         self.splits = Splits(s.dataset, s.train.subset(b.train_limit), s.val.subset(b.val_limit),
                              s.test.subset(b.test_limit))
 
@@ -163,10 +179,18 @@ class Workspace:
         return Batches(getattr(self.splits, split).subset(limit), self.cfg.dataset, self.budget.batch_size,
                        self.device, shuffle=train, augment=train, seed=self.cfg.seed)
 
+    def float_state(self) -> dict[str, torch.Tensor] | None:
+        """The pretrained float weights (None: from scratch), read once."""
+        if self.pretrained is not None and self._float_state is None:
+            self._float_state = load_state_dict(self.pretrained)
+        return self._float_state
+
     def network(self, weights: str = "shared") -> tuple[SearchableNetwork, torch.Tensor]:
-        """A fresh seeded network and its ``[layers, candidates]`` energy matrix in pJ."""
+        """A fresh network (seeded; from the pretrained weights if any) and its ``[layers, candidates]`` energy
+        matrix in pJ."""
         torch.manual_seed(self.cfg.seed)
-        net = build_network(self.cfg.model, self.splits.num_classes, self.budget.size, self.table, weights)
+        net = build_network(self.cfg.model, self.splits.num_classes, self.size, self.table, weights,
+                            self.float_state())
         energy = self.table.matrix([layer.shape for layer in net.layers])
         return net.to(self.device, memory_format=torch.channels_last), energy
 
@@ -237,7 +261,8 @@ def search_assignment(cfg: EnosConfig, ws: Workspace | None = None) -> RunResult
     arch_cls = VariationalArchitecture if scheme.variational else Architecture
     arch = arch_cls(layers, candidates).to(ws.device)
     settings = SearchSettings(
-        energy_weight=cfg.energy_weight, relaxation=cfg.relaxation_used, lr=b.lr, arch_lr=b.arch_lr,
+        energy_weight=cfg.energy_weight, relaxation=cfg.relaxation_used,
+        lr=b.finetune_lr if ws.pretrained is not None else b.lr, arch_lr=b.arch_lr,
         total_steps=b.search_epochs * len(train), kl_weight=1.0 / len(train.data) if scheme.variational else 0.0,
         tau=b.tau, warmup_steps=b.warmup_epochs * len(train),
     )
@@ -270,16 +295,18 @@ def search_assignment(cfg: EnosConfig, ws: Workspace | None = None) -> RunResult
 def train_assignment(ws: Workspace, picks: list[int], label: str) -> dict:
     """Train a fresh network with layer ``l`` on candidate ``picks[l]``: the one recipe for every network.
 
-    One-cycle SGD from the seeded initialisation for the budget's ``train_epochs``, then
-    BatchNorm recalibration; returns validation and test accuracy and the seconds it took.
+    From the pretrained float weights, a cosine fine-tune at the budget's ``finetune_lr``; from
+    scratch (``--pretrained none``), one-cycle SGD at ``lr``; both for ``train_epochs``, then
+    BatchNorm recalibration.  Returns validation and test accuracy and the seconds it took.
     """
     b = ws.budget
     net, _ = ws.network()
     for layer, k in zip(net.layers, picks):
         layer.keep_only(k)
     start = time.perf_counter()
-    fit(net, ws.batches("train", train=True), b.train_epochs, b.lr, one_cycle=True, desc=f"train {label}",
-        label_smoothing=b.label_smoothing, amp=ws.amp)
+    warm = ws.pretrained is not None
+    fit(net, ws.batches("train", train=True), b.train_epochs, b.finetune_lr if warm else b.lr, one_cycle=not warm,
+        desc=f"{'fine-tune' if warm else 'train'} {label}", label_smoothing=b.label_smoothing, amp=ws.amp)
     result = {"val_accuracy": ws.accuracy(net, "val"), "test_accuracy": ws.accuracy(net, "test"),
               "train_seconds": time.perf_counter() - start}
     log.info("%s: val accuracy %.4f, test accuracy %.4f", label, result["val_accuracy"], result["test_accuracy"])
@@ -321,13 +348,15 @@ def train_single_operator(cfg: EnosConfig, index: int, ws: Workspace, cache: Cac
 def cache_key(kind: str, ws: Workspace, **identity) -> str:
     """The cache key of a run of ``kind`` (``search`` or ``train``) in ``ws``.
 
-    It holds the model, dataset, seed, budget recipe, the training precision and the whole
-    energy table (its numbers and CIM settings change results), plus what ``identity`` adds.
+    It holds the model, dataset, seed, budget recipe, the training precision, the pretrained
+    weights (name and hash) and the whole energy table (its numbers and CIM settings change
+    results), plus what ``identity`` adds.
     """
     cfg = ws.cfg
     return config_hash({"stage": f"enos-{kind}", "version": CACHE_VERSION, "model": cfg.model,
                         "dataset": cfg.dataset, "seed": cfg.seed, "budget": ws.budget.recipe(),
-                        "table": repr(ws.table), "amp": str(ws.amp), **identity})
+                        "table": repr(ws.table), "amp": str(ws.amp),
+                        "pretrained": ws.pretrained.tag if ws.pretrained else None, **identity})
 
 
 def search_key(cfg: EnosConfig, ws: Workspace) -> str:
