@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DATA ?= $(abspath ../shared/datasets/cifar10)
 export EENAS_DATA ?= $(DATA)
 
-.PHONY: install test demo weights bench bench-predictor gpu-check lint clean
+.PHONY: install test demo weights weights-mobilenet-v2 weights-squeezenet weights-shufflenet-v2 training-state bench bench-predictor gpu-check lint clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,17 +23,33 @@ test: install
 demo: install
 	$(VENV)/bin/eenas search --dataset cifar10 --budget quick --out runs/demo --force
 
-# The shipped weights' pretraining (hours on 2 cores; resumable: rerun to continue after the last finished epoch),
-# then their registry entry (docs/training.md: Pretrained weights).  training-state/ carries a run's last
-# checkpoint from one machine to the next; the cache's own checkpoint wins when it is there.
+# The shipped weights' pretrainings (hours each on one core; resumable: rerun to continue after the last finished
+# epoch), then their registry entries (docs/training.md: Pretrained weights; docs/enos.md: Pretrained float
+# networks).  training-state/KIND/ carries a run's last checkpoint from one machine to the next (KIND is the cache's
+# checkpoint folder); the cache's own checkpoint wins when it is there.  The three can run side by side
+# (make -j3 weights), each on WEIGHTS_THREADS threads.
 CACHE ?= $(HOME)/.cache/eenas
 WEIGHTS_THREADS ?= 1
 MBV2_WEIGHTS := --dataset cifar10 --budget long --width-mult 0.5 --epochs 120
-weights: install
-	mkdir -p $(CACHE)/checkpoints/backbone
-	cp -n training-state/*.pt $(CACHE)/checkpoints/backbone/ 2>/dev/null || true
+ENOS_WEIGHTS := --dataset cifar10 --budget long
+weights: weights-mobilenet-v2 weights-squeezenet weights-shufflenet-v2
+
+training-state: install
+	for kind in $$(ls training-state); do [ -d training-state/$$kind ] || continue; \
+	  mkdir -p $(CACHE)/checkpoints/$$kind; cp -n training-state/$$kind/*.pt $(CACHE)/checkpoints/$$kind/ 2>/dev/null; \
+	done; true
+
+weights-mobilenet-v2: training-state
 	OMP_NUM_THREADS=$(WEIGHTS_THREADS) $(VENV)/bin/eenas pretrain $(MBV2_WEIGHTS) --precisions '' --pretrained none
 	$(VENV)/bin/eenas weights publish mobilenet_v2_w050_cifar10 $(MBV2_WEIGHTS)
+
+weights-squeezenet: training-state
+	OMP_NUM_THREADS=$(WEIGHTS_THREADS) $(VENV)/bin/eenas enos pretrain --model squeezenet $(ENOS_WEIGHTS) \
+	  --publish squeezenet_w100_cifar10
+
+weights-shufflenet-v2: training-state
+	OMP_NUM_THREADS=$(WEIGHTS_THREADS) $(VENV)/bin/eenas enos pretrain --model shufflenet_v2 $(ENOS_WEIGHTS) \
+	  --publish shufflenet_v2_w050_cifar10
 
 bench: install
 	$(PY) benchmarks/run.py
