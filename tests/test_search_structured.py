@@ -14,7 +14,7 @@ from eenas.arch import ExitConfig, Precision
 from eenas.errors import EenasError
 from eenas.scoring import ExitStats, route
 from eenas.search import SearchConfig, SearchSpace, ThresholdGrid
-from eenas.search.structured import StructuredPredictor, new_predictor
+from eenas.search.structured import StructuredPredictor, corrected_correctness, new_predictor
 from tests.conftest import search_config_from_command_line, small_search_config, start_search
 
 P8, P4 = Precision(8, 8), Precision(4, 4)
@@ -110,6 +110,52 @@ def test_the_correction_follows_matched_pairs_golden_numbers():
     assert ((standin.correct >= 0) & (standin.correct <= 1)).all()
 
 
+def test_the_corrected_correctness_follows_confidence_golden_numbers():
+    """Four samples, confidences 0.9, 0.6 (wrong) and 0.8, 0.2 (right).  To 0.75 accuracy one wrong sample's worth
+    is moved in proportion to confidence: 0.9/1.5 and 0.6/1.5.  To 0.25, one right sample's worth in proportion to
+    doubt: 0.2/1.0 and 0.8/1.0.  Shares over 1 are capped and the rest goes to the others."""
+    correct, confidence = np.array([0, 0, 1, 1]), np.array([0.9, 0.6, 0.8, 0.2])
+    assert np.allclose(corrected_correctness(correct, confidence, 0.75), [0.6, 0.4, 1, 1])
+    assert np.allclose(corrected_correctness(correct, confidence, 0.25), [0, 0, 0.8, 0.2])
+    assert np.allclose(corrected_correctness(correct, confidence, 0.5), correct)
+    capped = corrected_correctness(np.array([0, 0, 0, 1]), np.array([0.9, 0.05, 0.05, 0.5]), 0.75)
+    assert np.allclose(capped, [1, 0.5, 0.5, 1])  # 2 samples' worth: the sure one saturates at 1
+
+
+def test_the_stand_in_routes_like_the_head_it_stands_in_for():
+    """Heads whose confidence and correctness both follow one latent difficulty per sample (a better head is right
+    mostly where it is sure): a stand-in built from a worse or a better donor, with the true head's accuracy and
+    log-odds shift, routes within 2 points of the true head at every threshold; moving correctness evenly over the
+    samples (the old correction) was biased low by up to 5 points on the same data."""
+    rng = np.random.default_rng(0)
+    n = 5000
+    difficulty = rng.normal(size=n)
+
+    def head(quality: float) -> ExitStats:
+        right = rng.random(n) < 1 / (1 + np.exp(-(quality - difficulty + rng.normal(scale=0.7, size=n))))
+        sure = 1 / (1 + np.exp(-(1.2 * (quality - difficulty) + rng.normal(scale=0.7, size=n) - 0.5)))
+        return ExitStats((0.1 + 0.9 * sure)[None], right[None])
+
+    def logit(p: np.ndarray) -> np.ndarray:
+        return np.log(p / (1 - p))
+
+    final = head(3.0)
+
+    def routed(exit_stats: ExitStats, threshold: float) -> float:
+        both = ExitStats(np.vstack([exit_stats.confidence, final.confidence]),
+                         np.vstack([exit_stats.correct, final.correct]).astype(float))
+        return route(both, [threshold]).accuracy
+
+    for donor_quality, true_quality in ((0.0, 1.5), (1.5, 0.0), (0.5, 1.0)):
+        donor, true = head(donor_quality), head(true_quality)
+        shift = logit(true.confidence).mean() - logit(donor.confidence).mean()
+        confidence = 1 / (1 + np.exp(-(logit(donor.confidence) + shift)))
+        standin = ExitStats(confidence, corrected_correctness(donor.correct, confidence, true.correct.mean()))
+        for threshold in (0.5, 0.7, 0.9):
+            assert routed(standin, threshold) == pytest.approx(routed(true, threshold), abs=0.02), \
+                (donor_quality, true_quality, threshold)
+
+
 def test_new_predictor_names_and_unknown_name():
     evaluator = FakeEvaluator(_bank(False), set())
     assert new_predictor("structured", SPACE, evaluator, 0).name == "structured"
@@ -180,3 +226,25 @@ def test_a_population_of_trained_candidates_still_yields_untrained_ones(tmp_path
     assert set(predicted) == {run.space.genome(x) for x in chosen}
     again, _, _ = run.strategy.select(problem, population, 2, seed=1)
     assert np.array_equal(chosen, again)  # seeded: the same run picks the same
+
+
+def test_exploration_plants_the_heads_no_candidate_has_trained_yet(tmp_path, cache_dir):
+    """Late in a search nearly every head is known and random genomes hold only those: exploration then plants
+    the remaining heads (at their mount and precisions) into random genomes, so it never runs dry."""
+    from eenas.search.evaluator import HeadId
+
+    run = start_search(small_search_config(), tmp_path / "run", cache_dir)
+    space, evaluator = run.space, run.evaluator
+    bank = [HeadId._make(h) for h in space.head_bank()]
+    last, failing = bank[len(bank) // 2], bank[0]
+    evaluator.known.update(h for h in bank if h not in (last, failing))
+    evaluator.failed[failing] = "diverged"
+    planted = run.strategy.planted(8, seed=3)
+    assert len(planted) == 1  # the one head neither trained nor failed, once
+    (x,) = planted
+    arch = space.decode(x)
+    assert evaluator.missing(arch) == [last] and space.genome(x) == tuple(x)
+    assert 1 <= len(arch.exits) <= space.max_exits
+    assert [p.tolist() for p in run.strategy.planted(8, seed=3)] == [x.tolist()]  # seeded
+    evaluator.known.add(last)
+    assert run.strategy.planted(8, seed=3) == []

@@ -13,7 +13,10 @@ head types and precisions:
   difference measured on matched pairs of trained heads (the same change of attributes, all else
   equal; e.g. the same head at 8 and at 4 exit bits), or, without such a pair, by the difference an
   additive ridge model of those two statistics predicts: confidences shift in log-odds, and
-  correctness becomes a probability whose mean is the corrected accuracy.
+  correctness becomes a probability whose mean is the corrected accuracy, moved where the
+  confidence says (:func:`corrected_correctness`).  Moving it evenly over the samples biased
+  routed accuracy low: a better head is right mostly on the samples it is sure of, which are
+  the ones that leave at its exit.
 
 A candidate made only of trained heads is therefore predicted exactly, and nothing is trained.
 """
@@ -39,6 +42,36 @@ EPS = 1e-6  # confidences are clipped to [EPS, 1 - EPS] before taking log-odds
 def _logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(p, EPS, 1 - EPS)
     return np.log(p / (1 - p))
+
+
+def _capped_share(weight: np.ndarray, total: float) -> np.ndarray:
+    """``p_i = min(1, k * weight_i)`` with ``sum(p) = total`` (water-filling; ``total`` at most the support)."""
+    p = np.zeros_like(weight)
+    free = weight > 0
+    while free.any():
+        p[free] = weight[free] * (total - p[~free].sum()) / weight[free].sum()
+        over = free & (p > 1)
+        if not over.any():
+            break
+        p[over] = 1.0
+        free &= ~over
+    return p
+
+
+def corrected_correctness(correct: np.ndarray, confidence: np.ndarray, accuracy: float) -> np.ndarray:
+    """Per-sample probabilities of being right, with mean ``accuracy``, moved from a donor's ``correct``.
+
+    A head more accurate than its donor turns wrong samples right with a probability proportional to its
+    ``confidence`` in them; a less accurate one turns right samples wrong in proportion to its doubt.  Samples
+    keep their identity (hard samples stay hard for the later exits too).
+    """
+    c = correct.astype(float)
+    gap = (accuracy - c.mean()) * c.size
+    if gap > 0:
+        return c + _capped_share((1 - c) * np.maximum(confidence, EPS), min(gap, float((1 - c).sum())))
+    if gap < 0:
+        return c - _capped_share(c * np.maximum(1 - confidence, EPS), min(-gap, float(c.sum())))
+    return c
 
 
 class StructuredPredictor:
@@ -120,15 +153,10 @@ class StructuredPredictor:
             gaps = np.array([self.distance(head, d) for d in donors])
             donor = donors[int(np.argmin(gaps))]  # the first of equals: donors are sorted
             shift = self._shift(donor, head)
-            acc_donor = self.summary[donor][0]
-            acc = float(np.clip(acc_donor + shift[0], 0, 1))
+            acc = float(np.clip(self.summary[donor][0] + shift[0], 0, 1))
             s = self.stats[donor]
-            correct = s.correct.astype(float)
-            if acc > acc_donor:  # wrong samples become right with the probability that reaches the accuracy
-                correct = correct + (1 - correct) * (acc - acc_donor) / (1 - acc_donor)
-            elif acc < acc_donor:
-                correct = correct * acc / acc_donor
             confidence = 1 / (1 + np.exp(-(_logit(s.confidence) + shift[1])))
+            correct = corrected_correctness(s.correct, confidence, acc)
             self._standins[head] = ExitStats(confidence, correct), float(gaps.min())
         return self._standins[head]
 

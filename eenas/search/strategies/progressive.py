@@ -6,6 +6,8 @@ import logging
 
 import numpy as np
 
+from eenas.arch import ExitConfig
+from eenas.search.evaluator import HeadId
 from eenas.search.operators import random_genomes
 from eenas.search.problem import SurrogateProblem
 from eenas.search.strategies.base import MIN_FIT_RECORDS, Proposal, Strategy
@@ -13,7 +15,7 @@ from eenas.search.strategies.random_search import Random
 
 log = logging.getLogger(__name__)
 
-EXPLORE_DRAWS = 4  # random draws per wanted candidate, and candidates added per one missing, when exploring
+EXPLORE_DRAWS = 4  # candidates added per one missing, when exploring
 
 
 class Progressive(Strategy):
@@ -47,8 +49,32 @@ class Progressive(Strategy):
         short = k - sum(untrained(x) for x in X)
         if short <= 0:
             return X
-        draws = random_genomes(space, EXPLORE_DRAWS * k, seed)
-        extra = [x for x in draws if untrained(x)][: EXPLORE_DRAWS * short]
+        extra = [x for x in self.planted(EXPLORE_DRAWS * short, seed) if space.genome(x) not in archive]
         log.info("population holds %d untrained candidates of the %d wanted: %d random ones added",
                  k - short, k, len(extra))
         return np.unique(np.vstack([X, *extra]), axis=0) if extra else X
+
+    def planted(self, n: int, seed: int) -> list[np.ndarray]:
+        """Up to ``n`` random genomes, each given one head of the bank that the run has neither trained nor seen
+        fail (drawn without repeats), at its mount and precisions.
+
+        Drawing whole random genomes instead ran dry late in a search, when nearly every head they held was known.
+        """
+        space, evaluator = self.run.space, self.run.evaluator
+        todo = [h for h in map(HeadId._make, space.head_bank())
+                if h not in evaluator.known and h not in evaluator.failed]
+        if not todo:
+            return []
+        rng = np.random.default_rng(seed)
+        heads = [todo[i] for i in rng.choice(len(todo), min(n, len(todo)), replace=False)]
+        out = []
+        for head, x in zip(heads, random_genomes(space, len(heads), seed)):
+            arch = space.decode(x)
+            exits = [e for e in arch.exits if e.after_block != head.mount]
+            if len(exits) >= space.max_exits:
+                exits.pop(int(rng.integers(len(exits))))
+            planted = ExitConfig(head.mount, head.head, space.thresholds[int(rng.integers(len(space.thresholds)))],
+                                 core=int(rng.integers(space.cores)))
+            exits = tuple(sorted([*exits, planted], key=lambda e: e.after_block))
+            out.append(space.encode(space.arch(exits, head.backbone.weights, head.exits.weights)))
+        return out
