@@ -96,6 +96,28 @@ class Arch:
     weights: str | None = None  # streamed or resident weight SRAMs; None: the accelerator file's mode
     training: TrainingRecord | None = None  # None: unknown (a hand-written arch)
 
+    def __post_init__(self) -> None:
+        """Valid by construction: archs built in code (the search, the studies) meet the arch file's rules, with the
+        same field-naming errors; the exits are kept in backbone order."""
+        _require(self.dataset in DATASET_CLASSES, "dataset", unknown_dataset(self.dataset))
+        entry, mounts = get_backbone(self.backbone.name), self.backbone.spec(self.num_classes).mounts
+        for i, e in enumerate(self.exits):
+            where = f"exits[{i}]"
+            _require(e.after_block in mounts, f"{where}.after_block",
+                     f"{e.after_block} is out of range {_span(mounts)}")
+            _require(e.head in entry.heads, f"{where}.head",
+                     f"unknown head '{e.head}' (known: {', '.join(entry.heads)})")
+            _require(e.core is None or e.core >= 0, f"{where}.core", f"{e.core} is negative")
+            _require(e.final or 0.0 < e.threshold <= 1.0, f"{where}.threshold", f"{e.threshold} is outside (0, 1]")
+        blocks = [e.after_block for e in self.exits]
+        dup = next((b for b in blocks if blocks.count(b) > 1), None)
+        _require(dup is None, "exits", f"duplicate mount point after_block={dup}")
+        early = next((i for i, e in enumerate(self.exits) if e.final and e.after_block != max(blocks)), None)
+        _require(early is None, f"exits[{early}].final", "only the deepest exit can end the network")
+        _require(self.weights in (None, *WEIGHT_MODES), "weights",
+                 f"'{self.weights}' is not one of {list(WEIGHT_MODES)}")
+        object.__setattr__(self, "exits", tuple(sorted(self.exits, key=lambda e: e.after_block)))
+
     @property
     def num_classes(self) -> int:
         return DATASET_CLASSES[self.dataset]
@@ -183,20 +205,16 @@ def arch_from_dict(data: Any) -> Arch:
     _require(dataset in DATASET_CLASSES, "dataset", unknown_dataset(dataset))
 
     backbone = _backbone(_get(data, "backbone", "", dict, {}))
-    entry, spec = get_backbone(backbone.name), backbone.spec(DATASET_CLASSES[dataset])
 
     raw_exits = _get(data, "exits", "", list, [])
     exits = []
-    for i, raw in enumerate(raw_exits):
+    for i, raw in enumerate(raw_exits):  # the JSON's types here; the rules of an arch in Arch itself
         where = f"exits[{i}]"
         _require(isinstance(raw, dict), where, "expected an object")
         _no_unknown(raw, {"after_block", "head", "threshold", "core", "overlap", "final"}, where)
         block = _get(raw, "after_block", where, int)
-        _require(block in spec.mounts, f"{where}.after_block", f"{block} is out of range {_span(spec.mounts)}")
         head = _get(raw, "head", where, str)
-        _require(head in entry.heads, f"{where}.head", f"unknown head '{head}' (known: {', '.join(entry.heads)})")
         core = _get(raw, "core", where, (int, type(None)), None)
-        _require(core is None or core >= 0, f"{where}.core", f"{core} is negative")
         overlap = _get(raw, "overlap", where, bool, False)
         final = _get(raw, "final", where, bool, False)
         if final:
@@ -206,14 +224,7 @@ def arch_from_dict(data: Any) -> Arch:
             threshold = 0.0
         else:
             threshold = float(_get(raw, "threshold", where, (int, float)))
-            _require(0.0 < threshold <= 1.0, f"{where}.threshold", f"{threshold} is outside (0, 1]")
         exits.append(ExitConfig(block, head, threshold, core, overlap, final))
-    blocks = [e.after_block for e in exits]
-    dup = next((b for b in blocks if blocks.count(b) > 1), None)
-    _require(dup is None, "exits", f"duplicate mount point after_block={dup}")
-    early = next((i for i, e in enumerate(exits) if e.final and e.after_block != max(blocks)), None)
-    _require(early is None, f"exits[{early}].final", "only the deepest exit can end the network")
-    exits.sort(key=lambda e: e.after_block)
 
     quant = _get(data, "quant", "", dict, {})
     _no_unknown(quant, {"backbone", "exits"}, "quant")
@@ -221,7 +232,7 @@ def arch_from_dict(data: Any) -> Arch:
     qe = _precision(quant.get("exits", {"weights": 8, "activations": 8}), "quant.exits")
 
     hardware = _get(data, "hardware", "", str, DEFAULT_HARDWARE)
-    weights = _weight_mode(data)
+    weights = _get(data, "weights", "", str, None)
     training = _training(data["training"], dataset, backbone.width_mult) if "training" in data else None
     return Arch(dataset, backbone, tuple(exits), QuantConfig(qb, qe), hardware, weights, training)
 
@@ -271,12 +282,6 @@ def _training(raw: Any, dataset: str, width: float) -> TrainingRecord:
     pretrained = _get(raw, "pretrained", where, str, "none")  # absent in files from before the weights registry
     _require(bool(pretrained), f"{where}.pretrained", "is empty (a weights name, or none)")
     return TrainingRecord(budget, seed, finetune, amp, version, val_fraction, tuple(recipe.items()), pretrained)
-
-
-def _weight_mode(data: dict) -> str | None:
-    weights = _get(data, "weights", "", str, None)
-    _require(weights in (None, *WEIGHT_MODES), "weights", f"'{weights}' is not one of {list(WEIGHT_MODES)}")
-    return weights
 
 
 def load_arch(path: str | os.PathLike) -> Arch:

@@ -1,9 +1,10 @@
 import json
+import re
 import sys
 
 import pytest
 
-from eenas.arch import Arch, arch_from_dict, load_arch, save_arch
+from eenas.arch import Arch, ExitConfig, arch_from_dict, load_arch, save_arch
 from eenas.cli import main
 from eenas.errors import EenasError
 from tests.conftest import arch_dict
@@ -64,6 +65,27 @@ def test_exits_are_sorted_and_static_drops_them():
 def test_validation_names_the_bad_field(overrides, field):
     with pytest.raises(EenasError, match=field.replace("[", r"\[").replace("]", r"\]")):
         arch_from_dict(arch_dict(**overrides))
+
+
+@pytest.mark.parametrize(
+    "exits, weights, field",
+    [
+        ([ExitConfig(18, "pool_fc", 0.9)], None, "exits[0].after_block: 18 is out of range 1..17"),
+        ([ExitConfig(3, "pool_fc", 0.9), ExitConfig(5, "mlp", 0.9)], None, "exits[1].head: unknown head 'mlp'"),
+        ([ExitConfig(3, "pool_fc", 0.0)], None, "exits[0].threshold: 0.0 is outside (0, 1]"),
+        ([ExitConfig(3, "pool_fc", 0.9, core=-1)], None, "exits[0].core: -1 is negative"),
+        ([ExitConfig(3, "pool_fc", 0.9), ExitConfig(3, "gap_fc", 0.8)], None, "exits: duplicate mount point"),
+        ([ExitConfig(9, "gap_fc", 0.8), ExitConfig(3, "pool_fc", 0.0, final=True)], None,
+         "exits[1].final: only the deepest"),
+        ([], "cached", "weights: 'cached' is not one of"),
+    ],
+)
+def test_an_arch_built_in_code_is_valid_by_construction(exits, weights, field):
+    """The search and the studies build archs without a file: they meet the same rules, with the same messages."""
+    with pytest.raises(EenasError, match=re.escape(field)):
+        Arch("cifar10", exits=tuple(exits), weights=weights)
+    ok = Arch("cifar10", exits=(ExitConfig(9, "gap_fc", 0.8), ExitConfig(2, "pool_fc", 0.9)))
+    assert [e.after_block for e in ok.exits] == [2, 9]  # kept in backbone order
 
 
 def test_malformed_json_is_one_clear_error(tmp_path):
