@@ -9,6 +9,9 @@ one included, is one of the two heads below.
 
 from __future__ import annotations
 
+from typing import Any
+
+from eenas.models.registry import BackboneEntry, Option, register
 from eenas.models.spec import BlockSpec, HeadSpec, NetworkSpec, UnitSpec, stem_unit
 
 STEM_CHANNELS = 32
@@ -53,3 +56,14 @@ def paper_mbv2_spec(num_classes: int, final_head: str = DEFAULT_FINAL_HEAD) -> N
     last = units[-1]
     classifier = HEADS[final_head].layers("final", last.output, last.channels, last.size, num_classes)
     return NetworkSpec(tuple(units), classifier, num_classes, MOUNTS, mount_offset=1)
+
+
+def _final_head(value: Any) -> str | None:
+    return None if value in HEADS else f"unknown head '{value}' (known: {', '.join(HEADS)})"
+
+
+register(BackboneEntry(
+    "paper_mbv2", "the reference work's 12-block MobileNetV2 (blocks 0..11, exits after 0..9)",
+    paper_mbv2_spec, "eenas.models.paper_mbv2:paper_mbv2_backbone", HEADS,
+    {"final_head": Option(DEFAULT_FINAL_HEAD, _final_head, "the final exit's head after block 11")},
+))

@@ -4,7 +4,9 @@ An entry gives the torch-free :class:`~eenas.models.spec.NetworkSpec` (what the 
 the arch validation, the search space and the pipeline read), its exit heads, its options
 (the arch file's ``backbone`` fields besides ``name``) and the PyTorch builder.  The builder
 is named by ``"module:function"`` and imported only when a network is built, so this module
-and the cost model never import torch.  docs/backbones.md shows how to add an entry.
+and the cost model never import torch.  Each family registers itself at the end of its spec
+module (``spec.py``: mobilenet_v2, ``paper_mbv2_spec.py``, ``resnet_spec.py``), which
+``eenas/models/__init__.py`` imports; docs/backbones.md shows how to add one.
 """
 
 from __future__ import annotations
@@ -13,13 +15,12 @@ import functools
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eenas.errors import EenasError
-from eenas.models.paper_mbv2_spec import DEFAULT_FINAL_HEAD, paper_mbv2_spec
-from eenas.models.paper_mbv2_spec import HEADS as PAPER_HEADS
-from eenas.models.resnet_spec import resnet20_spec
-from eenas.models.spec import HEADS, HeadSpec, NetworkSpec, mobilenet_v2_spec
+
+if TYPE_CHECKING:
+    from eenas.models.spec import HeadSpec, NetworkSpec
 
 DEFAULT_BACKBONE = "mobilenet_v2"
 
@@ -108,28 +109,3 @@ def head_spec(name: str) -> HeadSpec:
 def network_spec(name: str, options: tuple[tuple[str, Any], ...], num_classes: int) -> NetworkSpec:
     """The spec of backbone ``name`` with ``options`` (name, value pairs), cached."""
     return get_backbone(name).spec(num_classes, **dict(options))
-
-
-def _width(value: Any) -> str | None:
-    return None if 0.1 <= value <= 2.0 else f"{value} is outside 0.1..2.0"
-
-
-def _final_head(value: Any) -> str | None:
-    return None if value in PAPER_HEADS else f"unknown head '{value}' (known: {', '.join(PAPER_HEADS)})"
-
-
-register(BackboneEntry(
-    "mobilenet_v2", "torchvision's MobileNetV2, stem stride 1 for 32x32 (blocks 1..17)",
-    lambda num_classes, width_mult: mobilenet_v2_spec(width_mult).network(num_classes),
-    "eenas.models.backbone:mobilenet_v2_backbone", HEADS,
-    {"width_mult": Option(1.0, _width, "channel multiplier, rounded as torchvision does")},
-))
-register(BackboneEntry(
-    "paper_mbv2", "the reference work's 12-block MobileNetV2 (blocks 0..11, exits after 0..9)",
-    paper_mbv2_spec, "eenas.models.paper_mbv2:paper_mbv2_backbone", PAPER_HEADS,
-    {"final_head": Option(DEFAULT_FINAL_HEAD, _final_head, "the final exit's head after block 11")},
-))
-register(BackboneEntry(
-    "resnet20", "He et al.'s CIFAR ResNet-20, 1x1-conv shortcuts (blocks 1..9, exits after 1..8)",
-    resnet20_spec, "eenas.models.resnet:resnet20_backbone", HEADS,
-))

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from eenas.models.spec import LayerSpec, NetworkSpec, UnitSpec, conv, pool_fc, stem_unit
+from eenas.models.registry import BackboneEntry, register
+from eenas.models.spec import HEADS, LayerSpec, NetworkSpec, UnitSpec, conv, pool_fc, stem_unit
 
 STEM_CHANNELS = 16
 STAGES: tuple[tuple[int, int], ...] = ((16, 1), (32, 2), (64, 2))  # channels, stride of the first block
@@ -67,3 +68,9 @@ def resnet20_spec(num_classes: int) -> NetworkSpec:
     last = units[-1]
     classifier = pool_fc("final", last.output, last.channels, last.size, 1, "avg", num_classes)
     return NetworkSpec(tuple(units), classifier, num_classes, tuple(b.index for b in blocks()[:-1]))
+
+
+register(BackboneEntry(
+    "resnet20", "He et al.'s CIFAR ResNet-20, 1x1-conv shortcuts (blocks 1..9, exits after 1..8)",
+    resnet20_spec, "eenas.models.resnet:resnet20_backbone", HEADS,
+))

@@ -19,6 +19,9 @@ channel rounding of the width multiplier, is torchvision's.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+from eenas.models.registry import BackboneEntry, Option, register
 
 INPUT_SIZE = 32
 INPUT_CHANNELS = 3
@@ -300,3 +303,15 @@ HEADS: dict[str, HeadSpec] = {
                  summary="depthwise 3x3 + pointwise conv to 128, max-pool to 4x4, FC (richest)"),
     )
 }
+
+
+def _width(value: Any) -> str | None:
+    return None if 0.1 <= value <= 2.0 else f"{value} is outside 0.1..2.0"
+
+
+register(BackboneEntry(
+    "mobilenet_v2", "torchvision's MobileNetV2, stem stride 1 for 32x32 (blocks 1..17)",
+    lambda num_classes, width_mult: mobilenet_v2_spec(width_mult).network(num_classes),
+    "eenas.models.backbone:mobilenet_v2_backbone", HEADS,
+    {"width_mult": Option(1.0, _width, "channel multiplier, rounded as torchvision does")},
+))
