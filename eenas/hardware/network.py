@@ -16,7 +16,9 @@ Execution (docs/hardware.md has the details):
 * The backbone's core mapping is chosen once per (hardware, weight mode, width, precision)
   on the static network (:mod:`~eenas.hardware.allocation`: greedy earliest finish, or the
   better of that and a genetic search) and reused for every exit configuration; head
-  convolutions go to ``ExitConfig.core`` or the earliest-finishing core.
+  convolutions go to ``ExitConfig.core`` or the earliest-finishing core.  The report
+  (:func:`network_cost`) can instead search it for one network's average ET at given exit
+  ratios (objective ``average``).
 
 Speed: a schedule is cut into parts (a backbone segment between two mount points, one
 head), each simulated from a normalized :class:`~eenas.hardware.schedule.State` and cached
@@ -37,8 +39,18 @@ from typing import Protocol
 import numpy as np
 
 from eenas.errors import EenasError
-from eenas.hardware.accelerator import Accelerator
-from eenas.hardware.allocation import DEFAULT_ALLOCATION, Allocation, allocate
+from eenas.hardware.accelerator import Accelerator, check_choice
+from eenas.hardware.allocation import (
+    DEFAULT_ALLOCATION,
+    DEFAULT_OBJECTIVE,
+    OBJECTIVES,
+    Allocation,
+    allocate,
+    homogeneous,
+    search,
+    simulate,
+)
+from eenas.hardware.explain import Explanation, explain
 from eenas.hardware.layer_cost import add_cost, conv_cost, pool_cost
 from eenas.hardware.layers import ConvLayer
 from eenas.hardware.loading import clear_loaded, load_accelerator
@@ -100,6 +112,7 @@ class _Plan:
     allocation: Allocation
     mapping: Mapping[str, int]
     reserve: tuple[int, ...]  # weight-SRAM bits resident weights leave free, per core
+    workload: Mapping[str, object]  # describes blocks and image in the allocation cache's key
 
     def first_core(self, block: int) -> int:
         return next(self.mapping[n.name] for n in self.blocks[block].nodes if n.name in self.mapping)
@@ -122,7 +135,8 @@ def _make_plan(
     alloc = allocate(acc, blocks, image, allocation, workload)
     nodes = [n for b in blocks for n in b.nodes]
     mapping = MappingProxyType(dict(zip([n.name for n in nodes if isinstance(n.layer, ConvLayer)], alloc.cores)))
-    return _Plan(acc, blocks, num_classes, image, alloc, mapping, resident_reserve(acc, nodes))
+    return _Plan(acc, blocks, num_classes, image, alloc, mapping, resident_reserve(acc, nodes),
+                 MappingProxyType(dict(workload)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,7 +328,10 @@ def _validate(arch: CostedNetwork, acc: Accelerator, mounts: tuple[int, ...]) ->
             raise EenasError(f"{where}.final: only the last exit can end the network")
 
 
-def _schedule(arch: CostedNetwork, acc: Accelerator, allocation: str, detailed: bool = False) -> _Schedule:
+def _schedule(
+    arch: CostedNetwork, acc: Accelerator, allocation: str, detailed: bool = False,
+    objective: str = DEFAULT_OBJECTIVE, ratios: Sequence[float] | None = None,
+) -> _Schedule:
     spec = arch.backbone.spec(arch.num_classes)
     _validate(arch, acc, spec.mounts)
     plan = _plan(acc, arch.backbone, arch.quant.backbone, arch.num_classes, allocation)
@@ -324,6 +341,7 @@ def _schedule(arch: CostedNetwork, acc: Accelerator, allocation: str, detailed: 
               _head_nodes(plan, ex.after_block + offset, ex.head, arch.quant.exits), ex.core, ex.overlap, ex.final)
         for ex in arch.exits
     )
+    plan = _allocated(plan, exits, "classifier", allocation, objective, ratios)
     return _run_schedule(plan, exits, "classifier", detailed)
 
 
@@ -380,6 +398,51 @@ def _costs(schedule: _Schedule) -> ArchCost:
         ))
         prev_t, prev_e = t, energy
     return ArchCost(tuple(exits), static.done, static.energy_pj, static.macs)
+
+
+def _with_cores(plan: _Plan, allocation: Allocation) -> _Plan:
+    return replace(plan, allocation=allocation, mapping=MappingProxyType(dict(zip(plan.mapping, allocation.cores))))
+
+
+def _for_exits(plan: _Plan, exits: tuple[_Exit, ...], final_head: str, ratios: tuple[float, ...]) -> _Plan:
+    """``plan`` with its backbone allocation searched again for the average ET of ``exits`` at ``ratios``.
+
+    The GA starts from the static allocation, greedy and every homogeneous placement, so it is never worse on
+    this objective than any of them; the plan is returned as it is when the static allocation stays the best.
+    """
+    acc, blocks, image, reserve = plan.acc, plan.blocks, plan.image, plan.reserve
+    greedy = simulate(acc, blocks, image, reserve, None)
+    seeds = [greedy.cores, plan.allocation.cores, *(a.cores for a in homogeneous(acc, blocks, image, reserve))]
+
+    def average_et(cores: tuple[int, ...]) -> float:
+        candidate = _with_cores(plan, replace(plan.allocation, cores=cores))
+        return _costs(_run_schedule(candidate, exits, final_head, False)).average_et(ratios)
+
+    workload = {
+        **plan.workload, "objective": "average", "ratios": list(ratios),
+        "exits": [[ex.block, ex.core, ex.overlap, ex.final, [[n.name, n.weight_bits, n.act_bits] for n in ex.nodes]]
+                  for ex in exits],
+    }
+    cores = search(acc, workload, greedy, seeds, average_et)
+    if cores == plan.allocation.cores:
+        return plan
+    return _with_cores(plan, replace(simulate(acc, blocks, image, reserve, cores), method="average"))
+
+
+def _allocated(
+    plan: _Plan, exits: tuple[_Exit, ...], final_head: str, allocation: str, objective: str,
+    ratios: Sequence[float] | None,
+) -> _Plan:
+    """The plan whose allocation minimises ``objective`` (see :data:`~eenas.hardware.allocation.OBJECTIVES`)."""
+    if check_choice(objective, OBJECTIVES, "allocation objective") == "static":
+        return plan
+    if allocation != "searched":
+        raise EenasError(f"allocation objective: '{objective}' searches the allocation; not with allocation "
+                         f"'{allocation}'")
+    if ratios is None:
+        raise EenasError(f"allocation objective: '{objective}' needs the exit ratios")
+    ratios = check_exit_ratios(ratios, len(exits) + (0 if exits and exits[-1].final else 1))
+    return plan if len(plan.acc.cores) == 1 else _for_exits(plan, exits, final_head, ratios)
 
 
 Hardware = str | os.PathLike | Accelerator
@@ -442,6 +505,7 @@ class NetworkCost:
     cost: ArchCost
     exit_ratios: tuple[float, ...] | None
     overlap_saved_cycles: int  # final-exit latency saved by overlap against no overlap
+    explanation: Explanation | None = None  # why the backbone's convolutions run where they do, when asked
 
 
 def _records(schedule: _Schedule) -> tuple[LayerRecord, ...]:
@@ -469,21 +533,28 @@ def network_cost(
     exit_ratios: Sequence[float] | None = None,
     weights: str | None = None,
     allocation: str = DEFAULT_ALLOCATION,
+    explained: bool = False,
+    objective: str = DEFAULT_OBJECTIVE,
 ) -> NetworkCost:
-    """Per-layer schedule, per-exit costs and (with ratios) average ET of ``arch`` (arguments as :func:`cost_arch`)."""
+    """Per-layer schedule, per-exit costs and (with ratios) average ET of ``arch`` (arguments as :func:`cost_arch`);
+    ``explained``: with the :class:`~eenas.hardware.explain.Explanation` of its backbone's allocation;
+    ``objective``: what the searched allocation minimises, ``static`` or ``average`` (this network's average ET
+    at ``exit_ratios``)."""
     acc = _accelerator(arch, hardware, weights)
-    return _report(_schedule(arch, acc, allocation, detailed=True), exit_ratios)
+    return _report(_schedule(arch, acc, allocation, True, objective, exit_ratios), exit_ratios, explained)
 
 
-def _report(schedule: _Schedule, exit_ratios: Sequence[float] | None) -> NetworkCost:
-    acc = schedule.plan.acc
+def _report(schedule: _Schedule, exit_ratios: Sequence[float] | None, explained: bool) -> NetworkCost:
+    plan = schedule.plan
+    acc = plan.acc
     ratios = None if exit_ratios is None else check_exit_ratios(exit_ratios, len(schedule.stages))
     saved = 0
     if any(ex.overlap for ex in schedule.exits):
         plain = tuple(replace(ex, overlap=False) for ex in schedule.exits)
-        saved = _run_schedule(schedule.plan, plain, schedule.final_head, False).decisions[-1] - schedule.decisions[-1]
-    return NetworkCost(acc.name, acc.weights, schedule.plan.allocation, _records(schedule), _costs(schedule), ratios,
-                       saved)
+        saved = _run_schedule(plan, plain, schedule.final_head, False).decisions[-1] - schedule.decisions[-1]
+    explanation = explain(acc, plan.blocks, plan.image, plan.allocation) if explained else None
+    return NetworkCost(acc.name, acc.weights, plan.allocation, _records(schedule), _costs(schedule), ratios,
+                       saved, explanation)
 
 
 def graph_network_cost(
@@ -492,6 +563,8 @@ def graph_network_cost(
     exit_ratios: Sequence[float] | None = None,
     weights: str | None = None,
     allocation: str = DEFAULT_ALLOCATION,
+    explained: bool = False,
+    objective: str = DEFAULT_OBJECTIVE,
 ) -> NetworkCost:
     """:func:`network_cost` of a network read from elsewhere (``eenas cost --onnx``): same schedule, same report.
 
@@ -507,7 +580,9 @@ def graph_network_cost(
             raise EenasError(f"{name}: core {core} is not a compute core of {acc.name} (0..{len(acc.cores) - 1})")
         exits.append(_Exit(i, workload.blocks[i].output, name, nodes, core,
                            bool(workload.overlaps and workload.overlaps[i])))
-    return _report(_run_schedule(plan, tuple(exits), workload.exit_names[-1], True), exit_ratios)
+    final = workload.exit_names[-1]
+    plan = _allocated(plan, tuple(exits), final, allocation, objective, exit_ratios)
+    return _report(_run_schedule(plan, tuple(exits), final, True), exit_ratios, explained)
 
 
 def clear_caches() -> None:

@@ -7,6 +7,7 @@ import json
 import pandas as pd
 
 from eenas.errors import EenasError
+from eenas.hardware.explain import Explanation
 from eenas.hardware.network import NetworkCost
 
 FORMATS = ("table", "csv", "json")
@@ -49,6 +50,34 @@ def exit_frame(nc: NetworkCost, frequency_mhz: float | None = None) -> pd.DataFr
     return df
 
 
+def explanation_frame(ex: Explanation) -> pd.DataFrame:
+    """One row per backbone convolution: where it ran, its cost on every core style, and the chosen style's EDP
+    over that of the best other style (below 1: the chosen style was the cheapest for the layer itself)."""
+    rows = []
+    for layer in ex.layers:
+        row: dict[str, object] = {"layer": layer.name, "kind": layer.kind, "core": ex.core_names[layer.chosen.core],
+                                  "style": ex.styles[layer.style].label}
+        for style, option in zip(ex.styles, layer.options):
+            row |= {f"{style.label}_cycles": option.cycles, f"{style.label}_pj": option.energy_pj,
+                    f"{style.label}_edp": option.edp}
+        if (other := layer.best_other) is not None:
+            row |= {"best_other": ex.styles[other].label, "vs_best_other": layer.chosen.edp / layer.options[other].edp}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def placement_frame(ex: Explanation) -> pd.DataFrame:
+    """The static network with the allocation, then with every convolution on one style: convolutions per style,
+    cycles, energy, ET and ET over the allocation's (above 1: the allocation is better)."""
+    base = ex.placements[0].allocation.et
+    return pd.DataFrame([{
+        "placement": p.label,
+        **{f"{s.label}_convs": n for s, n in zip(ex.styles, ex.convs_per_style(p.allocation))},
+        "cycles": p.allocation.latency_cycles, "energy_pj": p.allocation.energy_pj, "et_pj_cycles": p.allocation.et,
+        "vs_allocation": p.allocation.et / base,
+    } for p in ex.placements])
+
+
 def summary(nc: NetworkCost, frequency_mhz: float | None = None) -> dict[str, object]:
     """The static backbone's cost and, given exit ratios, average ET (and the product of averages) and the ET ratio.
 
@@ -75,6 +104,9 @@ def summary(nc: NetworkCost, frequency_mhz: float | None = None) -> dict[str, ob
         **({} if ratios is None else {"et_ratio": costs.et_ratio(ratios)}),
         "overlap_saved_cycles": nc.overlap_saved_cycles,
     }
+    if nc.explanation is not None:
+        out["static_conv_energy_pj"] = nc.explanation.conv_energy_pj
+        out["static_pool_add_energy_pj"] = nc.explanation.fixed_energy_pj
     if frequency_mhz:
         out["frequency_mhz"] = frequency_mhz
         out["static_time_us"] = _microseconds(costs.static_latency_cycles, frequency_mhz)
@@ -87,9 +119,9 @@ def _pretty(df: pd.DataFrame) -> pd.DataFrame:
     for col in out.columns:
         if col == "utilization":
             out[col] = out[col].map(lambda v: f"{100 * v:.1f}%")
-        elif col.startswith("et_"):
+        elif col.startswith("et_") or col.endswith("_edp"):
             out[col] = out[col].map(lambda v: f"{v:.4e}")
-        elif col.endswith("_us") or col == "exit_ratio":
+        elif col.endswith("_us") or col == "exit_ratio" or col.startswith("vs_"):
             out[col] = out[col].map(lambda v: f"{v:.4g}")
         elif pd.api.types.is_numeric_dtype(out[col]) and not pd.api.types.is_bool_dtype(out[col]):
             out[col] = out[col].map(lambda v: f"{v:,.0f}")
@@ -103,26 +135,34 @@ def _value(v: object) -> str:
 
 
 def render(nc: NetworkCost, fmt: str = "table", frequency_mhz: float | None = None) -> str:
-    """The per-layer table, the per-exit table and the summary in one of :data:`FORMATS`."""
+    """The per-layer table, the per-exit table, with an explanation its two tables, and the summary in one of
+    :data:`FORMATS`."""
     if fmt not in FORMATS:
         raise EenasError(f"format: '{fmt}' is not one of {', '.join(FORMATS)}")
     if frequency_mhz is not None and not frequency_mhz > 0:
         raise EenasError(f"frequency: {frequency_mhz} MHz is not a positive number")
     layers, exits, summ = layer_frame(nc, frequency_mhz), exit_frame(nc, frequency_mhz), summary(nc, frequency_mhz)
+    tables = [
+        ("layers", f"Layers on {nc.hardware} (layer-by-layer schedule; cycles are each layer's own latency)", layers),
+        ("exits", ("Exits (stage = blocks since the previous exit + this exit's head; "
+                   "cumulative columns include every earlier stage)"), exits),
+    ]
+    if nc.explanation is not None:
+        tables += [
+            ("explanation", ("Backbone convolutions on each core style, at their turn in the static schedule (pJ: "
+                             "own energy, moving the input, fetching the parameters; EDP = pJ x own cycles)"),
+             explanation_frame(nc.explanation)),
+            ("placements", "The static network with the allocation and with every convolution on one style",
+             placement_frame(nc.explanation)),
+        ]
     if fmt == "json":
-        return json.dumps({
-            "layers": layers.to_dict(orient="records"), "exits": exits.to_dict(orient="records"), "summary": summ,
-        }, indent=2)
+        return json.dumps({**{key: df.to_dict(orient="records") for key, _, df in tables}, "summary": summ}, indent=2)
     if fmt == "csv":
         summary_csv = pd.DataFrame({"metric": list(summ), "value": list(summ.values())}).to_csv(index=False)
-        return "\n".join([layers.to_csv(index=False), exits.to_csv(index=False), summary_csv]).rstrip("\n")
-    lines = [
-        f"Layers on {nc.hardware} (layer-by-layer schedule; cycles are each layer's own latency)",
-        _pretty(layers).to_markdown(index=False, disable_numparse=True), "",
-        ("Exits (stage = blocks since the previous exit + this exit's head; "
-         "cumulative columns include every earlier stage)"),
-        _pretty(exits).to_markdown(index=False, disable_numparse=True), "",
-    ]
+        return "\n".join([*(df.to_csv(index=False) for _, _, df in tables), summary_csv]).rstrip("\n")
+    lines = []
+    for _, title, df in tables:
+        lines += [title, _pretty(df).to_markdown(index=False, disable_numparse=True), ""]
     width = max(len(k) for k in summ)
     lines += [f"{k.ljust(width)}  {_value(v)}" for k, v in summ.items()]
     return "\n".join(lines)

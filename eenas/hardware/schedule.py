@@ -261,6 +261,12 @@ class Simulator:
         self._commit(step)
         return step.location
 
+    def conv_option(self, node: Node, core: int) -> tuple[LayerCost, float]:
+        """What convolution ``node`` would cost on ``core`` from the current state, without scheduling it: its
+        own cost, and the energy the schedule would charge it (its own, moving its input, fetching its parameters)."""
+        step = self._conv_step(node, core)
+        return step.cost, step.energy
+
     def state(self, output: str) -> State:
         bits, copies = self.tensors[output]
         tensor = Tensor(output, bits, tuple(sorted(copies.items())))
