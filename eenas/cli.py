@@ -16,7 +16,7 @@ from eenas import __version__
 from eenas.arch import DATASET_CLASSES, BackboneConfig, Precision
 from eenas.errors import EenasError
 from eenas.hardware.accelerator import DEFAULT_HARDWARE, WEIGHT_MODES
-from eenas.hardware.allocation import ALLOCATIONS, DEFAULT_ALLOCATION
+from eenas.hardware.allocation import ALLOCATIONS, DEFAULT_ALLOCATION, DEFAULT_OBJECTIVE, OBJECTIVES
 from eenas.train.budget import BUDGETS
 from eenas.train.pipeline import AMP_MODES
 
@@ -286,6 +286,10 @@ def export_cmd(ctx, arch_path, out, finetune, pretrained, amp, budget, data_dir,
 @WEIGHTS_OPTION
 @click.option("--allocation", type=click.Choice(list(ALLOCATIONS)), default=DEFAULT_ALLOCATION, show_default=True,
               help="Backbone layer-to-core allocation: the better of greedy and a genetic search, or greedy only.")
+@click.option("--allocation-objective", "objective", type=click.Choice(list(OBJECTIVES)), default=DEFAULT_OBJECTIVE,
+              show_default=True,
+              help="What the searched allocation minimises: the static network's ET (shared by every exit "
+                   "configuration), or this network's average ET at --exit-ratios (searched for it alone).")
 @click.option("--exit-ratios", default=None,
               help="Fraction of samples leaving at each exit and the final classifier, e.g. 0.3,0.2,0.5.")
 @click.option("--weight-bits", type=int, default=8, show_default=True,
@@ -295,10 +299,13 @@ def export_cmd(ctx, arch_path, out, finetune, pretrained, amp, budget, data_dir,
 @click.option("--skip-unknown", is_flag=True, help="With --onnx: cost operators the model does not know as zero.")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @click.option("--frequency-mhz", type=float, default=None, help="Also show time at this clock frequency.")
+@click.option("--explain", is_flag=True,
+              help="Also each backbone convolution's cost on every core style, and the allocation against every "
+                   "convolution on one style.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
               help="Where searched allocations are cached (default: ~/.cache/eenas).")
-def cost(arch_path, onnx_path, hardware, weights, allocation, exit_ratios, weight_bits, act_bits, skip_unknown, fmt,
-         frequency_mhz, cache_dir) -> None:
+def cost(arch_path, onnx_path, hardware, weights, allocation, objective, exit_ratios, weight_bits, act_bits,
+         skip_unknown, fmt, frequency_mhz, explain, cache_dir) -> None:
     """Per-layer and per-exit latency, energy and ET of an arch or ONNX network on an accelerator (no training)."""
     from eenas.arch import load_arch
     from eenas.hardware import network_cost, parse_exit_ratios
@@ -313,12 +320,13 @@ def cost(arch_path, onnx_path, hardware, weights, allocation, exit_ratios, weigh
         workload = read_onnx(onnx_path, weight_bits, act_bits, skip_unknown)
         ratios = None if exit_ratios is None else parse_exit_ratios(exit_ratios, len(workload.exit_names))
         with _allocation_cache(cache_dir):
-            nc = graph_network_cost(workload, hardware or DEFAULT_HARDWARE, ratios, weights, allocation)
+            nc = graph_network_cost(workload, hardware or DEFAULT_HARDWARE, ratios, weights, allocation, explain,
+                                    objective)
     else:
         arch = load_arch(arch_path)
         ratios = None if exit_ratios is None else parse_exit_ratios(exit_ratios, arch.n_outputs)
         with _allocation_cache(cache_dir):
-            nc = network_cost(arch, hardware, ratios, weights or arch.weights, allocation)
+            nc = network_cost(arch, hardware, ratios, weights or arch.weights, allocation, explain, objective)
     click.echo(render(nc, fmt, frequency_mhz))
 
 
@@ -336,6 +344,9 @@ def _int_list(name: str, text: str) -> tuple[int, ...]:
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--force", is_flag=True, help="Overwrite a non-empty --out.")
 @click.option("--hardware", default=DEFAULT_HARDWARE, show_default=True, help="Accelerator preset or YAML file.")
+@click.option("--hardware-space", default=None, metavar="FILE",
+              help="Co-search: the accelerator becomes a gene, chosen from this space file (or a packaged space: "
+                   "case_study); not with --hardware.")
 @WEIGHTS_OPTION
 @click.option("--width-mult", type=float, default=None, help="Backbone width (default: the budget's).")
 @click.option("--bits", default="8,4", show_default=True, help="Bit-widths for backbone and exits (32, 8, 4, 2).")
@@ -375,15 +386,19 @@ def _int_list(name: str, text: str) -> tuple[int, ...]:
 @PRETRAINED_OPTION
 @AMP_OPTION
 @training_options
-def search(dataset, out, resume, force, hardware, weights, width_mult, bits, max_exits, mounts, max_accuracy_drop,
-           max_latency, max_energy, population, generations, iterations, initial, per_iteration, thresholds, holdout,
-           tensorboard, strategy, exhaustive, objectives, max_p99_latency, predictor, workers, scheduler, backbone,
-           pretrained, amp, budget, data_dir, cache_dir, device, seed) -> None:
+@click.pass_context
+def search(ctx, dataset, out, resume, force, hardware, hardware_space, weights, width_mult, bits, max_exits, mounts,
+           max_accuracy_drop, max_latency, max_energy, population, generations, iterations, initial, per_iteration,
+           thresholds, holdout, tensorboard, strategy, exhaustive, objectives, max_p99_latency, predictor, workers,
+           scheduler, backbone, pretrained, amp, budget, data_dir, cache_dir, device, seed) -> None:
     """NSGA-II search for early-exit networks: accuracy against average energy-delay product (--objectives)."""
     import time
 
     from eenas.search import SearchConfig, ThresholdGrid, build_run
+    from eenas.search.config import HARDWARE_OPTIONS_EXCLUDE
 
+    if hardware_space is not None and "hardware" in _from_command_line(ctx):
+        raise EenasError(HARDWARE_OPTIONS_EXCLUDE)
     if resume and out is None:
         raise EenasError("--resume needs the --out of the run to continue")
     if exhaustive and strategy not in (None, "exhaustive"):
@@ -400,7 +415,7 @@ def search(dataset, out, resume, force, hardware, weights, width_mult, bits, max
         max_exits=max_exits, max_accuracy_drop=max_accuracy_drop, max_latency=max_latency, max_energy=max_energy,
         thresholds=ThresholdGrid.parse(thresholds), backbone=backbone, mounts=mounts, pretrained=pretrained,
         objectives=tuple(name.strip() for name in objectives.split(",") if name.strip()),
-        max_p99_latency=max_p99_latency,
+        max_p99_latency=max_p99_latency, hardware_space=hardware_space,
         **({} if predictor is None else {"predictor": predictor}),
         **({} if strategy is None else {"strategy": strategy}),
     )
@@ -411,7 +426,8 @@ def search(dataset, out, resume, force, hardware, weights, width_mult, bits, max
         result = run.run()
     click.echo(result.front.to_markdown(index=False, floatfmt=".4g"))
     for static in result.statics:
-        click.echo(f"static backbone {static['bits']}-bit: accuracy {static['accuracy']:.4f} "
+        on = f" on {static['hardware']}" if "hardware" in static else ""
+        click.echo(f"static backbone {static['bits']}-bit{on}: accuracy {static['accuracy']:.4f} "
                    f"(test {static['test_accuracy']:.4f}), ET {static['static_et']:.4g} pJ*cycles")
     if result.holdout is not None:
         click.echo(result.holdout.summary())

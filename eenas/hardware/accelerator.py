@@ -272,10 +272,10 @@ def _route(src: tuple[int, int], dst: tuple[int, int], at: dict, xy: bool) -> li
 class _Fields:
     """Reads one YAML mapping, naming ``where.field`` in every error and rejecting unknown keys."""
 
-    def __init__(self, data: Any, where: str) -> None:
+    def __init__(self, data: Any, where: str, root: str = "hardware") -> None:
         if not isinstance(data, dict):
-            raise EenasError(f"{where or 'hardware'}: expected a mapping")
-        self.data, self.where, self.seen = data, where, set()
+            raise EenasError(f"{where or root}: expected a mapping")
+        self.data, self.where, self.root, self.seen = data, where, root, set()
 
     def _path(self, key: str) -> str:
         return f"{self.where}.{key}" if self.where else key
@@ -284,7 +284,7 @@ class _Fields:
         self.seen.add(key)
         if key not in self.data:
             if default is ...:
-                raise EenasError(f"{self.where or 'hardware'}: missing field '{key}'")
+                raise EenasError(f"{self.where or self.root}: missing field '{key}'")
             return default
         return self.data[key]
 
@@ -342,7 +342,7 @@ class _Fields:
     def done(self) -> None:
         unknown = sorted(str(k) for k in set(self.data) - self.seen if self.where or not str(k).startswith("x-"))
         if unknown:
-            raise EenasError(f"{self.where or 'hardware'}: unknown field '{unknown[0]}'")
+            raise EenasError(f"{self.where or self.root}: unknown field '{unknown[0]}'")
 
 
 def _whole(value: Any, minimum: int, maximum: int = MAX_INTEGER) -> bool:

@@ -23,10 +23,20 @@ from eenas.scoring import Score, live_arch
 from eenas.search.objectives import DEFAULT_OBJECTIVES, Objective, get_objectives, hypervolume, objective_matrix
 from eenas.search.space import Genome, SearchSpace, exits_text, genome_text
 
-# archive.csv and pareto.csv: one column per key of Record.row, in this order
+# archive.csv and pareto.csv: one column per key of Record.row, in this order (a co-search adds "hardware" after
+# "exits": with_hardware)
 COLUMNS = ["iteration", "source", "status", "genome", "exits", "n_exits", "backbone_bits", "exit_bits", "new_heads",
            "accuracy", "test_accuracy", "static_accuracy", "accuracy_drop", "exit_ratios", "cum_cycles",
            "cum_energy_pj", "average_et", "static_et", "et_ratio", "average_latency", "average_energy", "feasible"]
+
+
+def with_hardware(names: list[str], space: SearchSpace) -> list[str]:
+    """Table columns ``names`` with, in a co-search, the accelerator's name after the exits (a search on one
+    accelerator writes the same files as before co-search existed)."""
+    if not space.choices:
+        return names
+    at = names.index("exits") + 1
+    return [*names[:at], "hardware", *names[at:]]
 
 
 @dataclass(frozen=True)
@@ -52,10 +62,13 @@ class Record:
         arch = space.decode(self.genome)
         if self.score is not None:
             arch = live_arch(arch, self.score.ratios_as(arch))[0]
-        row = dict.fromkeys(COLUMNS)
+        row = dict.fromkeys(with_hardware(COLUMNS, space))
         row.update(iteration=self.iteration, source=self.source, status=self.status, genome=genome_text(self.genome),
                    exits=exits_text(arch), n_exits=len(arch.exits), backbone_bits=arch.quant.backbone.weights,
                    exit_bits=arch.quant.exits.weights, new_heads=self.new_heads, feasible=self.feasible)
+        choice = space.choice(self.genome)
+        if choice is not None:
+            row["hardware"] = choice.name
         s = self.score
         if s is not None:
             row.update(accuracy=s.accuracy, test_accuracy=self.test_accuracy, static_accuracy=s.static_accuracy,
@@ -142,9 +155,9 @@ class Archive:
                 np.array([r.score.accuracy for r in ok]))
 
     def table(self, records: Iterable[Record] | None = None) -> pd.DataFrame:
-        """``records`` (default: all) as rows of :data:`COLUMNS`."""
+        """``records`` (default: all) as rows of :data:`COLUMNS` (:func:`with_hardware`)."""
         return pd.DataFrame([r.row(self.space) for r in (self.records if records is None else records)],
-                            columns=COLUMNS)
+                            columns=with_hardware(COLUMNS, self.space))
 
     def to_json(self) -> list[dict]:
         return [r.to_json() for r in self.records]

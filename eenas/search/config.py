@@ -8,6 +8,7 @@ from eenas.arch import DATASET_CLASSES, BackboneConfig, unknown_dataset
 from eenas.errors import EenasError
 from eenas.hardware import load_accelerator
 from eenas.hardware.accelerator import DEFAULT_HARDWARE, check_weight_mode
+from eenas.hardware.space import load_hardware_space
 from eenas.models.registry import DEFAULT_BACKBONE, check_option, get_backbone
 from eenas.search.objectives import DEFAULT_OBJECTIVES, get_objectives
 from eenas.search.space import ThresholdGrid, check_bit_choices
@@ -23,6 +24,8 @@ PREDICTORS = ("structured", "trees")
 DEFAULT_PREDICTOR = "trees"
 LEGACY_PREDICTOR = "trees"
 DEFAULT_STRATEGY = "progressive"
+HARDWARE_OPTIONS_EXCLUDE = ("--hardware and --hardware-space exclude each other: a co-search's accelerators are its "
+                            "space's")
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class SearchConfig:
     pretrained: str = "none"  # registered float weights the backbone starts from (create resolves auto), or none
     objectives: tuple[str, ...] = DEFAULT_OBJECTIVES  # eenas.search.objectives.OBJECTIVES
     max_p99_latency: float | None = None  # cycles within which 99% of the samples leave
+    hardware_space: str | None = None  # a co-search's accelerators (eenas.hardware.space); hardware is then unused
 
     def __post_init__(self) -> None:
         if not self.heads:
@@ -122,6 +126,7 @@ class SearchConfig:
             (self.max_p99_latency is None or self.max_p99_latency > 0, "--max-p99-latency-cycles must be positive"),
             (self.width_mult is None or "width_mult" in get_backbone(self.backbone).options,
              f"--width-mult: backbone '{self.backbone}' has no width option"),
+            (self.hardware_space is None or self.hardware == DEFAULT_HARDWARE, HARDWARE_OPTIONS_EXCLUDE),
         ]
         for ok, message in checks:
             if not ok:
@@ -137,7 +142,10 @@ class SearchConfig:
         if self.predictor not in PREDICTORS:
             raise EenasError(f"--predictor: unknown predictor '{self.predictor}' (known: {', '.join(PREDICTORS)})")
         self._validate_mounts()
-        load_accelerator(self.hardware)  # unknown preset or bad file: a clear error now, not later
+        if self.hardware_space is None:
+            load_accelerator(self.hardware)  # unknown preset or bad file: a clear error now, not later
+        else:
+            load_hardware_space(self.hardware_space)
         if self.weights is not None:
             check_weight_mode(self.weights, "--weights")
 
@@ -155,6 +163,8 @@ class SearchConfig:
         data = asdict(self)
         data["bits"], data["heads"], data["mounts"] = list(self.bits), list(self.heads), list(self.mounts)
         data["objectives"] = list(self.objectives)
+        if self.hardware_space is not None:  # a co-search's accelerators are the space's
+            del data["hardware"]
         # Before --strategy, an exhaustive run recorded "exhaustive": true; it still does, so it resumes unchanged.
         if self.exhaustive:
             del data["strategy"]
@@ -163,7 +173,8 @@ class SearchConfig:
         # Runs from before --predictor used the tree ensemble: "trees" is left out, so they resume unchanged.
         for key, default in (("backbone", DEFAULT_BACKBONE), ("mounts", []), ("strategy", DEFAULT_STRATEGY),
                              ("predictor", LEGACY_PREDICTOR), ("pretrained", "none"),
-                             ("objectives", list(DEFAULT_OBJECTIVES)), ("max_p99_latency", None)):
+                             ("objectives", list(DEFAULT_OBJECTIVES)), ("max_p99_latency", None),
+                             ("hardware_space", None)):
             if data.get(key) == default:
                 data.pop(key, None)
         return data

@@ -65,7 +65,8 @@ class Constraints:
 class Evaluator:
     """Scores archs from cached exit logits, training missing heads on demand."""
 
-    def __init__(self, pipeline: Pipeline, hardware: str, weights: str | None = None) -> None:
+    def __init__(self, pipeline: Pipeline, hardware: str | None, weights: str | None = None) -> None:
+        """``hardware`` overrides every arch's accelerator (None: each is costed on the one it names)."""
         self.pipeline = pipeline
         self.hardware, self.weights = hardware, weights
         self._stats: dict[tuple, ExitStats] = {}  # (head id or backbone precision, split) -> stats

@@ -17,6 +17,7 @@ the same front as an uninterrupted one.  :func:`build_run` is the composition ro
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,16 +32,17 @@ from eenas.arch import Arch, BackboneConfig, Precision
 from eenas.errors import EenasError
 from eenas.evaluate import evaluate_arch
 from eenas.hardware import ArchCost
+from eenas.hardware.space import HardwareSpace, load_hardware_space
 from eenas.scoring import Score
-from eenas.search.archive import Archive, Record
+from eenas.search.archive import Archive, Record, with_hardware
 from eenas.search.config import SearchConfig
 from eenas.search.evaluator import Constraints, Evaluator
 from eenas.search.holdout import HOLDOUT_STREAM, Holdout, draw, measure
 from eenas.search.objectives import get_objectives
 from eenas.search.predictor import Surrogate, kendall
 from eenas.search.problem import SurrogateProblem
-from eenas.search.rundir import FRONT_COLUMNS, RunDir, SearchState
-from eenas.search.space import Genome, SearchSpace, genome_text
+from eenas.search.rundir import FRONT_COLUMNS, HARDWARE_FOLDER, RunDir, SearchState
+from eenas.search.space import Genome, HardwareChoice, SearchSpace, genome_text
 from eenas.search.strategies import get_strategy
 from eenas.search.strategies.base import MIN_FIT_RECORDS
 from eenas.search.structured import new_predictor
@@ -59,7 +61,7 @@ class SearchResult:
 
     out: Path
     front: pd.DataFrame  # FRONT_COLUMNS, cheapest first
-    statics: list[dict]  # the static backbone per precision (SearchRun.static_points)
+    statics: list[dict]  # the static backbone per precision, and accelerator in a co-search (SearchRun.static_points)
     holdout: Holdout | None
 
 
@@ -74,14 +76,21 @@ def build_run(cfg: SearchConfig, out: Path, *, resume: bool = False, force: bool
         from eenas.train.cluster import check_options
 
         check_options(workers, scheduler)
+    hardware_space = None if cfg.hardware_space is None else load_hardware_space(cfg.hardware_space)
+    if hardware_space is not None:
+        log.info("co-search over %d accelerators of %s (budget: %s)%s", len(hardware_space.members),
+                 hardware_space.name, hardware_space.budget,
+                 f"; over the budget: {', '.join(hardware_space.excluded)}" if hardware_space.excluded else "")
     space = SearchSpace(cfg.dataset, cfg.resolved_width, cfg.hardware, _cores(cfg.hardware), tuple(cfg.heads),
                         tuple(cfg.bits), cfg.thresholds.values, tuple(cfg.mounts), cfg.max_exits,
-                        BackboneConfig(cfg.backbone))
+                        BackboneConfig(cfg.backbone), _choices(hardware_space, out / HARDWARE_FOLDER))
     train_cfg = TrainConfig(cfg.dataset, get_budget(cfg.budget), cfg.resolved_width, cfg.seed,
                             data_dir, cache_dir, device, cfg.amp, cfg.backbone, pretrained=cfg.pretrained)
     pipeline = Pipeline(train_cfg)
     run_dir = RunDir(out, cfg.to_dict())
     state = run_dir.open(space, pipeline.cache, resume, force, objectives=get_objectives(cfg.objectives))
+    if hardware_space is not None:  # after open: a forced run empties the directory first
+        hardware_space.write(out / HARDWARE_FOLDER)
     pipeline.cache.listeners.append(run_dir.trained)
     if tracker is not None:
         run_dir.listeners.append(tracker)
@@ -90,8 +99,20 @@ def build_run(cfg: SearchConfig, out: Path, *, resume: bool = False, force: bool
         from eenas.train.cluster import Cluster, ClusterTrainer
 
         trainer = ClusterTrainer(pipeline, Cluster.connect(workers, scheduler))
-    return SearchRun(cfg, space, pipeline, Evaluator(pipeline, cfg.hardware, cfg.weights), run_dir, state,
+    # Each arch is costed on the accelerator it names: the run's one, or in a co-search the one its genome chose.
+    return SearchRun(cfg, space, pipeline, Evaluator(pipeline, None, cfg.weights), run_dir, state,
                      trainer=trainer, search_seed=search_seed)
+
+
+def _choices(hardware_space: HardwareSpace | None, folder: Path) -> tuple[HardwareChoice, ...]:
+    """A co-search's accelerators as the genome indexes them (none: a search on one accelerator); a composed one is
+    named by the file the run writes for it in ``folder``, so every front arch names a file ``eenas evaluate``
+    loads."""
+    if hardware_space is None:
+        return ()
+    names = hardware_space.hardware(Path(os.path.relpath(folder)))  # relative: arch files name it beside them
+    return tuple(HardwareChoice(m.name, hardware, len(m.accelerator.cores))
+                 for m, hardware in zip(hardware_space.members, names))
 
 
 class SearchRun:
@@ -261,11 +282,14 @@ class SearchRun:
             evaluation = evaluate_arch(live, self.pipeline, weights=self.cfg.weights)
             self.run_dir.write_pareto_arch(k, evaluation)
         statics = self.static_points()
-        self.run_dir.write_plot(self.archive, front, statics, f"eenas search: {self.cfg.dataset}, {self.cfg.hardware}")
-        return table[FRONT_COLUMNS], statics
+        hardware = self.cfg.hardware if self.cfg.hardware_space is None else \
+            f"co-search over {len(self.space.choices)} accelerators"
+        self.run_dir.write_plot(self.archive, front, statics, f"eenas search: {self.cfg.dataset}, {hardware}")
+        return table[with_hardware(FRONT_COLUMNS, self.space)], statics
 
     def reference_cost(self) -> ArchCost:
-        """The static backbone's cost at the space's highest precision (normalises the hypervolume)."""
+        """The static backbone's cost at the space's highest precision (normalises the hypervolume), on the space's
+        first accelerator in a co-search."""
         return self.evaluator.cost(self.space.static_arch(max(self.space.bits)))
 
     def _check_feasible_bounds(self) -> None:
@@ -285,13 +309,17 @@ class SearchRun:
 
     def static_points(self) -> list[dict]:
         """The static backbone at each precision of the space (accuracy on validation and test, its ET, and its value of
-        each cost objective, under the objective's name: the figures' reference points)."""
+        each cost objective, under the objective's name: the figures' reference points); in a co-search on every
+        accelerator, named under ``hardware``, the first one's first."""
         rows = []
-        for bits in self.space.bits:
-            p, cost = Precision(bits, bits), self.evaluator.cost(self.space.static_arch(bits))
-            rows.append({"bits": bits, "accuracy": self.evaluator.static_accuracy(p),
-                         "test_accuracy": self.evaluator.static_accuracy(p, "test"), "static_et": cost.static_et,
-                         **{o.name: o.scale(cost) for o in self.objectives if o.scale is not None}})
+        for choice in self.space.choices or (None,):
+            for bits in self.space.bits:
+                p = Precision(bits, bits)
+                cost = self.evaluator.cost(self.space.static_arch(bits, choice.hardware if choice else None))
+                rows.append({**({"hardware": choice.name} if choice else {}), "bits": bits,
+                             "accuracy": self.evaluator.static_accuracy(p),
+                             "test_accuracy": self.evaluator.static_accuracy(p, "test"), "static_et": cost.static_et,
+                             **{o.name: o.scale(cost) for o in self.objectives if o.scale is not None}})
         return rows
 
 

@@ -7,10 +7,12 @@ Layout (``M`` = the backbone's mount points, 17 for MobileNetV2)::
     [2M, 3M)     mapping gene per mount point: core * 2 + overlap
     3M           backbone bit-width index
     3M + 1       exit bit-width index
+    3M + 2       co-search only (``--hardware-space``): the accelerator, an index into the space's choices
 
 Every gene is an integer in ``[0, upper]``, so pymoo's integer operators work unchanged.
-Genes of mount points without an exit are kept at 0 (see the repair), so one network has
-one genome and duplicate elimination works.
+Genes of mount points without an exit are kept at 0, and in a co-search a mapping gene's core
+is taken modulo the chosen accelerator's core count (see the repair), so one network has one
+genome and duplicate elimination works.
 """
 
 from __future__ import annotations
@@ -96,8 +98,21 @@ def exits_text(arch: Arch) -> str:
 
 
 @dataclass(frozen=True)
+class HardwareChoice:
+    """One accelerator a co-search may choose: its name (tables), what its archs name, its compute cores."""
+
+    name: str
+    hardware: str
+    cores: int
+
+
+@dataclass(frozen=True)
 class SearchSpace:
-    """Exits on one backbone; ``heads`` and ``mounts`` default (when empty) to all of its spec's."""
+    """Exits on one backbone; ``heads`` and ``mounts`` default (when empty) to all of its spec's.
+
+    ``choices`` (a co-search) adds the accelerator gene; ``hardware`` and ``cores`` then become the first choice's
+    (its static backbone is the hypervolume's reference) and the most cores of any (the mapping genes' range).
+    """
 
     dataset: str
     width_mult: float
@@ -109,8 +124,12 @@ class SearchSpace:
     mounts: tuple[int, ...] = ()
     max_exits: int = 6
     backbone: BackboneConfig = field(default_factory=BackboneConfig)  # its width_mult is ignored: width_mult's
+    choices: tuple[HardwareChoice, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.choices:
+            object.__setattr__(self, "hardware", self.choices[0].hardware)
+            object.__setattr__(self, "cores", max(c.cores for c in self.choices))
         config = BackboneConfig(self.backbone.name, self.width_mult, self.backbone.options)
         object.__setattr__(self, "backbone", config)
         known = get_backbone(config.name).heads
@@ -133,7 +152,7 @@ class SearchSpace:
 
     @property
     def n_var(self) -> int:
-        return 3 * self.n_mounts + 2
+        return 3 * self.n_mounts + 2 + bool(self.choices)
 
     @property
     def upper(self) -> np.ndarray:
@@ -142,7 +161,9 @@ class SearchSpace:
         up[:m] = len(self.heads)
         up[m : 2 * m] = len(self.thresholds) - 1
         up[2 * m : 3 * m] = 2 * self.cores - 1
-        up[3 * m :] = len(self.bits) - 1
+        up[3 * m : 3 * m + 2] = len(self.bits) - 1
+        if self.choices:
+            up[3 * m + 2] = len(self.choices) - 1
         return up
 
     # ------------------------------------------------------------------ genes
@@ -158,24 +179,38 @@ class SearchSpace:
     def n_exits(self, x) -> int:
         return int(np.count_nonzero(self.exit_genes(np.asarray(x))))
 
+    def choice(self, x) -> HardwareChoice | None:
+        """The accelerator a genome chose (None: not a co-search)."""
+        return self.choices[int(x[3 * self.n_mounts + 2])] if self.choices else None
+
+    @property
+    def hardware_names(self) -> tuple[str, ...]:
+        """What the space's archs may name as their hardware: every choice's, or the one accelerator's."""
+        return tuple(c.hardware for c in self.choices) or (self.hardware,)
+
     # ------------------------------------------------------------------ decoding
     def decode(self, x) -> Arch:
-        heads, thresholds, mapping, bb, ex = self.slices(np.asarray(x, dtype=int))
+        x = self.canonical(x)  # a co-search's mapping genes fit the chosen accelerator's cores only once repaired
+        heads, thresholds, mapping, bb, ex = self.slices(x)
         exits = tuple(
             ExitConfig(self.mounts[i], self.heads[heads[i] - 1], self.thresholds[thresholds[i]],
                        core=int(mapping[i]) // 2, overlap=bool(mapping[i] % 2))
             for i in np.flatnonzero(heads)
         )
-        return self.arch(exits, self.bits[bb], self.bits[ex])
+        choice = self.choice(x)
+        return self.arch(exits, self.bits[bb], self.bits[ex], choice.hardware if choice else None)
 
-    def arch(self, exits: tuple[ExitConfig, ...], backbone_bits: int, exit_bits: int) -> Arch:
-        """An arch of this space's dataset, width and hardware (weights and activations share each width)."""
+    def arch(self, exits: tuple[ExitConfig, ...], backbone_bits: int, exit_bits: int,
+             hardware: str | None = None) -> Arch:
+        """An arch of this space's dataset and width on ``hardware`` (default: the space's; weights and activations
+        share each width)."""
         quant = QuantConfig(Precision(backbone_bits, backbone_bits), Precision(exit_bits, exit_bits))
-        return Arch(self.dataset, self.backbone, exits, quant, self.hardware)
+        return Arch(self.dataset, self.backbone, exits, quant, hardware or self.hardware)
 
-    def static_arch(self, bits: int) -> Arch:
-        """The backbone without exits at ``bits`` (its cost is the ET-ratio baseline)."""
-        return self.arch((), bits, bits)
+    def static_arch(self, bits: int, hardware: str | None = None) -> Arch:
+        """The backbone without exits at ``bits`` (its cost is the ET-ratio baseline), on ``hardware`` (default: the
+        space's)."""
+        return self.arch((), bits, bits, hardware)
 
     def head_bank(self) -> list[tuple[Precision, int, str, Precision]]:
         """Every head this space's networks can hold, named as the evaluator names them (backbone
@@ -185,9 +220,10 @@ class SearchSpace:
                 for b in self.bits for e in self.bits for mount in self.mounts for head in self.heads]
 
     def first_exit_archs(self) -> list[Arch]:
-        """One exit of every head at the first mount point, at every precision: the cheapest first exits."""
-        return [self.arch((ExitConfig(self.mounts[0], head, self.thresholds[0], core=0),), bits, bits)
-                for head in self.heads for bits in self.bits]
+        """One exit of every head at the first mount point, at every precision, on every accelerator: the cheapest
+        first exits."""
+        return [self.arch((ExitConfig(self.mounts[0], head, self.thresholds[0], core=0),), bits, bits, hardware)
+                for hardware in self.hardware_names for head in self.heads for bits in self.bits]
 
     def encode(self, arch: Arch) -> np.ndarray:
         """The genome of an arch from this space; raises if the arch lies outside it."""
@@ -201,6 +237,8 @@ class SearchSpace:
                 x[2 * m + i] = 2 * (e.core or 0) + int(e.overlap)
             x[3 * m] = self.bits.index(arch.quant.backbone.weights)
             x[3 * m + 1] = self.bits.index(arch.quant.exits.weights)
+            if self.choices:
+                x[3 * m + 2] = self.hardware_names.index(arch.hardware)
         except ValueError as exc:
             raise EenasError(f"arch lies outside the search space: {exc}") from None
         return x
@@ -212,12 +250,17 @@ class SearchSpace:
         return i
 
     def canonical(self, x: np.ndarray) -> np.ndarray:
-        """Zero the threshold and mapping genes of mount points that have no exit."""
+        """Zero the threshold and mapping genes of mount points that have no exit; in a co-search, take each mapping
+        gene's core modulo the chosen accelerator's cores (its overlap bit kept)."""
         x = np.array(x, dtype=int)
         m = self.n_mounts
         off = x[:m] == 0
         x[m : 2 * m][off] = 0
         x[2 * m : 3 * m][off] = 0
+        choice = self.choice(x)
+        if choice is not None:
+            mapping = x[2 * m : 3 * m]
+            mapping[:] = mapping // 2 % choice.cores * 2 + mapping % 2
         return x
 
     def genome(self, x) -> Genome:
@@ -227,15 +270,15 @@ class SearchSpace:
     def features(self, X: np.ndarray) -> np.ndarray:
         """Predictor inputs: per mount (has exit, head rank, threshold) and the two bit-widths.
 
-        Mapping genes are left out: they change cost, which the cost model gives exactly,
-        never accuracy.
+        Mapping genes and the accelerator gene are left out: they change cost, which the cost model
+        gives exactly, never accuracy.
         """
         X = np.atleast_2d(X).astype(int)
         m = self.n_mounts
         active = (X[:, :m] > 0).astype(float)
         head = X[:, :m] / len(self.heads)
         thr = np.asarray(self.thresholds)[X[:, m : 2 * m]] * active
-        bits = np.asarray(self.bits, dtype=float)[X[:, 3 * m :]]
+        bits = np.asarray(self.bits, dtype=float)[X[:, 3 * m : 3 * m + 2]]
         return np.hstack([active, head, thr, bits])
 
     def targets(self, X: np.ndarray, ratios: list, accuracy: np.ndarray) -> np.ndarray:

@@ -30,7 +30,7 @@ from eenas.train.budget import get_budget
 
 log = logging.getLogger(__name__)
 
-FRONT_COLUMNS = ["k", "exits", "n_exits", "backbone_bits", "exit_bits", "accuracy", "test_accuracy",
+FRONT_COLUMNS = ["k", "exits", "hardware", "n_exits", "backbone_bits", "exit_bits", "accuracy", "test_accuracy",
                  "accuracy_drop", "exit_ratios", "average_et", "et_ratio"]
 PREDICTOR_COLUMNS = ["iteration", "predictor", "cv_tau", "tau_new", "rmse_new", "et_tau_new"]
 PROGRESS_COLUMNS = ["iteration", "true_evaluations", "front_size", "hypervolume", "best_et_ratio", "wall_s"]
@@ -49,17 +49,23 @@ class SearchResults:
     holdout: pd.DataFrame | None  # holdout.csv: the predictor's metrics on held-out archs (None: not measured)
 
     def statics(self) -> list[dict]:
-        """The static backbone per backbone bit-width: validation accuracy and ET (from the archive)."""
+        """The static backbone per backbone bit-width, and in a co-search per accelerator (named under ``hardware``):
+        validation accuracy and ET (from the archive)."""
         if self.archive.empty:
             return []
-        groups = self.archive.groupby("backbone_bits", sort=True)
-        return [{"bits": int(bits), "accuracy": float(g["static_accuracy"].iloc[0]),
-                 "static_et": float(g["static_et"].iloc[0])} for bits, g in groups]
+        keys = [key for key in ("hardware", "backbone_bits") if key in self.archive]
+        rows = []
+        for values, g in self.archive.groupby(keys, sort=True):
+            *hardware, bits = values
+            rows.append({**({"hardware": hardware[0]} if hardware else {}), "bits": int(bits),
+                         "accuracy": float(g["static_accuracy"].iloc[0]), "static_et": float(g["static_et"].iloc[0])})
+        return rows
 
     @property
     def title(self) -> str:
         c = self.config
-        return f"{c['dataset']}, {c['hardware']}, budget {c['budget']}"
+        hardware = c["hardware"] if "hardware" in c else f"co-search over {c['hardware_space']}"
+        return f"{c['dataset']}, {hardware}, budget {c['budget']}"
 
 
 def _read(path: Path) -> Path:

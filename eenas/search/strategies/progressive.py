@@ -76,5 +76,5 @@ class Progressive(Strategy):
             planted = ExitConfig(head.mount, head.head, space.thresholds[int(rng.integers(len(space.thresholds)))],
                                  core=int(rng.integers(space.cores)))
             exits = tuple(sorted([*exits, planted], key=lambda e: e.after_block))
-            out.append(space.encode(space.arch(exits, head.backbone.weights, head.exits.weights)))
+            out.append(space.encode(space.arch(exits, head.backbone.weights, head.exits.weights, arch.hardware)))
         return out
