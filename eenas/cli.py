@@ -337,7 +337,23 @@ def _int_list(name: str, text: str) -> tuple[int, ...]:
         raise EenasError(f"{name}: '{text}' is not a comma-separated list of integers") from None
 
 
+def _search_config_defaults(ctx: click.Context, _param: click.Parameter, path: Path | None) -> Path | None:
+    """``--config FILE``: a saved run's settings become this command's defaults (options given here win)."""
+    if path is not None:
+        from eenas.io import read_json
+        from eenas.search.config import options_from_settings
+
+        data = read_json(path, "config file")
+        run_file = isinstance(data, dict) and "dataset" not in data and "search" in data  # else the block alone
+        settings = data["search"] if run_file else data
+        ctx.default_map = {**(ctx.default_map or {}), **options_from_settings(settings, f"--config {path}")}
+    return path
+
+
 @cli.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              is_eager=True, expose_value=False, callback=_search_config_defaults, metavar="FILE",
+              help="Start from a saved run's settings (its config.json); options given here override them.")
 @click.option("--dataset", type=click.Choice(list(DATASET_CLASSES)), default="cifar10", show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Run directory (default: runs/search-<timestamp>).")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
 
 from eenas.arch import DATASET_CLASSES, BackboneConfig, unknown_dataset
 from eenas.errors import EenasError
@@ -178,3 +179,48 @@ class SearchConfig:
             if data.get(key) == default:
                 data.pop(key, None)
         return data
+
+
+# config.json settings that are `eenas search` options of the same name and value.
+_PLAIN_SETTINGS = ("dataset", "budget", "seed", "hardware", "weights", "width_mult", "amp", "max_exits",
+                   "max_accuracy_drop", "max_latency", "max_energy", "backbone", "strategy", "predictor", "pretrained",
+                   "max_p99_latency", "hardware_space")
+
+
+def options_from_settings(settings: Any, where: str) -> dict[str, Any]:
+    """``eenas search`` option values (by parameter name) from a run's recorded settings (``config.json``'s
+    ``search`` block, as :meth:`SearchConfig.to_dict` writes it), so ``--config`` starts a new run with them."""
+    if not isinstance(settings, dict):
+        raise EenasError(f"{where}: expected a JSON object of search settings")
+    # Left out of a record at these values (to_dict), where the command line's defaults differ: a run records
+    # its weights resolved, so none means none, not auto.
+    options: dict[str, Any] = {"pretrained": "none", "predictor": LEGACY_PREDICTOR}
+    for key, value in settings.items():
+        if key in _PLAIN_SETTINGS:
+            options[key] = value
+        elif key in ("bits", "mounts", "objectives"):
+            if not isinstance(value, list):
+                raise EenasError(f"{where}: {key}: expected a list")
+            options[key] = ",".join(str(v) for v in value)
+        elif key == "thresholds":
+            grid = value if isinstance(value, dict) else {}
+            if set(grid) != {"start", "stop", "step"}:
+                raise EenasError(f"{where}: thresholds: expected start, stop and step")
+            options[key] = f"{grid['start']}:{grid['stop']}:{grid['step']}"
+        elif key == "search":
+            sizes = value if isinstance(value, dict) else {}
+            unknown = sorted(set(sizes) - {f.name for f in fields(SearchBudget)})
+            if unknown or not isinstance(value, dict):
+                raise EenasError(f"{where}: search: " + (f"unknown field '{unknown[0]}'" if unknown else
+                                                          "expected an object"))
+            options.update(sizes)
+        elif key == "exhaustive":
+            if value:
+                options["strategy"] = "exhaustive"
+        elif key == "heads":
+            family = get_backbone(settings.get("backbone", DEFAULT_BACKBONE), f"{where}: backbone")
+            if list(value) != list(family.heads):
+                raise EenasError(f"{where}: heads: a subset of the heads has no `eenas search` option")
+        else:
+            raise EenasError(f"{where}: unknown setting '{key}'")
+    return options
