@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from eenas.arch import load_arch
-from eenas.cli import _pipeline
+from eenas.cli.options import make_pipeline
 from eenas.export import export_arch
 from eenas.export.onnx_graph import INPUT
 from eenas.export.parity import decisions
@@ -140,8 +140,8 @@ def main() -> None:
     torch.set_num_threads(1)
     arch = load_arch(args.arch)
     t = arch.training
-    pipe = _pipeline(arch.dataset, t.budget, arch.backbone.width_mult, args.data_dir, args.cache_dir, "cpu", t.seed,
-                     t.amp, arch.backbone)
+    pipe = make_pipeline(arch.dataset, t.budget, arch.backbone.width_mult, args.data_dir, args.cache_dir, "cpu", t.seed,
+                         t.amp, arch.backbone)
     net = trained_network(arch, pipe)
     images = split_images(pipe)
     thresholds = [e.threshold for e in arch.exits]
