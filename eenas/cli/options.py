@@ -9,7 +9,7 @@ import click
 
 from eenas.arch import BackboneConfig, Precision
 from eenas.errors import EenasError
-from eenas.hardware.accelerator import WEIGHT_MODES
+from eenas.hardware.accelerator import DEFAULT_HARDWARE, WEIGHT_MODES
 from eenas.train.budget import BUDGETS
 from eenas.train.pipeline import AMP_MODES
 
@@ -114,6 +114,11 @@ PRETRAINED_OPTION = click.option(
          "`eenas weights list`), none (pretrain from scratch) or a registered name.")
 
 
+# --hardware, in its two meanings: the accelerator a new network runs on, or another one for an arch that names its own.
+HARDWARE_OPTION = click.option("--hardware", default=DEFAULT_HARDWARE, show_default=True,
+                               help="Accelerator preset or YAML file.")
+ARCH_HARDWARE_OPTION = click.option("--hardware", default=None,
+                                    help="Accelerator preset or YAML file (default: the arch's).")
 WEIGHTS_OPTION = click.option(
     "--weights", type=click.Choice(list(WEIGHT_MODES)), default=None,
     help="Weight SRAMs empty at every inference (streamed) or keeping the weights that fit across inferences "

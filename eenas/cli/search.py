@@ -11,6 +11,7 @@ from eenas.cli.group import cli
 from eenas.cli.options import (
     AMP_OPTION,
     BACKBONE_OPTION,
+    HARDWARE_OPTION,
     PRETRAINED_OPTION,
     WEIGHTS_OPTION,
     allocation_cache,
@@ -20,7 +21,6 @@ from eenas.cli.options import (
     training_options,
 )
 from eenas.errors import EenasError
-from eenas.hardware.accelerator import DEFAULT_HARDWARE
 
 
 def _search_config_defaults(ctx: click.Context, _param: click.Parameter, path: Path | None) -> Path | None:
@@ -45,7 +45,7 @@ def _search_config_defaults(ctx: click.Context, _param: click.Parameter, path: P
               help="Run directory (default: runs/search-<timestamp>).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--force", is_flag=True, help="Overwrite a non-empty --out.")
-@click.option("--hardware", default=DEFAULT_HARDWARE, show_default=True, help="Accelerator preset or YAML file.")
+@HARDWARE_OPTION
 @click.option("--hardware-space", default=None, metavar="FILE",
               help="Co-search: the accelerator becomes a gene, chosen from this space file (or a packaged space: "
                    "case_study); not with --hardware.")

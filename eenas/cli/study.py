@@ -10,7 +10,9 @@ from eenas.arch import DATASET_CLASSES
 from eenas.cli.group import cli
 from eenas.cli.options import (
     AMP_OPTION,
+    ARCH_HARDWARE_OPTION,
     BACKBONE_OPTION,
+    HARDWARE_OPTION,
     PRETRAINED_OPTION,
     WEIGHTS_OPTION,
     allocation_cache,
@@ -22,7 +24,6 @@ from eenas.cli.options import (
     training_options,
 )
 from eenas.errors import EenasError
-from eenas.hardware.accelerator import DEFAULT_HARDWARE
 from eenas.hardware.allocation import ALLOCATIONS, DEFAULT_ALLOCATION
 
 
@@ -35,7 +36,7 @@ def study() -> None:
 @click.option("--arch", "arch_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Arch file (arch.json) whose exits, heads and thresholds every precision keeps.")
 @click.option("--dataset", type=click.Choice(list(DATASET_CLASSES)), default=None, help="Default: the arch's.")
-@click.option("--hardware", default=None, help="Accelerator preset or YAML file (default: the arch's).")
+@ARCH_HARDWARE_OPTION
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output folder (default: <arch>_precision beside the arch file).")
 @PRETRAINED_OPTION
@@ -78,7 +79,7 @@ def study_precision(ctx, arch_path, dataset, hardware, out, pretrained, amp, bud
               help="Seed of that sample (--seed is the training seed: changing it retrains).")
 @click.option("--split", type=click.Choice(["val", "test"]), default="test", show_default=True,
               help="Split the chosen placements are reported on (ranking and choice are always on validation).")
-@click.option("--hardware", default=DEFAULT_HARDWARE, show_default=True, help="Accelerator preset or YAML file.")
+@HARDWARE_OPTION
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output folder (default: runs/mounts-<dataset>-<budget>-<exits>x<head>).")
 @BACKBONE_OPTION

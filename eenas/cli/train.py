@@ -10,6 +10,7 @@ from eenas.arch import DATASET_CLASSES
 from eenas.cli.group import cli
 from eenas.cli.options import (
     AMP_OPTION,
+    ARCH_HARDWARE_OPTION,
     BACKBONE_OPTION,
     FINETUNE_OPTION,
     PRETRAINED_OPTION,
@@ -66,7 +67,7 @@ def pretrain(dataset, width_mult, precisions, epochs, workers, scheduler, backbo
 @click.option("--arch", "arch_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Arch file (arch.json) to train and evaluate.")
 @FINETUNE_OPTION
-@click.option("--hardware", default=None, help="Accelerator preset or YAML file (default: the arch's).")
+@ARCH_HARDWARE_OPTION
 @WEIGHTS_OPTION
 @click.option("--json", "json_path", is_flag=False, flag_value="", default=None, metavar="[PATH]",
               help="Also write the results as JSON, to PATH or else to <arch>.eval.json beside the arch.")
