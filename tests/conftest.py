@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import torch
 import yaml
 
 from eenas.search import SearchConfig, SearchRun, build_run
+from eenas.search.run import SearchResult
 from eenas.train import Pipeline, TrainConfig, get_budget
 
 # One intra-op thread for the tests and the CLIs they spawn: the tiny models gain nothing from
@@ -34,6 +36,10 @@ def tiny_pipeline(cache_dir) -> Pipeline:
 
 
 SMALL_SEARCH = {"initial": 4, "iterations": 2, "per_iteration": 2, "population": 8, "generations": 3}
+# The seed of the small searches that test_search and test_cluster compare against: one seed, so the session's
+# cache trains their backbones and heads once.  Not the CLI's default (0), as 'tiny' is not its default budget, so
+# that evaluate must read an arch's training block to find them.
+SEARCH_SEED = 7
 
 
 def small_search_config(seed: int = 0, sizes: dict | None = None, **kwargs) -> SearchConfig:
@@ -45,6 +51,40 @@ def small_search_config(seed: int = 0, sizes: dict | None = None, **kwargs) -> S
 def start_search(cfg: SearchConfig, out: Path, cache_dir: Path, **kwargs) -> SearchRun:
     """A search run on the CPU with its training cache in ``cache_dir`` (``resume``, ``force`` pass through)."""
     return build_run(cfg, out, cache_dir=str(cache_dir), device="cpu", **kwargs)
+
+
+@pytest.fixture(scope="session")
+def small_search(tmp_path_factory, cache_dir) -> tuple[SearchRun, SearchResult]:
+    """The small search at SEARCH_SEED and what its run() returned: run() alone, nothing else writes into its
+    directory.  The session's first run at that seed, so it trains every backbone and head it uses (test_search
+    checks its files and events; test_cluster's clustered runs must write its bytes)."""
+    run = start_search(small_search_config(seed=SEARCH_SEED), tmp_path_factory.mktemp("search") / "run", cache_dir)
+    return run, run.run()
+
+
+@dataclass(frozen=True)
+class Finished:
+    """How ``eenas ARGS`` ended: its exit code and what it printed."""
+
+    code: int
+    out: str
+    err: str
+
+
+def run_eenas(monkeypatch, capsys, *args) -> Finished:
+    """``eenas ARGS`` in this process, through ``main`` as the console script runs it (bad input: one
+    ``eenas: error:`` line and exit code 2), without the seconds a new interpreter spends importing torch.  Log
+    records go to pytest's handlers (``caplog``), not to ``err``."""
+    from eenas.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["eenas", *map(str, args)])
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    return Finished(code, out, err)
 
 
 def search_config_from_command_line(monkeypatch, *args: str) -> SearchConfig:

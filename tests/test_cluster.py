@@ -13,29 +13,39 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import SMALL_SEARCH, small_search_config, start_search, tiny_sweep_args
+from conftest import SEARCH_SEED, SMALL_SEARCH, small_search_config, start_search, tiny_sweep_args
 
 distributed = pytest.importorskip("distributed")
 
 FILES = ("pareto.csv", "archive.csv")
 
 
-@pytest.fixture(scope="module")
-def serial(tmp_path_factory, cache_dir):
+def config(**sizes):
+    """The session's small search (conftest's ``small_search``), which the clustered runs repeat."""
+    return small_search_config(seed=SEARCH_SEED, sizes=sizes)
+
+
+@pytest.fixture
+def serial(small_search):
     """A serial run (one torch thread, as the workers train) and its cache."""
-    run = start_search(small_search_config(seed=5), tmp_path_factory.mktemp("serial") / "run", cache_dir)
-    run.run()
-    return run
+    return small_search[0]
 
 
 def test_two_workers_give_the_serial_run_byte_for_byte(serial, tmp_path):
-    run = start_search(small_search_config(seed=5), tmp_path / "run", tmp_path / "cache", workers=2)
+    # No holdout: its archs' heads change neither file compared (test_search), and a cold cache would train them all.
+    run = start_search(config(holdout=0), tmp_path / "run", tmp_path / "cache", workers=2)
     run.run()
     for name in FILES:
         assert (run.out / name).read_bytes() == (serial.out / name).read_bytes(), name
     # The cluster trained everything (its cache was cold) and the client stored it.
     assert any(e.startswith("head/") for e in run.pipeline.cache.trained)
     assert any(e.startswith("backbone/") for e in run.pipeline.cache.trained)
+
+
+def _backbones_of(serial, cache: Path) -> Path:
+    """``cache`` holding only the serial run's backbones: a run in it trains every head itself."""
+    shutil.copytree(serial.pipeline.cache.root / "backbone", cache / "backbone")
+    return cache
 
 
 def _without_later_heads(serial, cache: Path) -> set[str]:
@@ -76,8 +86,7 @@ def test_a_worker_killed_in_the_middle_of_a_job_is_replaced_and_the_job_retried(
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cl, \
             distributed.Client(cl) as client:
         client.register_plugin(KillOnce())
-        run = start_search(small_search_config(seed=5), tmp_path / "run", tmp_path / "cache",
-                           scheduler=cl.scheduler_address)
+        run = start_search(config(), tmp_path / "run", tmp_path / "cache", scheduler=cl.scheduler_address)
         run.run()
         alive = set(client.run(os.getpid).values())
     killed = int(marker.read_text())
@@ -98,7 +107,8 @@ def test_a_killed_client_resumes_and_retrains_no_finished_job(serial, tmp_path):
     later = _without_later_heads(serial, cache)
     sizes = [f"--{k.replace('_', '-')}={v}" for k, v in SMALL_SEARCH.items()]
     command = [sys.executable, "-m", "eenas", "search", "--dataset", "synthetic", "--budget", "tiny", "--bits", "8,4",
-               "--seed", "5", *sizes, "--device", "cpu", "--cache-dir", str(cache), "--out", str(out), "--workers", "2"]
+               "--seed", str(SEARCH_SEED), *sizes, "--device", "cpu", "--cache-dir", str(cache), "--out", str(out),
+               "--workers", "2"]
     client = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:  # kill the client (and its local cluster) at the first job it stores: after its first checkpoint
         while client.poll() is None and not _trained_events(out):
@@ -111,7 +121,7 @@ def test_a_killed_client_resumes_and_retrains_no_finished_job(serial, tmp_path):
     stored = _trained_events(out)
     assert 0 < len(stored) < len(later)
 
-    run = start_search(small_search_config(seed=5), out, cache, resume=True, workers=2)
+    run = start_search(config(), out, cache, resume=True, workers=2)
     run.run()
     again = _trained_events(out)[len(stored):]
     assert not set(again) & set(stored)  # what the killed client stored is never trained again
@@ -120,7 +130,8 @@ def test_a_killed_client_resumes_and_retrains_no_finished_job(serial, tmp_path):
         assert (out / name).read_bytes() == (serial.out / name).read_bytes(), name
 
 
-def test_a_job_that_keeps_failing_fails_its_candidates_and_a_flaky_one_is_retried(tmp_path, monkeypatch):
+def test_a_job_that_keeps_failing_fails_its_candidates_and_a_flaky_one_is_retried(serial, tmp_path, monkeypatch):
+    """Head jobs fail here; the serial run's backbones spare the cluster their training."""
     from eenas.train.pipeline import Pipeline
 
     real, calls = Pipeline._train_head, Counter()
@@ -133,7 +144,7 @@ def test_a_job_that_keeps_failing_fails_its_candidates_and_a_flaky_one_is_retrie
 
     monkeypatch.setattr(Pipeline, "_train_head", faulty)  # the in-process worker sees it
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cl:
-        run = start_search(small_search_config(seed=3), tmp_path / "run", tmp_path / "cache",
+        run = start_search(config(), tmp_path / "run", _backbones_of(serial, tmp_path / "cache"),
                            scheduler=cl.scheduler_address)
         run.run()
         assert cl.scheduler_address  # the run closed its client, not the cluster it was given
@@ -164,7 +175,8 @@ def test_pretrain_with_two_workers_stores_the_serial_runs_backbones(serial, tmp_
     (tmp_path / "backbone").mkdir()
     shutil.copy(serial.pipeline.cache.path("backbone", float_key), tmp_path / "backbone")  # the QAT runs train
     text = _cli(monkeypatch, capsys, "pretrain", "--dataset", "synthetic", "--budget", "tiny", "--precisions",
-                "w8a8,w4a4", "--seed", "5", "--device", "cpu", "--cache-dir", str(tmp_path), "--workers", "2")
+                "w8a8,w4a4", "--seed", str(SEARCH_SEED), "--device", "cpu", "--cache-dir", str(tmp_path),
+                "--workers", "2")
     assert "trained: backbone w8a8, backbone w4a4" in text  # on the cluster, stored here
     assert float_key in text
     for p in (Precision(8, 8), Precision(4, 4)):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import yaml
 from eenas.enos.energy import expected_energy, load_energy_table, table_from_dict
 from eenas.errors import EenasError
 from eenas.hardware import ConvLayer
+from tests.conftest import run_eenas
 
 # The reference's worked example: pointwise 32->16 at 32x32 on one Edge-TPU-like core.
 EXAMPLE = ConvLayer(32, 16, 32, 32)
@@ -91,29 +91,24 @@ def test_bad_tables_name_the_problem(change, message):
         table_from_dict(data, "t.yaml", None)
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", "from eenas.cli import main; main()", *args],
-                          capture_output=True, text=True, timeout=120)
-
-
-def test_cli_unknown_operator_in_the_energy_file_is_one_line_and_exit_2(tmp_path: Path):
+def test_cli_unknown_operator_in_the_energy_file_is_one_line_and_exit_2(tmp_path: Path, monkeypatch, capsys):
     path = tmp_path / "bad.yaml"
     data = table_dict(mac8={"digital": {"pj_per_op": 1, "source": "x"}},
                       ternary={"cim": {"pj_per_op": 1, "source": "x"}})
     path.write_text(yaml.safe_dump(data))
-    proc = _cli("enos", "--dataset", "synthetic", "--budget", "tiny", "--energy-table", str(path),
-                "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"))
-    assert proc.returncode == 2
-    assert proc.stderr.strip().count("\n") == 0
-    assert "unknown operator 'ternary'" in proc.stderr
+    proc = run_eenas(monkeypatch, capsys, "enos", "--dataset", "synthetic", "--budget", "tiny", "--energy-table", path,
+                     "--out", tmp_path / "out", "--cache-dir", tmp_path / "cache")
+    assert proc.code == 2
+    assert proc.err.strip().count("\n") == 0
+    assert "unknown operator 'ternary'" in proc.err
 
 
-def test_cli_negative_energy_weight_is_one_line_and_exit_2(tmp_path: Path):
-    proc = _cli("enos", "--energy-weight", "-1", "--budget", "tiny", "--dataset", "synthetic",
-                "--out", str(tmp_path / "out"))
-    assert proc.returncode == 2
-    assert proc.stderr.strip().count("\n") == 0
-    assert "non-negative" in proc.stderr
+def test_cli_negative_energy_weight_is_one_line_and_exit_2(tmp_path: Path, monkeypatch, capsys):
+    proc = run_eenas(monkeypatch, capsys, "enos", "--energy-weight", "-1", "--budget", "tiny", "--dataset", "synthetic",
+                     "--out", tmp_path / "out")
+    assert proc.code == 2
+    assert proc.err.strip().count("\n") == 0
+    assert "non-negative" in proc.err
 
 
 @pytest.mark.parametrize("args", [("enos", "sweep", "--energy-weights", "0,-2"), ("enos", "--energy-weight", "nan"),

@@ -5,9 +5,6 @@ At ``tiny`` on synthetic data, in a registry folder of the module's own (``$EENA
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 import torch
 from click.testing import CliRunner
@@ -21,6 +18,7 @@ from eenas.enos.search import Workspace, cache_key, train_single_operator
 from eenas.train.cache import Cache
 from eenas.weights import WeightsRegistry
 from eenas.weights.files import load_state_dict
+from tests.conftest import run_eenas
 
 NAME = "tiny_squeezenet"
 TINY = {"model": "squeezenet", "dataset": "synthetic", "budget": "tiny", "device": "cpu"}
@@ -119,12 +117,11 @@ def test_the_pretraining_key_ignores_the_search_settings():
                                                                 pretrained="none")))
 
 
-def test_an_unknown_or_unfitting_name_is_one_error_line(published, registry_dir):
-    env = {"EENAS_WEIGHTS_DIR": str(registry_dir), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+def test_an_unknown_or_unfitting_name_is_one_error_line(published, registry_dir, monkeypatch, capsys):
+    monkeypatch.setenv("EENAS_WEIGHTS_DIR", str(registry_dir))
     for name, words in (("nope", "unknown weights 'nope'"), (NAME, "trained with backbone squeezenet")):
-        result = subprocess.run([sys.executable, "-m", "eenas", "enos", "--model", "shufflenet_v2", "--dataset",
-                                 "synthetic", "--budget", "tiny", "--device", "cpu", "--pretrained", name],
-                                capture_output=True, text=True, env=env, timeout=300)
-        assert result.returncode == 2, result.stderr
-        lines = result.stderr.strip().splitlines()
+        result = run_eenas(monkeypatch, capsys, "enos", "--model", "shufflenet_v2", "--dataset", "synthetic",
+                           "--budget", "tiny", "--device", "cpu", "--pretrained", name)
+        assert result.code == 2, result.err
+        lines = result.err.strip().splitlines()
         assert len(lines) == 1 and words in lines[0], lines

@@ -17,12 +17,13 @@ from eenas.errors import EenasError
 from eenas.evaluate import check_training, check_writable, eval_path, evaluate_arch, training_record
 from eenas.hardware import cost_arch
 from eenas.train.pipeline import TRAINING_VERSION
-from tests.conftest import arch_dict, write_arch
+from tests.conftest import arch_dict, run_eenas, write_arch
 
 
-def eenas(*args, cwd=None):
-    cmd = [sys.executable, "-m", "eenas", *map(str, args)]
-    return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, timeout=900)
+def eenas(*args):
+    """``python -m eenas ARGS`` in a new process: what a user's shell gets, exit code and all."""
+    return subprocess.run([sys.executable, "-m", "eenas", *map(str, args)], capture_output=True, text=True,
+                          timeout=300)
 
 
 def test_evaluation_matches_the_cost_model_and_routing(tiny_pipeline):
@@ -87,18 +88,18 @@ def test_other_training_than_the_block_records_is_one_warning_line(tiny_pipeline
         f"recipe.head_epochs 99 -> {dict(record.recipe)['head_epochs']}"]
 
 
-def test_cli_evaluate_end_to_end_and_second_run_trains_nothing(tmp_path, cache_dir):
+def test_cli_evaluate_end_to_end_and_second_run_trains_nothing(tmp_path, cache_dir, monkeypatch, capsys):
     arch = write_arch(tmp_path / "arch.json")
     common = ["--arch", arch, "--budget", "tiny", "--cache-dir", cache_dir, "--device", "cpu"]
-    first = eenas("evaluate", *common, "--json")
-    assert first.returncode == 0, first.stderr
+    first = run_eenas(monkeypatch, capsys, "evaluate", *common, "--json")
+    assert first.code == 0, first.err
     stats = json.loads((tmp_path / "arch.eval.json").read_text())
     assert stats["written_by"] == "eenas evaluate" and stats["arch"]["training"]["budget"] == "tiny"
     assert {k: v for k, v in stats["arch"].items() if k != "training"} == arch_dict() and 0 <= stats["accuracy"] <= 1
     assert len(stats["exits"]) == 3
-    second = eenas("evaluate", *common)
-    assert second.returncode == 0 and "trained: nothing (all cached)" in second.stdout
-    assert f"{stats['accuracy']:.4f}" in second.stdout
+    second = run_eenas(monkeypatch, capsys, "evaluate", *common)
+    assert second.code == 0 and "trained: nothing (all cached)" in second.out
+    assert f"{stats['accuracy']:.4f}" in second.out
 
 
 @pytest.mark.parametrize("overrides, field", [
@@ -108,26 +109,28 @@ def test_cli_evaluate_end_to_end_and_second_run_trains_nothing(tmp_path, cache_d
     ({"dataset": "mnist"}, "unknown dataset"),
     ({"hardware": "no_such_chip"}, "no_such_chip"),
 ])
-def test_cli_bad_input_is_one_line_and_exit_code_2(tmp_path, cache_dir, overrides, field):
+def test_cli_bad_input_is_one_line_and_exit_code_2(tmp_path, cache_dir, monkeypatch, capsys, overrides, field):
     arch = write_arch(tmp_path / "arch.json", **overrides)
-    res = eenas("evaluate", "--arch", arch, "--budget", "tiny", "--cache-dir", cache_dir, "--device", "cpu")
-    assert res.returncode == 2
-    assert field in res.stderr and len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.stderr
+    res = run_eenas(monkeypatch, capsys, "evaluate", "--arch", arch, "--budget", "tiny", "--cache-dir", cache_dir,
+                    "--device", "cpu")
+    assert res.code == 2
+    assert field in res.err and len(res.err.strip().splitlines()) == 1 and "Traceback" not in res.err
 
 
 def test_cli_missing_arch_file_and_version(tmp_path):
+    """The real process: the console script's exit code and streams (the other CLI tests run ``main`` in-process)."""
     res = eenas("evaluate", "--arch", tmp_path / "none.json")
     assert res.returncode == 2 and "cannot read arch file" in res.stderr
     assert eenas("--version").stdout.startswith("eenas, version")
 
 
 @pytest.mark.slow
-def test_real_cifar10_subset_evaluate(tmp_path, cache_dir, cifar_dir):
+def test_real_cifar10_subset_evaluate(tmp_path, cache_dir, cifar_dir, monkeypatch, capsys):
     """The tiny budget trains on 1,024 real CIFAR-10 images and tests on 512."""
     arch = write_arch(tmp_path / "arch.json", dataset="cifar10")
-    res = eenas("evaluate", "--arch", arch, "--budget", "tiny", "--cache-dir", cache_dir, "--device", "cpu",
-                "--data-dir", cifar_dir, "--json")
-    assert res.returncode == 0, res.stderr
+    res = run_eenas(monkeypatch, capsys, "evaluate", "--arch", arch, "--budget", "tiny", "--cache-dir", cache_dir,
+                    "--device", "cpu", "--data-dir", cifar_dir, "--json")
+    assert res.code == 0, res.err
     stats = json.loads((tmp_path / "arch.eval.json").read_text())
     # 8 epochs on 1,024 images reach about 26% (measured); chance is 10% +- 1.3 points on 512 images.
     assert stats["static_accuracy"] > 0.18

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -393,13 +394,21 @@ def _exit_params(w) -> list[int]:
     return [sum(trunk[:i + 1]) + heads[i] for i in range(len(w.blocks))]
 
 
+@pytest.fixture(scope="module")
+def weighted(tmp_path_factory) -> str:
+    """Every head at 4/2 bits, exported with its weights once for the weight-less variants below."""
+    arch = _arch([(2, "pool_fc"), (5, "conv_pool_fc", 1, True), (10, "gap_fc"), (16, "dsconv_pool_fc")], (4, 2))
+    return _exported(arch, tmp_path_factory.mktemp("weighted"))
+
+
 @pytest.mark.parametrize("declared, shapes", [("input", True), ("value_info", True), ("input", False),
                                                ("value_info", False)])
-def test_an_export_without_initializers_costs_the_same_as_with_them(tmp_path, monkeypatch, capsys, declared, shapes):
+def test_an_export_without_initializers_costs_the_same_as_with_them(weighted, monkeypatch, capsys, declared, shapes):
     """Issue 30: weight-less files (Stream's) were refused; their weights' shapes are declared or follow from the
     nodes, their bits from the Q/DQ pairs, so every figure equals the full file's."""
-    arch = _arch([(2, "pool_fc"), (5, "conv_pool_fc", 1, True), (10, "gap_fc"), (16, "dsconv_pool_fc")], (4, 2))
-    full = _exported(arch, tmp_path)
+    full = weighted
+    # One cache for the four variants: the full file's allocation (keyed by the file's bytes) is searched once.
+    monkeypatch.setattr("eenas.io.DEFAULT_CACHE_DIR", Path(full).parent / "cache")
     stripped = _without_weights(full, declared, shapes)
     assert not onnx.load(stripped).graph.initializer
     ours, theirs = read_onnx(full), read_onnx(stripped)

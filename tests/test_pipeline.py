@@ -1,11 +1,13 @@
 """The cached training pipeline on the synthetic dataset at the tiny budget."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 
 from eenas.arch import Precision
 from eenas.scoring import top1
-from eenas.train import Pipeline
+from eenas.train import Pipeline, get_budget, loops
 from eenas.train.pipeline import FLOAT
 
 P8 = Precision(8, 8)
@@ -37,8 +39,6 @@ def test_a_second_pipeline_trains_nothing(tiny_pipeline):
 
 def test_final_logits_without_a_feature_bank_are_those_of_the_bank(tmp_path, tiny_pipeline):
     """A client whose heads train elsewhere gets the classifier's logits from the evaluation splits alone."""
-    from dataclasses import replace
-
     from_bank = tiny_pipeline.feature_bank(P8).final
     alone = Pipeline(replace(tiny_pipeline.cfg, cache_dir=tmp_path))  # holds only the backbone: no "final" entry
     key = tiny_pipeline.backbone_key(P8)
@@ -65,19 +65,43 @@ def test_head_keys_depend_on_every_part_of_the_mount(tiny_pipeline):
     assert len(keys) == 8
 
 
-def test_weights_do_not_depend_on_job_order(tmp_path, tiny_pipeline):
-    """A head trained in one chained call (float, QAT, head) equals one trained step by step."""
-    from dataclasses import replace
+@pytest.fixture(scope="module")
+def stepwise(tmp_path_factory, tiny_pipeline) -> tuple[Pipeline, list[str]]:
+    """The session's pipeline trained again from scratch in a cache of its own, one stage per call (float backbone,
+    QAT at w8a8, a head), and the folder of every training checkpoint its backbones saved: the one second training
+    of the suite's pipeline serves both tests that need one."""
+    saved: list[str] = []
+    real_save = loops._save_checkpoint
 
-    chained = Pipeline(replace(tiny_pipeline.cfg, cache_dir=tmp_path / "a"))
-    stepwise = Pipeline(replace(tiny_pipeline.cfg, cache_dir=tmp_path / "b"))
-    a = chained.exit_logits(P8, 5, "gap_fc", P8)
-    stepwise.float_backbone()
-    stepwise.backbone(P8)
+    def save(path, *args) -> None:
+        saved.append(path.parent.name)
+        real_save(path, *args)
+
+    pipe = Pipeline(replace(tiny_pipeline.cfg, cache_dir=tmp_path_factory.mktemp("stepwise")))
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(loops, "_save_checkpoint", save)
+        pipe.float_backbone()
+        pipe.backbone(P8)
+    pipe.exit_logits(P8, 5, "gap_fc", P8)
+    return pipe, saved
+
+
+def test_weights_do_not_depend_on_job_order(tiny_pipeline, stepwise):
+    """A head trained in one chained call (float, QAT, head: the session's pipeline, whichever test asked first, in
+    whatever order) equals one trained step by step."""
+    stepwise, _ = stepwise
+    a = tiny_pipeline.exit_logits(P8, 5, "gap_fc", P8)
     b = stepwise.exit_logits(P8, 5, "gap_fc", P8)
-    qa, qb = chained.backbone(P8).state_dict(), stepwise.backbone(P8).state_dict()
+    qa, qb = tiny_pipeline.backbone(P8).state_dict(), stepwise.backbone(P8).state_dict()
     assert all(torch.equal(qa[k], qb[k]) for k in qa)
     assert torch.equal(a.test, b.test)
+
+
+def test_backbone_training_checkpoints_every_epoch_and_cleans_up(stepwise):
+    pipe, saved = stepwise
+    # The QAT fine-tune has 1 epoch (nothing to save before the end); pretraining saves after all but the last.
+    assert saved == ["backbone"] * (get_budget("tiny").pretrain_epochs - 1)
+    assert not list((pipe.cache.root / "checkpoints").rglob("*.pt"))
 
 
 def _recording_fit(monkeypatch, dead_calls: set[int]) -> list[tuple[float, bool]]:
@@ -105,7 +129,6 @@ def _recording_fit(monkeypatch, dead_calls: set[int]) -> list[tuple[float, bool]
 def _fresh_heads(tmp_path, tiny_pipeline, name: str) -> Pipeline:
     """A pipeline with the session's trained backbones but none of its heads."""
     import shutil
-    from dataclasses import replace
 
     tiny_pipeline.feature_bank(P8)  # trains the backbones if no test has yet
     cache = tmp_path / name

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-import subprocess
+import logging
 import sys
 import types
 
@@ -28,13 +28,11 @@ from eenas.search.problem import SurrogateProblem
 from eenas.search.space import exits_text, genome_text
 from eenas.search.structured import new_predictor
 from eenas.search.tracking import SCALARS
-from tests.conftest import SMALL_SEARCH, small_search_config, start_search
-
-SEED = 7  # not the CLI's default seed, and 'tiny' not its default budget: evaluate must read the arch's training
+from tests.conftest import SEARCH_SEED, SMALL_SEARCH, run_eenas, small_search_config, start_search
 
 
 def small_config(**kwargs) -> SearchConfig:
-    return small_search_config(**{"seed": SEED, **kwargs})
+    return small_search_config(**{"seed": SEARCH_SEED, **kwargs})
 
 
 def _random_genomes(space, n, seed=0):
@@ -167,20 +165,18 @@ def fake_tensorboard(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory, cache_dir):
-    """A run and what its run() returned: run() alone, nothing else writes into its directory.
-
-    It logs to a (fake) TensorBoard writer too; the tests that rerun it without one show that tracking changes no
-    result."""
+def tracked(small_search, tmp_path_factory, cache_dir):
+    """The session's small search run again (all cached) logging to a (fake) TensorBoard writer, and what its run()
+    returned."""
     with pytest.MonkeyPatch.context() as monkeypatch:
         fake_tensorboard(monkeypatch)
-        run = start_search(small_config(), tmp_path_factory.mktemp("search") / "run", cache_dir,
+        run = start_search(small_config(), tmp_path_factory.mktemp("tracked") / "run", cache_dir,
                            tensorboard=tmp_path_factory.mktemp("tensorboard"))
         return run, run.run()
 
 
-def test_run_alone_leaves_a_complete_run_directory(finished):
-    run, result = finished
+def test_run_alone_leaves_a_complete_run_directory(small_search):
+    run, result = small_search
     out = result.out
     pareto = pd.read_csv(out / "pareto.csv")
     expected = {"config.json", "checkpoint.json", "archive.csv", "predictor.csv", "holdout.csv", "holdout_points.csv",
@@ -202,8 +198,8 @@ def test_run_alone_leaves_a_complete_run_directory(finished):
     assert np.allclose(ratios, 1.0)
 
 
-def test_events_log_every_iteration_and_trained_job_as_strict_json(finished):
-    run, _ = finished
+def test_events_log_every_iteration_and_trained_job_as_strict_json(small_search):
+    run, _ = small_search
 
     def refuse(constant):
         raise ValueError(f"{constant} is not JSON")
@@ -219,8 +215,10 @@ def test_events_log_every_iteration_and_trained_job_as_strict_json(finished):
     assert trained == list(run.pipeline.cache.trained) and trained  # the fixture trains heads at least
 
 
-def test_tensorboard_gets_each_iterations_values_from_the_events(finished):
-    run, result = finished
+def test_tensorboard_gets_each_iterations_values_from_the_events(small_search, tracked):
+    run, result = tracked
+    for name in ("pareto.csv", "archive.csv", "holdout.csv"):  # tracking changes no result
+        assert (run.out / name).read_bytes() == (small_search[0].out / name).read_bytes(), name
     (writer,) = [w for w in FakeSummaryWriter.made if w.logdir == str(run.run_dir.listeners[0].logdir)]
     assert writer.closed
     events = [json.loads(line) for line in (run.out / "events.jsonl").read_text().splitlines()]
@@ -249,8 +247,8 @@ def test_tensorboard_without_the_package_is_one_line_before_any_training(tmp_pat
     assert not (tmp_path / "run").exists() and not (tmp_path / "tb").exists()
 
 
-def test_same_seed_same_front_even_with_a_warm_cache_and_without_the_holdout(finished, tmp_path, cache_dir):
-    finished, _ = finished
+def test_same_seed_same_front_even_with_a_warm_cache_and_without_the_holdout(small_search, tmp_path, cache_dir):
+    finished, _ = small_search
     assert finished.cfg.search.holdout == 8  # the tiny budget's
     again = start_search(small_config(sizes={"holdout": 0}), tmp_path / "again", cache_dir)
     result = again.run()
@@ -266,8 +264,8 @@ def test_same_seed_same_front_even_with_a_warm_cache_and_without_the_holdout(fin
     assert all((finished.pipeline.cache.root / f"{entry}.pt").exists() for entry in first["trained"])
 
 
-def test_holdout_is_predicted_then_evaluated_outside_the_archive(finished):
-    finished, result = finished
+def test_holdout_is_predicted_then_evaluated_outside_the_archive(small_search):
+    finished, result = small_search
     points = pd.read_csv(finished.out / "holdout_points.csv")
     table = pd.read_csv(finished.out / "holdout.csv").set_index("metric")
     assert 2 <= len(points) <= 8 and not set(points["genome"]) & {genome_text(r.genome) for r in finished.archive}
@@ -291,29 +289,32 @@ def test_holdout_is_predicted_then_evaluated_outside_the_archive(finished):
     assert result.holdout.summary().startswith(f"held-out predictor quality on {len(points)} random archs")
 
 
-def test_evaluate_of_a_pareto_arch_trains_nothing_and_agrees_with_its_stats(finished, cache_dir):
+def test_evaluate_of_a_pareto_arch_trains_nothing_and_agrees_with_its_stats(small_search, cache_dir, monkeypatch,
+                                                                           capsys, caplog):
     """The bug this guards: evaluate retrained everything at its default budget and seed, then overwrote stats_k."""
-    finished, _ = finished
+    finished, _ = small_search
     for k in sorted({0, len(pd.read_csv(finished.out / "pareto.csv")) - 1}):
         arch, stats = finished.out / "pareto" / f"arch_{k}.json", finished.out / "pareto" / f"stats_{k}.json"
         written = stats.read_bytes()
-        assert json.loads(arch.read_text())["training"]["seed"] == SEED
-        res = subprocess.run([sys.executable, "-m", "eenas", "evaluate", "--arch", str(arch), "--cache-dir",
-                              str(cache_dir), "--device", "cpu", "--json"], capture_output=True, text=True, timeout=600)
-        assert res.returncode == 0, res.stderr
-        assert "trained: nothing (all cached)" in res.stdout and "WARNING" not in res.stderr
+        assert json.loads(arch.read_text())["training"]["seed"] == SEARCH_SEED  # not the CLI's default
+        caplog.clear()
+        res = run_eenas(monkeypatch, capsys, "evaluate", "--arch", arch, "--cache-dir", cache_dir, "--device", "cpu",
+                        "--json")
+        assert res.code == 0, res.err
+        warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        assert "trained: nothing (all cached)" in res.out and not warnings and "WARNING" not in res.err
         assert stats.read_bytes() == written  # the search's own file is untouched
         ours = json.loads((finished.out / "pareto" / f"arch_{k}.eval.json").read_text())
         theirs = json.loads(written)
         assert ours.pop("written_by") == "eenas evaluate" and theirs.pop("written_by") == "eenas search"
         assert ours == theirs
-        assert f"accuracy {theirs['accuracy']:.4f} (validation {theirs['val_accuracy']:.4f}" in res.stdout
+        assert f"accuracy {theirs['accuracy']:.4f} (validation {theirs['val_accuracy']:.4f}" in res.out
 
 
-def test_every_front_arch_is_its_live_network_and_evaluate_reproduces_its_stats(finished):
+def test_every_front_arch_is_its_live_network_and_evaluate_reproduces_its_stats(small_search):
     """Issue 32: no written arch holds an exit no validation sample leaves at, nor backbone after the last exit
     that takes every sample left; pareto.csv describes those archs, and evaluating one gives its stats_k.json."""
-    finished, _ = finished
+    finished, _ = small_search
     front = pd.read_csv(finished.out / "pareto.csv")
     pruned = 0
     for k, row in zip(front["k"], front.to_dict("records")):
@@ -334,8 +335,8 @@ def test_every_front_arch_is_its_live_network_and_evaluate_reproduces_its_stats(
     assert pruned  # the front holds a network the search cut down (else this test shows nothing)
 
 
-def test_the_archive_round_trips_through_the_checkpoint_without_loss(finished, cache_dir):
-    finished, _ = finished
+def test_the_archive_round_trips_through_the_checkpoint_without_loss(small_search, cache_dir):
+    finished, _ = small_search
     resumed = start_search(small_config(), finished.out, cache_dir, resume=True)
     assert resumed.archive.records == finished.archive.records  # every float, the scores' costs included
     assert json.dumps(resumed.state.history) == json.dumps(finished.state.history)
@@ -360,16 +361,18 @@ def test_a_failed_record_round_trips_too():
         again.add(archive.records[0])
 
 
-def test_resumed_after_a_later_iteration_from_a_cold_cache_gives_the_same_front(finished, tmp_path):
+def test_resumed_after_a_later_iteration_from_a_cold_cache_gives_the_same_front(small_search, tmp_path):
     """Killed after iteration 1, so the resumed run starts NSGA-II from the restored population; the first
-    session trains everything in an empty cache, so the front is also the same with a cold cache."""
-    finished, _ = finished
+    session trains everything in an empty cache, so the front is also the same with a cold cache.  Without the
+    holdout, which changes neither file (test_same_seed_same_front_even_with_a_warm_cache_and_without_the_holdout)
+    but would train its archs' heads in the cold cache."""
+    finished, _ = small_search
     out, cold = tmp_path / "killed", tmp_path / "cold-cache"
-    first = start_search(small_config(), out, cold)
+    first = start_search(small_config(sizes={"holdout": 0}), out, cold)
     first.step()
     first.step()  # the process dies after its second checkpoint
     assert first.pipeline.trained and first.state.population is not None
-    resumed = start_search(small_config(), out, cold, resume=True)
+    resumed = start_search(small_config(sizes={"holdout": 0}), out, cold, resume=True)
     assert resumed.state.iteration == 2 and resumed.state.population == first.state.population
     assert resumed.rng.bit_generator.state == first.rng.bit_generator.state
     resumed.run()
@@ -377,8 +380,8 @@ def test_resumed_after_a_later_iteration_from_a_cold_cache_gives_the_same_front(
         assert (out / name).read_text() == (finished.out / name).read_text(), name
 
 
-def test_non_empty_run_dir_needs_resume_or_force(finished, cache_dir):
-    finished, _ = finished
+def test_non_empty_run_dir_needs_resume_or_force(small_search, cache_dir):
+    finished, _ = small_search
     with pytest.raises(EenasError, match="--resume to continue it or --force"):
         start_search(small_config(), finished.out, cache_dir)
     with pytest.raises(EenasError, match="different 'seed'"):
@@ -399,7 +402,7 @@ def test_a_diverging_candidate_is_recorded_as_failed(tmp_path, cache_dir, monkey
         return real(self, p_backbone, mount, head, p_exit)
 
     monkeypatch.setattr(Pipeline, "exit_logits", flaky)
-    run = start_search(small_config(seed=3), tmp_path / "flaky", cache_dir)
+    run = start_search(small_config(), tmp_path / "flaky", cache_dir)  # the finished run's backbones
     run.run()
     archive = run.archive.table()
     failed = archive[archive["status"] != "ok"]
@@ -439,8 +442,8 @@ def test_a_serial_search_never_retrains_a_head_whose_training_diverged(tmp_path,
     assert [(r.iteration, r.status) for r in run.archive] == [(0, reason), (1, reason)]
 
 
-def test_surrogate_scores_exactly_what_the_run_knows(finished):
-    finished, _ = finished
+def test_surrogate_scores_exactly_what_the_run_knows(small_search):
+    finished, _ = small_search
     problem = SurrogateProblem(finished.space, finished.evaluator, None, finished.constraints)
     ok = finished.archive.ok[:3]
     scores, exact = problem.scores(np.array([r.genome for r in ok]))

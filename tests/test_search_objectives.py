@@ -175,7 +175,7 @@ def test_a_run_whose_candidates_all_fail_explores_at_random_instead_of_fitting_n
         return None, "failed: HeadDead: every head of this test is dead"
 
     monkeypatch.setattr(Evaluator, "try_score", fail)
-    result = start_search(small_search_config(seed=2), tmp_path / "run", cache_dir).run()
+    result = start_search(small_search_config(), tmp_path / "run", cache_dir).run()  # the session's backbones
     assert result.front.empty
-    cfg = small_search_config(seed=2).search
+    cfg = small_search_config().search
     assert len(seen) == cfg.initial + cfg.iterations * cfg.per_iteration  # every iteration still proposed

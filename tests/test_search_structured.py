@@ -3,9 +3,6 @@ otherwise, and no training (hand-made per-sample stats on a tiny synthetic space
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,7 +12,7 @@ from eenas.errors import EenasError
 from eenas.scoring import ExitStats, route
 from eenas.search import SearchConfig, SearchSpace, ThresholdGrid
 from eenas.search.structured import StructuredPredictor, corrected_correctness, new_predictor
-from tests.conftest import search_config_from_command_line, small_search_config, start_search
+from tests.conftest import run_eenas, search_config_from_command_line, small_search_config, start_search
 
 P8, P4 = Precision(8, 8), Precision(4, 4)
 N = 400  # samples
@@ -170,11 +167,11 @@ def test_new_predictor_names_and_unknown_name():
     (["--mounts", "2,x"], "--mounts: '2,x' is not a comma-separated list of integers"),
     (["--predictor", "forest"], "--predictor: unknown predictor 'forest' (known: structured, trees)"),
 ])
-def test_bad_mounts_and_predictor_are_one_line_errors(tmp_path, args, message):
-    out = subprocess.run([sys.executable, "-m", "eenas", "search", "--dataset", "synthetic", "--budget", "tiny",
-                          "--out", str(tmp_path / "run"), *args], capture_output=True, text=True)
-    assert out.returncode == 2
-    lines = out.stderr.strip().splitlines()
+def test_bad_mounts_and_predictor_are_one_line_errors(tmp_path, monkeypatch, capsys, args, message):
+    out = run_eenas(monkeypatch, capsys, "search", "--dataset", "synthetic", "--budget", "tiny", "--out",
+                    tmp_path / "run", *args)
+    assert out.code == 2
+    lines = out.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"eenas: error: {message}")
     assert not (tmp_path / "run").exists()
 

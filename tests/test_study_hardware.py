@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +13,7 @@ import yaml
 from eenas.errors import EenasError
 from eenas.hardware import cost_arch
 from eenas.study.hardware import load_study_archs, run_hardware_study, write_hardware_study
-from tests.conftest import arch_dict
+from tests.conftest import arch_dict, run_eenas
 
 PRESET = Path(__file__).resolve().parents[1] / "eenas" / "hardware" / "presets" / "edge_tpu_quad.yaml"
 W4 = {"weights": 4, "activations": 4}
@@ -96,14 +94,13 @@ def test_bad_inputs_are_one_line_errors(archs, tmp_path):
         load_study_archs([tmp_path / "empty"])
 
 
-def test_cli(archs, tmp_path):
+def test_cli(archs, tmp_path, monkeypatch, capsys):
     out = tmp_path / "study"
-    cmd = [sys.executable, "-m", "eenas", "study", "hardware", str(archs), "--hardware",
-           f"edge_tpu_quad,{quad_variant(tmp_path, 'quad_big', 4)}", "--weights", "resident", "--allocation",
-           "greedy", "--out", str(out), "--cache-dir", str(tmp_path / "cache")]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr
-    assert "quad_big" in done.stdout and (out / "hardware.md").exists()
-    bad = subprocess.run([*cmd[:6], "--hardware", "no_such_accelerator"], capture_output=True, text=True, timeout=600)
-    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
-    assert "unknown hardware 'no_such_accelerator'" in bad.stderr
+    args = ["study", "hardware", archs, "--hardware", f"edge_tpu_quad,{quad_variant(tmp_path, 'quad_big', 4)}",
+            "--weights", "resident", "--allocation", "greedy", "--out", out, "--cache-dir", tmp_path / "cache"]
+    done = run_eenas(monkeypatch, capsys, *args)
+    assert done.code == 0, done.err
+    assert "quad_big" in done.out and (out / "hardware.md").exists()
+    bad = run_eenas(monkeypatch, capsys, *args[:3], "--hardware", "no_such_accelerator")
+    assert bad.code == 2 and bad.err.count("\n") == 1
+    assert "unknown hardware 'no_such_accelerator'" in bad.err

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pandas as pd
 import pytest
 
@@ -13,18 +10,18 @@ from eenas.errors import EenasError
 from eenas.scoring import top1
 from eenas.study.heads import HeadBankSettings, run_head_bank
 from eenas.train import HeadDead
+from tests.conftest import run_eenas
 
 P8 = Precision(8, 8)
 MOUNTS, HEADS = (2, 3), ("gap_fc", "pool_fc")
 
 
-def test_cli_writes_the_table_the_spread_and_the_figure(tmp_path, cache_dir, tiny_pipeline):
+def test_cli_writes_the_table_the_spread_and_the_figure(tmp_path, cache_dir, tiny_pipeline, monkeypatch, capsys):
     out = tmp_path / "heads"
-    cmd = [sys.executable, "-m", "eenas", "study", "heads", "--dataset", "synthetic", "--budget", "tiny",
-           "--backbone-bits", "8", "--exit-bits", "8", "--mounts", ",".join(map(str, MOUNTS)),
-           "--heads", ",".join(HEADS), "--cache-dir", str(cache_dir), "--device", "cpu", "--out", str(out)]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr
+    result = run_eenas(monkeypatch, capsys, "study", "heads", "--dataset", "synthetic", "--budget", "tiny",
+                       "--backbone-bits", "8", "--exit-bits", "8", "--mounts", ",".join(map(str, MOUNTS)),
+                       "--heads", ",".join(HEADS), "--cache-dir", cache_dir, "--device", "cpu", "--out", out)
+    assert result.code == 0, result.err
     assert {p.name for p in out.iterdir()} == {"heads.csv", "heads_spread.csv", "heads.md", "heads.png"}
     assert (out / "heads.png").read_bytes()[:4] == b"\x89PNG"
 

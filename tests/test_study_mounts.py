@@ -4,8 +4,6 @@ choice on validation only, the CLI (synthetic, tiny)."""
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
@@ -21,6 +19,7 @@ from eenas.search.evaluator import Evaluator
 from eenas.study import MountSettings, run_mount_study, write_mount_study
 from eenas.study.mounts import _places
 from eenas.train import ExitLogits
+from tests.conftest import run_eenas
 
 
 def settings(**kwargs) -> MountSettings:
@@ -140,14 +139,13 @@ def test_choice_is_made_on_validation_whatever_the_test_labels(tiny_pipeline, mo
         before.placements.iloc[val_only["rank"] - 1].to_dict("records")
 
 
-def test_cli_writes_every_file_and_the_same_rows(tmp_path, cache_dir, tiny_pipeline):
+def test_cli_writes_every_file_and_the_same_rows(tmp_path, cache_dir, tiny_pipeline, monkeypatch, capsys):
     out = tmp_path / "mounts"
-    cmd = [sys.executable, "-m", "eenas", "study", "mounts", "--dataset", "synthetic", "--budget", "tiny",
-           "--exits", "2", "--samples", "5", "--sample-seed", "3", "--cache-dir", str(cache_dir), "--device", "cpu",
-           "--out", str(out)]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr
-    assert "results in" in result.stdout
+    result = run_eenas(monkeypatch, capsys, "study", "mounts", "--dataset", "synthetic", "--budget", "tiny",
+                       "--exits", "2", "--samples", "5", "--sample-seed", "3", "--cache-dir", cache_dir, "--device",
+                       "cpu", "--out", out)
+    assert result.code == 0, result.err
+    assert "results in" in result.out
     for name in ("mounts.csv", "mounts_chosen.csv", "mount_points.csv", "mount_layers.csv", "mounts.md", "mounts.png"):
         assert (out / name).stat().st_size > 0
     cli_rows = pd.read_csv(out / "mounts.csv")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from dataclasses import replace
 
@@ -17,12 +16,7 @@ from eenas.evaluate import evaluate_arch
 from eenas.hardware import cost_arch
 from eenas.study import PRECISION_GRID, run_precision_study, write_precision_study
 from eenas.study.precision import with_bits
-from tests.conftest import arch_dict, write_arch
-
-
-def eenas(*args):
-    return subprocess.run([sys.executable, "-m", "eenas", *map(str, args)], capture_output=True, text=True,
-                          timeout=600)
+from tests.conftest import arch_dict, run_eenas, write_arch
 
 
 def test_rows_agree_with_evaluate_and_cost(tiny_pipeline, tmp_path):
@@ -55,11 +49,13 @@ def test_rows_agree_with_evaluate_and_cost(tiny_pipeline, tmp_path):
     assert "![precision study](precision.png)" in (tmp_path / "precision.md").read_text()
 
 
-def test_cli_table_matches_eenas_cost_and_evaluate_with_a_hardware_override(tmp_path, cache_dir, tiny_pipeline):
+def test_cli_table_matches_eenas_cost_and_evaluate_with_a_hardware_override(tmp_path, cache_dir, tiny_pipeline,
+                                                                            monkeypatch, capsys):
     arch_path = write_arch(tmp_path / "arch.json")
     common = ["--budget", "tiny", "--cache-dir", cache_dir, "--device", "cpu"]
-    result = eenas("study", "precision", "--arch", arch_path, "--hardware", "edge_tpu_single", *common)
-    assert result.returncode == 0, result.stderr
+    result = run_eenas(monkeypatch, capsys, "study", "precision", "--arch", arch_path, "--hardware", "edge_tpu_single",
+                       *common)
+    assert result.code == 0, result.err
     out = tmp_path / "arch_precision"  # the default: beside the arch
     for name in ("precision.csv", "precision_exits.csv", "precision.md", "precision.png"):
         assert (out / name).stat().st_size > 0
@@ -67,10 +63,10 @@ def test_cli_table_matches_eenas_cost_and_evaluate_with_a_hardware_override(tmp_
     variant = tmp_path / "arch_8_4.json"
     save_arch(with_bits(arch_from_dict(arch_dict()), 8, 4), variant)
     ratios = ",".join(row["exit_ratios"].split(";"))
-    cost = eenas("cost", "--arch", variant, "--hardware", "edge_tpu_single", "--exit-ratios", ratios,
-                 "--format", "json")
-    assert cost.returncode == 0, cost.stderr
-    summary = json.loads(cost.stdout)["summary"]
+    cost = run_eenas(monkeypatch, capsys, "cost", "--arch", variant, "--hardware", "edge_tpu_single", "--exit-ratios",
+                     ratios, "--format", "json")
+    assert cost.code == 0, cost.err
+    summary = json.loads(cost.out)["summary"]
     assert summary["average_et_pj_cycles"] == pytest.approx(row["average_et"], rel=1e-6)
     assert summary["et_ratio"] == pytest.approx(row["et_ratio"], rel=1e-6)
     evaluated = evaluate_arch(load_arch(variant), tiny_pipeline, hardware="edge_tpu_single")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import subprocess
 import sys
 
 import pandas as pd
@@ -16,7 +15,7 @@ from eenas.cli import main
 from eenas.evaluate import evaluate_arch
 from eenas.hardware import cost_arch
 from eenas.study.report import highlights
-from tests.conftest import small_search_config, start_search
+from tests.conftest import run_eenas, small_search_config, start_search
 
 FIGURES = ("pareto.png", "stages.png", "predictor.png", "hypervolume.png", "reference_comparison.png")
 
@@ -38,12 +37,11 @@ def test_knee_lies_between_the_extremes():
     assert highlights(front.iloc[:0]) == []
 
 
-def test_report_cli_writes_every_figure_and_tables_that_match_the_archs(search_run, tmp_path):
+def test_report_cli_writes_every_figure_and_tables_that_match_the_archs(search_run, tmp_path, monkeypatch, capsys):
     search_run, found = search_run
     out = tmp_path / "report"
-    result = subprocess.run([sys.executable, "-m", "eenas", "report", str(search_run.out), "--out", str(out)],
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
+    result = run_eenas(monkeypatch, capsys, "report", search_run.out, "--out", out)
+    assert result.code == 0, result.err
     text = (out / "report.md").read_text()
     for name in FIGURES:
         assert (out / name).read_bytes()[:4] == b"\x89PNG" and f"]({name})" in text

@@ -1,4 +1,5 @@
-"""A killed training run continues from its last epoch to the weights an uninterrupted run reaches."""
+"""A killed training run continues from its last epoch to the weights an uninterrupted run reaches (the pipeline's
+own checkpoints: test_pipeline)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,6 @@ import logging
 import torch
 from torch import nn
 
-from eenas.arch import Precision
-from eenas.train import Pipeline, TrainConfig, get_budget, loops
 from eenas.train.loops import TensorBatches, fit
 
 EPOCHS = 4
@@ -86,19 +85,3 @@ def test_an_unreadable_checkpoint_is_replaced_not_trusted(tmp_path, caplog):
     assert "unreadable" in caplog.text
     for a, b in zip(reference.state_dict().values(), model.state_dict().values()):
         assert torch.equal(a, b)
-
-
-def test_pipeline_backbone_training_checkpoints_every_epoch_and_cleans_up(tmp_path, monkeypatch):
-    saved: list[str] = []
-    real_save = loops._save_checkpoint
-
-    def save(path, *args) -> None:
-        saved.append(path.parent.name)
-        real_save(path, *args)
-
-    monkeypatch.setattr(loops, "_save_checkpoint", save)
-    pipe = Pipeline(TrainConfig("synthetic", get_budget("tiny"), 0.25, cache_dir=tmp_path, device="cpu"))
-    pipe.backbone(Precision(8, 8))
-    # The QAT fine-tune has 1 epoch (nothing to save before the end); pretraining saves after all but the last.
-    assert saved == ["backbone"] * (get_budget("tiny").pretrain_epochs - 1)
-    assert not list((tmp_path / "checkpoints").rglob("*.pt"))

@@ -19,7 +19,7 @@ from eenas.errors import EenasError
 from eenas.train import Pipeline, TrainConfig, get_budget
 from eenas.train.pipeline import FLOAT, Precision
 from eenas.weights import WeightsRegistry, resolve_pretrained
-from tests.conftest import write_arch
+from tests.conftest import run_eenas, write_arch
 
 NAME = "tiny_synthetic"
 
@@ -109,21 +109,20 @@ def test_an_arch_names_its_weights_and_evaluates_again_without_training(registry
     assert "trained: nothing (all cached)" in again
 
 
-def test_a_corrupted_file_is_one_error_line_and_exit_2(registry_dir, cache_dir, tmp_path):
+def test_a_corrupted_file_is_one_error_line_and_exit_2(registry_dir, cache_dir, tmp_path, monkeypatch, capsys):
     corrupt = tmp_path / "weights"
     corrupt.mkdir()
     (corrupt / "registry.yaml").write_text((registry_dir / "registry.yaml").read_text())
     data = bytearray((registry_dir / f"{NAME}.pt").read_bytes())
     data[-100] ^= 0xFF
     (corrupt / f"{NAME}.pt").write_bytes(bytes(data))
-    env = {"EENAS_WEIGHTS_DIR": str(corrupt), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+    monkeypatch.setenv("EENAS_WEIGHTS_DIR", str(corrupt))
     for args in (["weights", "show", NAME],
                  ["pretrain", "--dataset", "synthetic", "--budget", "tiny", "--width-mult", "0.25", "--precisions", "",
                   "--cache-dir", str(cache_dir), "--device", "cpu"]):
-        result = subprocess.run([sys.executable, "-m", "eenas", *args], capture_output=True, text=True, env=env,
-                                timeout=300)
-        assert result.returncode == 2, result.stderr
-        lines = result.stderr.strip().splitlines()
+        result = run_eenas(monkeypatch, capsys, *args)
+        assert result.code == 2, result.err
+        lines = result.err.strip().splitlines()
         assert len(lines) == 1 and "sha256" in lines[0]
         assert lines[0].startswith("eenas: error: weights 'tiny_synthetic'")
 
