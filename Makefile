@@ -17,8 +17,9 @@ $(STAMP): setup.cfg pyproject.toml
 
 install: $(STAMP)
 
+# The slowest tests are listed at the end, so a test that starts training more than it needs shows up in CI's log.
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=10
 
 demo: install
 	$(VENV)/bin/eenas search --dataset cifar10 --budget quick --out runs/demo --force

@@ -20,12 +20,6 @@ from eenas.train.pipeline import TRAINING_VERSION
 from tests.conftest import arch_dict, run_eenas, write_arch
 
 
-def eenas(*args):
-    """``python -m eenas ARGS`` in a new process: what a user's shell gets, exit code and all."""
-    return subprocess.run([sys.executable, "-m", "eenas", *map(str, args)], capture_output=True, text=True,
-                          timeout=300)
-
-
 def test_evaluation_matches_the_cost_model_and_routing(tiny_pipeline):
     arch = arch_from_dict(arch_dict())
     result = evaluate_arch(arch, tiny_pipeline)
@@ -117,11 +111,13 @@ def test_cli_bad_input_is_one_line_and_exit_code_2(tmp_path, cache_dir, monkeypa
     assert field in res.err and len(res.err.strip().splitlines()) == 1 and "Traceback" not in res.err
 
 
-def test_cli_missing_arch_file_and_version(tmp_path):
-    """The real process: the console script's exit code and streams (the other CLI tests run ``main`` in-process)."""
-    res = eenas("evaluate", "--arch", tmp_path / "none.json")
+def test_cli_missing_arch_file_and_version(tmp_path, monkeypatch, capsys):
+    """``python -m eenas`` in a new process, once: what a user's shell gets (the other CLI tests run ``main`` in this
+    one)."""
+    res = subprocess.run([sys.executable, "-m", "eenas", "evaluate", "--arch", str(tmp_path / "none.json")],
+                         capture_output=True, text=True, timeout=300)
     assert res.returncode == 2 and "cannot read arch file" in res.stderr
-    assert eenas("--version").stdout.startswith("eenas, version")
+    assert run_eenas(monkeypatch, capsys, "--version").out.startswith("eenas, version")
 
 
 @pytest.mark.slow

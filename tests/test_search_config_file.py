@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from dataclasses import replace
 
 import pytest
 
 from eenas.search import SearchConfig, ThresholdGrid
-from tests.conftest import search_config_from_command_line
+from tests.conftest import run_eenas, search_config_from_command_line
 
 
 def _saved(tmp_path, cfg: SearchConfig, wrap: bool = True):
@@ -62,12 +60,11 @@ def test_an_exhaustive_run_restarts_exhaustive(monkeypatch, tmp_path):
     ({"search": {"dataset": "synthetic", "heads": ["gap_fc"]}}, "heads: a subset of the heads"),
     ([1, 2], "expected a JSON object of search settings"),
 ])
-def test_a_bad_config_file_is_one_line_and_exit_2(tmp_path, content, message):
+def test_a_bad_config_file_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys, content, message):
     path = tmp_path / "config.json"
     path.write_text(json.dumps(content))
-    out = subprocess.run([sys.executable, "-m", "eenas", "search", "--config", str(path), "--out",
-                          str(tmp_path / "run")], capture_output=True, text=True)
-    lines = out.stderr.strip().splitlines()
-    assert out.returncode == 2 and len(lines) == 1, out.stderr
+    out = run_eenas(monkeypatch, capsys, "search", "--config", path, "--out", tmp_path / "run")
+    lines = out.err.strip().splitlines()
+    assert out.code == 2 and len(lines) == 1, out.err
     assert lines[0].startswith(f"eenas: error: --config {path}: {message}")
     assert not (tmp_path / "run").exists()
