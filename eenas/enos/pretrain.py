@@ -21,7 +21,7 @@ from eenas.enos.search import SPLIT_SEED, VAL_FRACTION, EnosConfig, Workspace, n
 from eenas.machine import cpu_name
 from eenas.scoring import top1
 from eenas.train.cache import Cache, config_hash
-from eenas.train.loops import fit, predict
+from eenas.train.loops import ONE_CYCLE_RECIPE, fit, predict
 from eenas.weights.files import load_state_dict, save_state_dict
 from eenas.weights.registry import WeightsEntry, WeightsRegistry, sha256_of
 
@@ -30,9 +30,7 @@ log = logging.getLogger(__name__)
 PRETRAIN_VERSION = 1  # part of the key: bump it when a change alters the pretrained weights
 CACHE_KIND = "enos-float"
 # What the pretraining fixes besides the budget's recipe (PRETRAIN_VERSION names this version of it).
-FIXED_RECIPE = {"optimizer": "SGD, Nesterov momentum 0.9", "schedule": "one-cycle, 25% warm-up",
-                "weight_decay": "5e-4 on conv and linear weights", "augmentation": "4-pixel pad random crop, flip",
-                "pretrain_version": PRETRAIN_VERSION}
+FIXED_RECIPE = {**ONE_CYCLE_RECIPE, "pretrain_version": PRETRAIN_VERSION}
 
 
 def pretrain_key(ws: Workspace) -> str:

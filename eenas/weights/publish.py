@@ -13,16 +13,15 @@ from eenas.errors import EenasError
 from eenas.machine import cpu_name
 from eenas.precision import Precision
 from eenas.scoring import top1
+from eenas.train.loops import ONE_CYCLE_RECIPE
 from eenas.train.pipeline import FLOAT, PRETRAIN_VERSION, Pipeline, TrainConfig
 from eenas.weights.files import save_state_dict
 from eenas.weights.registry import WeightsEntry, WeightsRegistry, sha256_of
 
 log = logging.getLogger(__name__)
 
-# What the pretraining code fixes besides the budget's fields (PRETRAIN_VERSION names this version of it).
-FIXED_RECIPE = {"optimizer": "SGD, Nesterov momentum 0.9", "schedule": "one-cycle, 25% warm-up",
-                "weight_decay": "5e-4 on conv and linear weights", "augmentation": "4-pixel pad random crop, flip",
-                "pretrain_version": PRETRAIN_VERSION}
+# What the pretraining fixes besides the budget's recipe (PRETRAIN_VERSION names this version of it).
+FIXED_RECIPE = {**ONE_CYCLE_RECIPE, "pretrain_version": PRETRAIN_VERSION}
 
 
 def reproduce_command(cfg: TrainConfig, threads: int) -> str:
