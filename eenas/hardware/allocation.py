@@ -9,7 +9,8 @@
   result is never worse than greedy; the best of it, greedy and, on a heterogeneous
   accelerator, every homogeneous allocation (greedy among the cores of one design,
   :func:`homogeneous`) is used: on the case study's mixed systems with streamed weights the
-  GA's static ET was up to 6.6% above that of every layer on the Edge-TPU-like cores.  The seed is fixed, so
+  better of the GA and greedy has a static ET up to 4.4% above that of every layer on the Edge-TPU-like cores
+  (docs/hardware.md).  The seed is fixed, so
   the result is deterministic; it is cached in-process and, inside :func:`use_cache_dir`, on
   disk, keyed by a hash of the accelerator (weight mode included), the workload, the
   precision and the GA's settings.

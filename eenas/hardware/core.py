@@ -71,9 +71,15 @@ class Level:
     __hash__ = _hash_once
 
     def words(self, bits: int) -> int:
-        """Operand words of ``bits`` one instance holds (at least one: a register always holds its word)."""
+        """Operand words of ``bits`` one instance holds (at least one: a register always holds its word).
+
+        A register holding one access (``size <= min_bw_bits``: eenas's own registers, the
+        Edge-TPU-like 32-bit ones) holds one word at any precision; a register file of several
+        accesses is filled with ``size // bits`` words, as ZigZag's loop allocation does.
+        """
         size = self.memory.size_bits or 0
-        return max(1, size // (max(bits, self.memory.min_bw_bits) if self.in_array else bits))
+        one_access = self.in_array and size // self.memory.min_bw_bits <= 1
+        return max(1, size // (max(bits, self.memory.min_bw_bits) if one_access else bits))
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,10 @@ class Core(PackingArray):
     packs_low_precision: bool
     levels: tuple[Level, ...]
     mappings: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...] = ()
+    # ZigZag's temporal mapping (a core read from a ZigZag file): the loop order is searched,
+    # loops split at a level's capacity, the innermost level's unchanged words are read once and
+    # a level filled once is loaded before computing.  eenas's own format keeps its fixed order.
+    searches_order: bool = False
 
     __hash__ = _hash_once
 

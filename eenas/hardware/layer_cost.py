@@ -25,6 +25,7 @@ own Edge-TPU-like format is one instance).  docs/hardware.md derives each term:
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -75,12 +76,18 @@ class Tiling:
     temporal: int
 
 
+# Temporal loop groups: the reduction, output channels, output pixels.
+GROUPS = {"R": ("C", "FY", "FX"), "K": ("K", "G"), "P": ("OX", "OY")}
+
+
 @functools.lru_cache(maxsize=1 << 14)
-def tiling(layer: ConvLayer, core: Core, mapping: SpatialMapping, pack: int) -> Tiling:
+def tiling(layer: ConvLayer, core: Core, mapping: SpatialMapping, pack: int,
+           groups: tuple[str, ...] | None = None) -> Tiling:
     """Unroll ``mapping`` (packing widens the dimension unrolling C) and order the temporal loops.
 
-    Innermost first: the reduction (C, FY, FX), then output channels (K, G), then output
-    pixels; without a reduction loop the pixel loops go innermost.
+    ``groups`` orders the loop groups (:data:`GROUPS`) innermost first; by default the
+    reduction (C, FY, FX), then output channels (K, G), then output pixels, and without a
+    reduction loop the pixel loops innermost.
     """
     counts = loop_sizes(layer)
     spatial: list[tuple[str, float, int] | None] = []
@@ -91,36 +98,56 @@ def tiling(layer: ConvLayer, core: Core, mapping: SpatialMapping, pack: int) -> 
         n, real, whole = tiles(counts[loop], min(size * (pack if loop == "C" else 1), counts[loop]))
         counts[loop] = n
         spatial.append((loop, real, whole))
-    reduction = [(x, counts[x]) for x in ("C", "FY", "FX")]
-    out_channels = [(x, counts[x]) for x in ("K", "G")]
-    pixels = [(x, counts[x]) for x in ("OX", "OY")]
-    order = reduction + out_channels + pixels if math.prod(n for _, n in reduction) > 1 else pixels + out_channels
+    if groups is None:
+        reduction = math.prod(counts[x] for x in GROUPS["R"]) > 1
+        groups = ("R", "K", "P") if reduction else ("P", "K")
+    order = [(x, counts[x]) for g in groups for x in GROUPS[g]]
     return Tiling(tuple(spatial), MappingProxyType(counts), tuple((x, n) for x, n in order if n > 1),
                   math.prod(counts.values()))
 
 
-def _unique(t: Tiling, operand: str, dims: tuple[int, ...], stride: int) -> tuple[float, int]:
-    """Distinct words of ``operand`` over array dimensions ``dims`` (real average, integer part).
+def _group_orders(
+    layer: ConvLayer, core: Core, mapping: SpatialMapping, pack: int,
+) -> tuple[tuple[str, ...] | None, ...]:
+    """The temporal orders to cost: the default one first, then every order of the groups that have
+    temporal loops (a core from a ZigZag file only)."""
+    if not core.searches_order:
+        return (None,)
+    counts = tiling(layer, core, mapping, pack).counts
+    busy = [g for g, loops in GROUPS.items() if math.prod(counts[x] for x in loops) > 1]
+    default = [g for g in (("R", "K", "P") if "R" in busy else ("P", "K")) if g in busy]
+    return (None, *(p for p in itertools.permutations(busy) if list(p) != default))
+
+
+def _unique(t: Tiling, operand: str, dims: tuple[int, ...], stride: int, layer: ConvLayer | None = None,
+            temporal: Mapping[str, int] | None = None) -> tuple[float, int]:
+    """Distinct words of ``operand`` over array dimensions ``dims`` and ``temporal`` loop extents (real
+    average, integer part).
 
     Dimensions unrolling loops irrelevant to the operand share (broadcast) its words; an
-    output pixel loop unrolled beside its kernel loop reads an overlapping input window.
+    output pixel loop beside its kernel loop (unrolled or temporal) reads an overlapping input
+    window ``(OX - 1) * stride + FX``, no wider than the input (with ``layer``).
     """
-    picked = {e[0]: e for d in dims if (e := t.spatial[d]) is not None and e[0] in RELEVANT[operand]}
-    real: float = 1
-    whole = 1
-    for x, r, w in picked.values():
-        partner = _WINDOW.get(x) if operand == "I" else None
-        if partner in picked:
-            if x in ("FX", "FY"):
-                continue  # counted with its output loop
-            _, pr, pw = picked[partner]
-            r, w = min(r * pr, (r - 1) * stride + pr), min(w * pw, (w - 1) * stride + pw)
-        real *= r
-        whole *= w
-    return real, whole
-
-
-_WINDOW = {"OX": "FX", "FX": "OX", "OY": "FY", "FY": "OY"}
+    relevant = RELEVANT[operand]
+    real: dict[str, float] = {}
+    whole: dict[str, int] = {}
+    for d in dims:
+        e = t.spatial[d]
+        if e is not None and e[0] in relevant:
+            real[e[0]], whole[e[0]] = e[1], e[2]
+    for x, n in (temporal or {}).items():
+        if x in relevant:
+            real[x], whole[x] = real.get(x, 1) * n, whole.get(x, 1) * n
+    if operand == "I":
+        sizes = (layer.width, layer.height) if layer else (0, 0)
+        for out, kernel, size in (("OX", "FX", sizes[0]), ("OY", "FY", sizes[1])):
+            for ext in (real, whole):
+                if out in ext and kernel in ext:
+                    o, k = ext.pop(out), ext.pop(kernel)
+                    window = min(o * k, (o - 1) * stride + k)
+                    ext[out] = min(window, size) if size and (out in (temporal or {}) or kernel in (temporal or {})) \
+                        else window
+    return math.prod(real.values()), math.prod(whole.values())
 
 
 def _instances(t: Tiling, level: Level) -> tuple[float, int]:
@@ -134,26 +161,58 @@ def _instances(t: Tiling, level: Level) -> tuple[float, int]:
     return real, whole
 
 
-def _allocate(t: Tiling, chain: tuple[Level, ...], operand: str, bits: int, stride: int) -> list[tuple[int, int]]:
-    """ZigZag's temporal loop allocation: each level below the top keeps the innermost loops whose
-    data fits one instance (loops irrelevant to the operand are reuse and cost no room).
+@dataclass(frozen=True)
+class _Held:
+    """What one level of an operand holds: its temporal loop extents, how often it is refilled, and
+    the loops irrelevant to the operand above it (partial sums that go up and come back)."""
 
-    Returns, per level below the top, its words per instance and data per spatial word
-    (``f``) and how often it is refilled (the product of the loops above it).
+    extents: Mapping[str, int]
+    refills: int
+    reduction_above: int
+
+
+def _allocate(t: Tiling, chain: tuple[Level, ...], operand: str, bits: int, stride: int, layer: ConvLayer,
+              split: bool, final_bits: int = 0) -> list[_Held]:
+    """ZigZag's temporal loop allocation: each level below the top keeps the innermost loops whose
+    data fits one instance (loops irrelevant to the operand are reuse and cost no room); with
+    ``split``, a loop that does not fit whole leaves its largest fitting factor there (ZigZag
+    allocates prime factors), and outputs take ``final_bits`` of room once no reduction loop is
+    left above.
     """
-    pos, f, out = 0, 1, []
+    order = list(t.order)
+    pos, extents, out = 0, {}, []
     for level in chain[:-1]:
-        room = level.words(bits)
-        per = _unique(t, operand, level.served, stride)[1]
-        while pos < len(t.order):
-            loop, n = t.order[pos]
+        final = final_bits and all(x in RELEVANT[operand] for x, _ in order[pos:])
+        room = level.words(final_bits if final else bits)
+        while pos < len(order):
+            loop, n = order[pos]
             if loop in RELEVANT[operand]:
-                if f * n * per > room:
+                trial = {**extents, loop: extents.get(loop, 1) * n}
+                if _unique(t, operand, level.served, stride, layer, trial)[1] > room:
+                    for d in range(n - 1, 1, -1) if split else ():
+                        if n % d == 0 and _unique(t, operand, level.served, stride, layer,
+                                                  {**extents, loop: extents.get(loop, 1) * d})[1] <= room:
+                            extents = {**extents, loop: extents.get(loop, 1) * d}
+                            order[pos] = (loop, n // d)
+                            break
                     break
-                f *= n
+                extents = trial
             pos += 1
-        out.append((f, math.prod(n for _, n in t.order[pos:])))
+        above = order[pos:]
+        out.append(_Held(extents, math.prod(n for _, n in above),
+                         math.prod(n for x, n in above if x not in RELEVANT[operand])))
     return out
+
+
+def _stationary(t: Tiling, operand: str) -> int:
+    """Iterations of the innermost temporal loops irrelevant to ``operand``: its words stay unchanged
+    at the innermost level meanwhile (ZigZag's ``mac_level_data_stationary_cycle``)."""
+    cycles = 1
+    for x, n in t.order:
+        if x in RELEVANT[operand]:
+            break
+        cycles *= n
+    return cycles
 
 
 def channel_tile_bits(layer: ConvLayer, design: CoreDesign | MacArray | Core, weight_bits: int) -> int:
@@ -224,39 +283,52 @@ def conv_cost(
     bits free for its parameters (default: the whole SRAM).
     """
     general = as_core(core)
-    return _conv_cost(layer, general, spatial_mapping(layer, general), weight_bits, act_bits, input_bits, dram,
-                      capacity)
+    mapping, groups = temporal_mapping(layer, general)
+    return _conv_cost(layer, general, mapping, weight_bits, act_bits, input_bits, dram, capacity, groups)
 
 
-@functools.lru_cache(maxsize=1 << 14)
 def spatial_mapping(layer: ConvLayer, core: Core) -> SpatialMapping:
     """The core's fixed mapping for this layer type, or the candidate of least energy x latency on chip
     at the core's native precision (first on ties), so that one mapping serves every bit-width."""
-    options = core.candidates(layer)
-    if len(options) == 1:
-        return options[0]
-    n = core.native_bits
+    return temporal_mapping(layer, core)[0]
 
-    def edp(mapping: SpatialMapping) -> float:
-        cost = _conv_cost(layer, core, mapping, n, n, n, None, None)
+
+@functools.lru_cache(maxsize=1 << 14)
+def temporal_mapping(layer: ConvLayer, core: Core) -> tuple[SpatialMapping, tuple[str, ...] | None]:
+    """The spatial mapping and temporal loop order of least energy x latency on chip at the core's native
+    precision (first on ties: the default order, then the candidates' order).
+
+    A core from a ZigZag file costs every order of the loop groups (ZigZag's LOMA searches
+    orders of loop factors; :data:`GROUPS`), eenas's own format its fixed order.
+    """
+    options = core.candidates(layer)
+    n = core.native_bits
+    pairs = [(m, g) for m in options for g in _group_orders(layer, core, m, 1)]
+    if len(pairs) == 1:
+        return pairs[0]
+
+    def edp(pair: tuple[SpatialMapping, tuple[str, ...] | None]) -> float:
+        cost = _conv_cost(layer, core, pair[0], n, n, n, None, None, pair[1])
         return cost.energy_pj * cost.latency_cycles
 
-    return min(options, key=edp)
+    return min(pairs, key=edp)
 
 
 def _conv_cost(
     layer: ConvLayer, core: Core, mapping: SpatialMapping, wb: int, ab: int, ib: int, dram: Memory | None,
-    capacity: int | None,
+    capacity: int | None, groups: tuple[str, ...] | None = None,
 ) -> LayerCost:
     """Energy per operand and level (ZigZag's data movement), latency = loading + T + stall + draining.
 
     Level 0 of W and I feeds the array every cycle; level 0 of O accumulates every cycle (a
-    read and a write of a partial sum) and, holding the whole reduction, drains final outputs.
-    Between levels, a level's refills read the words of all the instances below it that it serves.
+    read and a write of a partial sum) and drains what it holds: final outputs when it holds
+    the whole reduction, else partial sums that come back for the rest of it.  Between levels,
+    a level's refills read the words of all the instances below it that it serves.
     """
-    t = tiling(layer, core, mapping, core.pack_factor(wb, ib))
+    t = tiling(layer, core, mapping, core.pack_factor(wb, ib), groups)
     temporal, stride, every = t.temporal, layer.stride, tuple(range(len(core.sizes)))
     psum = max(core.psum_bits, wb, ib, ab)
+    zz = core.searches_order
     terms: dict[str, float] = {"mac": layer.macs * core.energy_per_mac_pj}
     ports: dict[tuple[str, tuple[str, ...], str], int] = {}
     edges = {"W": 0, "I": 0, "O": 0}  # cycles to load each operand's first tile, or drain the last output tile
@@ -268,7 +340,11 @@ def _conv_cost(
 
     for op, bits in (("W", wb), ("I", ib), ("O", ab)):
         chain, top = core.chains[op], len(core.chains[op]) - 1
-        alloc = _allocate(t, chain, op, psum if op == "O" else bits, stride)
+        # a ZigZag core allocates at no fewer bits than its native ones: the loops one mapping keeps
+        # at each level stay there at every bit-width (fewer bits never cost more)
+        room_bits = max(bits, core.native_bits) if zz else bits
+        held = _allocate(t, chain, op, psum if op == "O" else room_bits, stride, layer, zz,
+                         room_bits if zz and op == "O" else 0)
         for j, level in enumerate(chain):
             key, mem = f"{op}.{level.name}", level.memory
             inst, inst_int = _instances(t, level)
@@ -279,21 +355,52 @@ def _conv_cost(
                 terms[key] += mem.read_energy(per * psum, temporal * inst)
                 port(level, "write", mem.write_cycles(per_int * psum, temporal * inst_int))
                 port(level, "read", mem.read_cycles(per_int * psum, temporal * inst_int))
-            elif op == "O" or j < top:  # filled: outputs from below, W and I from above
-                f, refills = alloc[j - 1] if op == "O" else alloc[j]
-                terms[key] += mem.write_energy(f * per * bits, refills * inst)
-                port(level, "write", mem.write_cycles(f * per_int * bits, refills * inst_int))
-                if op == "O":
-                    edges[op] += mem.write_cycles(f * per_int * bits)
-            if op != "O" and j == 0:  # feed the array every cycle
-                terms[key] += mem.read_energy(per * bits, temporal * inst)
-                port(level, "read", mem.read_cycles(per_int * bits, temporal * inst_int))
-            elif op == "O" and j < top or op != "O" and j > 0:  # read: outputs drained up, W and I sent down
-                f, refills = alloc[j] if op == "O" else alloc[j - 1]
-                terms[key] += mem.read_energy(f * per * bits, refills * inst)
-                port(level, "read", mem.read_cycles(f * per_int * bits, refills * inst_int))
+            if op != "O" and j == 0:  # feed the array every cycle, an unchanged word once
+                feeds = temporal // _stationary(t, op) if zz else temporal
+                terms[key] += mem.read_energy(per * bits, feeds * inst)
+                port(level, "read", mem.read_cycles(per_int * bits, feeds * inst_int))
+            if j < top:  # exchanges with the level above: W and I filled, O drained (and partial sums back)
+                h, upper = held[j], chain[j + 1]
+                up_inst, up_inst_int = _instances(t, upper)
+                words, words_int = _unique(t, op, level.served, stride, layer, h.extents)
+                # what the level above sends or takes: one instance's words for each distinct instance it
+                # serves (ZigZag shares no window between the instances' tiles)
+                fan, fan_int = _unique(t, op, tuple(d for d in upper.served if d not in level.served), stride)
+                moved, moved_int = words * fan, words_int * fan_int
                 if op != "O":
-                    edges[op] += mem.read_cycles(f * per_int * bits)
+                    terms[key] += mem.write_energy(words * bits, h.refills * inst)
+                    port(level, "write", mem.write_cycles(words_int * bits, h.refills * inst_int))
+                    ukey = f"{op}.{upper.name}"
+                    terms[ukey] = terms.get(ukey, 0.0) + upper.memory.read_energy(moved * bits, h.refills * up_inst)
+                    port(upper, "read", upper.memory.read_cycles(moved_int * bits, h.refills * up_inst_int))
+                    if zz and h.refills == 1 and j > 0:  # filled once: hidden under computing but the first tile
+                        first = _unique(t, op, chain[0].served, stride, layer, held[0].extents)[1] * bits
+                        edges[op] += max(mem.write_cycles(first), upper.memory.read_cycles(first))
+                    elif zz:
+                        edges[op] += max(mem.write_cycles(words_int * bits), upper.memory.read_cycles(moved_int * bits))
+                    else:
+                        edges[op] += upper.memory.read_cycles(moved_int * bits)
+                else:
+                    out_bits = psum if h.reduction_above > 1 else bits
+                    back = h.refills - h.refills // h.reduction_above  # refills that bring a partial sum back
+                    terms[key] += mem.read_energy(words * out_bits, h.refills * inst)
+                    port(level, "read", mem.read_cycles(words_int * out_bits, h.refills * inst_int))
+                    ukey = f"{op}.{upper.name}"
+                    terms[ukey] = terms.get(ukey, 0.0) + upper.memory.write_energy(moved * out_bits,
+                                                                                   h.refills * up_inst)
+                    port(upper, "write", upper.memory.write_cycles(moved_int * out_bits, h.refills * up_inst_int))
+                    if back:
+                        terms[key] += mem.write_energy(words * psum, back * inst)
+                        port(level, "write", mem.write_cycles(words_int * psum, back * inst_int))
+                        terms[ukey] += upper.memory.read_energy(moved * psum, back * up_inst)
+                        port(upper, "read", upper.memory.read_cycles(moved_int * psum, back * up_inst_int))
+                    if zz and h.refills == 1 and j > 0:  # drained once: hidden under computing but the last tile
+                        last = _unique(t, op, chain[0].served, stride, layer, held[0].extents)[1] * bits
+                        edges[op] += max(mem.read_cycles(last), upper.memory.write_cycles(last))
+                    elif zz:
+                        edges[op] += max(mem.read_cycles(words_int * bits), upper.memory.write_cycles(moved_int * bits))
+                    else:
+                        edges[op] += upper.memory.write_cycles(moved_int * bits)
         terms[f"{op}.dram"] = 0.0
         if op == "W":  # each output tile's biases and scales, read once when its accumulation starts
             channels = math.prod([e[1] for e in t.spatial if e is not None and e[0] in ("K", "G")], start=1)

@@ -241,7 +241,8 @@ class _CoreFile:
         for op, zz in (("W", "I2"), ("I", "I1"), ("O", "O")):
             if not any(op in level.operands for level in levels):
                 raise EenasError(f"{self.where}.memories: no on-chip memory holds {zz}")
-        core = Core(self.name, self.sizes, self.mac_pj, self.psum_bits, self.native_bits, False, levels, self.mappings)
+        core = Core(self.name, self.sizes, self.mac_pj, self.psum_bits, self.native_bits, False, levels, self.mappings,
+                    searches_order=True)
         if core.chains["I"][-1] is not core.chains["O"][-1]:
             raise EenasError(f"{self.where}.memories: inputs (I1) and outputs (O) must share their top on-chip memory "
                              f"({core.chains['I'][-1].name} vs {core.chains['O'][-1].name})")
