@@ -16,6 +16,9 @@ import pytest
 from conftest import SEARCH_SEED, SMALL_SEARCH, small_search_config, start_search, tiny_sweep_args
 
 distributed = pytest.importorskip("distributed")
+import dask  # noqa: E402 (installed with distributed)
+
+from eenas.train.cluster import NANNY_ENVIRON  # noqa: E402 (the workers' environment eenas gives a local cluster)
 
 FILES = ("pareto.csv", "archive.csv")
 
@@ -83,7 +86,8 @@ def test_a_worker_killed_in_the_middle_of_a_job_is_replaced_and_the_job_retried(
             pipeline.fit = fit
 
     later = _without_later_heads(serial, tmp_path / "cache")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cl, \
+    with dask.config.set(NANNY_ENVIRON), \
+            distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cl, \
             distributed.Client(cl) as client:
         client.register_plugin(KillOnce())
         run = start_search(config(), tmp_path / "run", tmp_path / "cache", scheduler=cl.scheduler_address)

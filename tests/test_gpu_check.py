@@ -25,7 +25,7 @@ def gpu_check():
 def test_cpu_dry_run_writes_paths_speed_and_projection(gpu_check, tmp_path, cache_dir):
     # The session's cache holds what the tiny pipeline trained for other tests: only missing parts train here.
     out = tmp_path / "out"
-    assert gpu_check.main(["--device", "cpu", "--steps", "1", "--width", "0.25", "--batch", "8", "--out", str(out),
+    assert gpu_check.main(["--device", "cpu", "--steps", "1", "--width", "0.25", "--batch", "2", "--out", str(out),
                            "--cache-dir", str(cache_dir)]) == 0
     report = json.loads((out / "gpu_check.json").read_text())
     assert report["paths"]["device"] == "cpu" and report["paths"]["static_w8a8_test_accuracy"] > 0.5
