@@ -215,6 +215,12 @@ def _stationary(t: Tiling, operand: str) -> int:
     return cycles
 
 
+def _link(zz: bool, near: int, far: int) -> int:
+    """Cycles of a transfer between two levels: the slower port paces a ZigZag core's link (``near``: the lower
+    level's, ``far``: the upper one's); eenas's own cores count the upper port."""
+    return max(near, far) if zz else far
+
+
 def channel_tile_bits(layer: ConvLayer, design: CoreDesign | MacArray | Core, weight_bits: int) -> int:
     """Weight bits of one output-channel tile: the room a kernel streamed from DRAM needs to cross the port once."""
     core = as_core(design)
@@ -367,19 +373,21 @@ def _conv_cost(
                 # serves (ZigZag shares no window between the instances' tiles)
                 fan, fan_int = _unique(t, op, tuple(d for d in upper.served if d not in level.served), stride)
                 moved, moved_int = words * fan, words_int * fan_int
+
+                # the bits one tile moves across the link, at this level's port and at the upper one's: a ZigZag
+                # level moved once is hidden under computing but for its first (or last) tile
+                if zz and h.refills == 1 and j > 0:
+                    near_bits = far_bits = _unique(t, op, chain[0].served, stride, layer, held[0].extents)[1] * bits
+                else:
+                    near_bits, far_bits = words_int * bits, moved_int * bits
+
                 if op != "O":
                     terms[key] += mem.write_energy(words * bits, h.refills * inst)
                     port(level, "write", mem.write_cycles(words_int * bits, h.refills * inst_int))
                     ukey = f"{op}.{upper.name}"
                     terms[ukey] = terms.get(ukey, 0.0) + upper.memory.read_energy(moved * bits, h.refills * up_inst)
                     port(upper, "read", upper.memory.read_cycles(moved_int * bits, h.refills * up_inst_int))
-                    if zz and h.refills == 1 and j > 0:  # filled once: hidden under computing but the first tile
-                        first = _unique(t, op, chain[0].served, stride, layer, held[0].extents)[1] * bits
-                        edges[op] += max(mem.write_cycles(first), upper.memory.read_cycles(first))
-                    elif zz:
-                        edges[op] += max(mem.write_cycles(words_int * bits), upper.memory.read_cycles(moved_int * bits))
-                    else:
-                        edges[op] += upper.memory.read_cycles(moved_int * bits)
+                    edges[op] += _link(zz, mem.write_cycles(near_bits), upper.memory.read_cycles(far_bits))
                 else:
                     out_bits = psum if h.reduction_above > 1 else bits
                     back = h.refills - h.refills // h.reduction_above  # refills that bring a partial sum back
@@ -394,13 +402,7 @@ def _conv_cost(
                         port(level, "write", mem.write_cycles(words_int * psum, back * inst_int))
                         terms[ukey] += upper.memory.read_energy(moved * psum, back * up_inst)
                         port(upper, "read", upper.memory.read_cycles(moved_int * psum, back * up_inst_int))
-                    if zz and h.refills == 1 and j > 0:  # drained once: hidden under computing but the last tile
-                        last = _unique(t, op, chain[0].served, stride, layer, held[0].extents)[1] * bits
-                        edges[op] += max(mem.read_cycles(last), upper.memory.write_cycles(last))
-                    elif zz:
-                        edges[op] += max(mem.read_cycles(words_int * bits), upper.memory.write_cycles(moved_int * bits))
-                    else:
-                        edges[op] += upper.memory.write_cycles(moved_int * bits)
+                    edges[op] += _link(zz, mem.read_cycles(near_bits), upper.memory.write_cycles(far_bits))
         terms[f"{op}.dram"] = 0.0
         if op == "W":  # each output tile's biases and scales, read once when its accumulation starts
             channels = math.prod([e[1] for e in t.spatial if e is not None and e[0] in ("K", "G")], start=1)
