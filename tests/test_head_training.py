@@ -20,4 +20,6 @@ def test_a_conv_head_at_an_early_mount_learns_in_float_and_qat(cache_dir, cifar_
     record = pipe.cache.load("head", pipe.head_key(P8, mount, "conv_pool_fc", P8))["training"]
     # Chance is 0.1; 0.2 (the pipeline's bar) is 3 standard errors above it on the 102 held-back images.
     assert record["float_accuracy"] >= 0.2 and record["qat_accuracy"] >= 0.2, record
+    # By its recipe, not by a retry: at lr 0.05 this head died and only the third schedule revived it.
+    assert record["schedule"] == 0 and record["qat_retries"] == 0, record
     assert top1(logits.val, pipe.splits.val.labels) > 0.15  # 512 images: chance +- 1.3 points

@@ -141,12 +141,12 @@ def _training(pipe: Pipeline, mount: int, head: str) -> dict:
 
 
 def test_a_live_head_trains_once_and_its_entry_records_both_checks(tmp_path, monkeypatch, tiny_pipeline):
-    from eenas.train.pipeline import HEAD_LR, HEAD_QAT_LR
+    from eenas.train.pipeline import HEAD_QAT_LR, LINEAR_HEAD_LR
 
     fresh = _fresh_heads(tmp_path, tiny_pipeline, "live")
     calls = _recording_fit(monkeypatch, dead_calls=set())
     fresh.exit_logits(P8, 5, "pool_fc", P8)
-    assert calls == [(HEAD_LR, False), (HEAD_QAT_LR, False)]  # float training, then QAT
+    assert calls == [(LINEAR_HEAD_LR, False), (HEAD_QAT_LR, False)]  # float training, then QAT
     record = _training(fresh, 5, "pool_fc")
     assert record["schedule"] == 0 and record["qat_retries"] == 0
     assert record["float_accuracy"] > 0.5 and record["qat_accuracy"] > 0.5  # 10 classes: chance is 0.1
@@ -159,11 +159,12 @@ def test_a_dead_head_retrains_with_a_warm_up(tmp_path, monkeypatch, caplog, tiny
     retrained = _fresh_heads(tmp_path, tiny_pipeline, "retrained")
     calls = _recording_fit(monkeypatch, dead_calls={0})
     a = retrained.exit_logits(P8, 5, "pool_fc", P8)
-    assert calls == [(pipeline.HEAD_LR, False), (pipeline.HEAD_LR, True), (pipeline.HEAD_QAT_LR, False)]
+    lr = pipeline.LINEAR_HEAD_LR
+    assert calls == [(lr, False), (lr, True), (pipeline.HEAD_QAT_LR, False)]
     assert "dead after float training" in caplog.text and "retraining" in caplog.text
     assert _training(retrained, 5, "pool_fc")["schedule"] == 1
 
-    monkeypatch.setattr(pipeline, "HEAD_SCHEDULES", pipeline.HEAD_SCHEDULES[1:2])
+    monkeypatch.setattr(pipeline, "head_schedules", lambda head: ((lr, True),))
     direct = _fresh_heads(tmp_path, tiny_pipeline, "direct")
     b = direct.exit_logits(P8, 5, "pool_fc", P8)
     assert torch.equal(a.val, b.val) and torch.equal(a.test, b.test)
@@ -171,25 +172,37 @@ def test_a_dead_head_retrains_with_a_warm_up(tmp_path, monkeypatch, caplog, tiny
 
 def test_a_head_dead_under_every_schedule_raises_and_is_not_cached(tmp_path, monkeypatch, tiny_pipeline):
     from eenas.train.loops import TrainingDiverged
-    from eenas.train.pipeline import HEAD_SCHEDULES, HeadDead
+    from eenas.train.pipeline import HeadDead, head_schedules
 
     fresh = _fresh_heads(tmp_path, tiny_pipeline, "dead")
-    calls = _recording_fit(monkeypatch, dead_calls=set(range(len(HEAD_SCHEDULES))))
+    calls = _recording_fit(monkeypatch, dead_calls=set(range(len(head_schedules("pool_fc")))))
     with pytest.raises(HeadDead, match="dead after float training under every schedule") as error:
         fresh.exit_logits(P8, 5, "pool_fc", P8)
     assert isinstance(error.value, TrainingDiverged)  # the search records the candidate as failed
-    assert calls == list(HEAD_SCHEDULES)  # no QAT fine-tune of a dead head
+    assert calls == list(head_schedules("pool_fc"))  # no QAT fine-tune of a dead head
     assert not fresh.cache.path("head", fresh.head_key(P8, 5, "pool_fc", P8)).exists()
+
+
+def test_heads_with_a_bn_block_train_at_the_conv_rate():
+    """conv_pool_fc and dsconv_pool_fc (BN + ReLU6) start at CONV_HEAD_LR, linear heads at LINEAR_HEAD_LR; each then
+    retries with a warm-up and at a tenth of its rate."""
+    from eenas.train.pipeline import CONV_HEAD_LR, LINEAR_HEAD_LR, head_schedules
+
+    for head in ("conv_pool_fc", "dsconv_pool_fc"):
+        assert head_schedules(head) == ((CONV_HEAD_LR, False), (CONV_HEAD_LR, True), (CONV_HEAD_LR / 10, True))
+    for head in ("gap_fc", "pool_fc", "pool4_fc", "pool4_fc_fc"):
+        assert head_schedules(head)[0] == (LINEAR_HEAD_LR, False)
+    assert CONV_HEAD_LR < LINEAR_HEAD_LR
 
 
 def test_a_head_killed_by_its_qat_fine_tune_retries_once_at_a_lower_rate(tmp_path, monkeypatch, caplog,
                                                                          tiny_pipeline):
-    from eenas.train.pipeline import HEAD_LR, HEAD_QAT_LR, HEAD_QAT_RETRY_LR
+    from eenas.train.pipeline import HEAD_QAT_LR, HEAD_QAT_RETRY_LR, LINEAR_HEAD_LR
 
     fresh = _fresh_heads(tmp_path, tiny_pipeline, "qat-retry")
     calls = _recording_fit(monkeypatch, dead_calls={1})
     logits = fresh.exit_logits(P8, 5, "pool_fc", P8)
-    assert calls == [(HEAD_LR, False), (HEAD_QAT_LR, False), (HEAD_QAT_RETRY_LR, False)]
+    assert calls == [(LINEAR_HEAD_LR, False), (HEAD_QAT_LR, False), (HEAD_QAT_RETRY_LR, False)]
     assert "retrying at a lower rate" in caplog.text
     record = _training(fresh, 5, "pool_fc")
     assert record["qat_retries"] == 1 and record["qat_accuracy"] > 0.5

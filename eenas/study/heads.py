@@ -25,7 +25,7 @@ from eenas.study.precision import backbone_text
 from eenas.study.tables import markdown, write_csv, write_markdown
 from eenas.train import Pipeline
 from eenas.train.loops import TrainingDiverged
-from eenas.train.pipeline import HEAD_SCHEDULES, LIVE_HEAD_CHANCE_FACTOR
+from eenas.train.pipeline import LIVE_HEAD_CHANCE_FACTOR, head_schedules
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +57,8 @@ class HeadBankSettings:
         return HeadBankSettings(self.backbone_bits, self.exit_bits, tuple(mounts), tuple(heads))
 
 
-def schedule_text(index: int) -> str:
-    lr, warm_up = HEAD_SCHEDULES[index]
+def schedule_text(head: str, index: int) -> str:
+    lr, warm_up = head_schedules(head)[index]
     return f"lr {lr:g}{' warm-up' if warm_up else ''}"
 
 
@@ -98,7 +98,7 @@ def _row(pipeline: Pipeline, bb: int, eb: int, mount: int, head: str) -> dict:
     return {**row, "val_accuracy": top1(logits.val, pipeline.splits.val.labels),
             "float_accuracy": record.float_accuracy,
             "qat_accuracy": np.nan if record.qat_accuracy is None else record.qat_accuracy,
-            "schedule": schedule_text(record.schedule), "qat_retries": record.qat_retries,
+            "schedule": schedule_text(head, record.schedule), "qat_retries": record.qat_retries,
             "retries": record.retries, "status": "retried" if record.retries else "ok"}
 
 

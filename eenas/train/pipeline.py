@@ -31,7 +31,7 @@ from eenas.machine import cpu_name
 from eenas.models.backbone import TappedBackbone
 from eenas.models.early_exit import EarlyExitNet
 from eenas.models.heads import build_head
-from eenas.models.registry import DEFAULT_BACKBONE, get_backbone
+from eenas.models.registry import DEFAULT_BACKBONE, get_backbone, head_spec
 from eenas.quant import calibrate, quantize_backbone, quantize_head
 from eenas.train.budget import Budget
 from eenas.train.cache import Cache, config_hash
@@ -49,7 +49,8 @@ FINETUNE_LR_FACTOR = 1 / 50
 # 3: label smoothing and classifier dropout became budget fields, and mixed precision a setting.
 # 4: QAT fine-tunes, heads and joint fine-tunes train with TRAINING_THREADS threads, whatever the process has.
 # 5: heads fit on 90% of their training features and are judged in eval mode on the rest after each stage.
-TRAINING_VERSION = 5
+# 6: conv heads train at CONV_HEAD_LR (head_schedules).
+TRAINING_VERSION = 6
 # Torch intra-op threads of every training job but the float pretraining (whose weights come from the registry
 # or are cached under a key of their own).  On a CPU, trained weights follow the thread count: reductions such
 # as weight gradients are split per thread, and float sums depend on their order (a tiny head's logits moved by
@@ -64,15 +65,16 @@ PRETRAIN_VERSION = 1
 # Validation accuracy is measured every this many pretraining epochs (the accuracy-against-epochs record).
 PRETRAIN_EVAL_EVERY = 5
 AMP_MODES = ("auto", "fp32", "bf16")
-HEAD_LR = 0.05
-# Float training schedules of an exit head, (peak lr, warm-up), tried in order while the head ends
-# at chance.  At lr 0.05 without warm-up, 6 of the 272 heads of the quick space (conv heads on
-# 32x32 and 16x16 features) died (constant outputs, loss ln 10); with the warm-up they reached 60-80%
-# training accuracy.  A live head never retrains, so its weights and cache key stay the first schedule's.
-HEAD_SCHEDULES = ((HEAD_LR, False), (HEAD_LR, True), (HEAD_LR / 10, True))
+# Peak float learning rate of an exit head (SGD, Nesterov momentum 0.9, cosine).  A head with a BN + ReLU6 block
+# (conv_pool_fc, dsconv_pool_fc) trains at CONV_HEAD_LR: at 0.05 its BN scale and shift are driven negative in the
+# first steps until its ReLU6 channels never fire (constant outputs, loss ln 10; with or without a warm-up), which
+# killed conv heads at mounts 1-3.  Measured in benchmarks/head_recipes.py and docs/training.md ("Exit heads").
+# Linear heads keep 0.05, where they learn more in the same epochs.
+LINEAR_HEAD_LR = 0.05
+CONV_HEAD_LR = 0.01
 # The head's QAT fine-tune rate, and the rate of its one retry when the fine-tune kills it (two heads of the quick
 # space collapsed to chance in it; folded BN makes fine-tunes diverge at high rates, see FINETUNE_LR_FACTOR).
-HEAD_QAT_LR = HEAD_LR / 10
+HEAD_QAT_LR = 0.005
 HEAD_QAT_RETRY_LR = HEAD_QAT_LR / 10
 # Share of a head's cached training features held back from fitting: after each stage the head is judged on them
 # in eval mode (BN running statistics, folded under QAT: the function whose logits are cached).  Unseen images, so
@@ -99,6 +101,16 @@ def training_threads() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def head_schedules(head: str) -> tuple[tuple[float, bool], ...]:
+    """Float schedules of exit head ``head``, (peak lr, one-cycle warm-up), tried in order while it ends dead.
+
+    The first is the recipe; the retries (a warm-up, then a tenth of the rate) are a logged safety net.
+    """
+    spec = head_spec(head)
+    lr = CONV_HEAD_LR if spec.conv_channels or spec.depthwise else LINEAR_HEAD_LR
+    return (lr, False), (lr, True), (lr / 10, True)
 
 
 def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
@@ -188,7 +200,7 @@ class HeadDead(TrainingDiverged):
 class HeadTraining:
     """How a head's training went, kept in its cache entry (``eenas study heads`` reports it)."""
 
-    schedule: int  # index of the float schedule kept in HEAD_SCHEDULES (each earlier one ended dead)
+    schedule: int  # index of the float schedule kept in head_schedules(head) (each earlier one ended dead)
     float_accuracy: float  # held-back accuracy in eval mode after float training
     qat_accuracy: float | None = None  # the same after the QAT fine-tune (None: a float exit)
     qat_retries: int = 0  # 1: the fine-tune at HEAD_QAT_LR ended dead and was redone at HEAD_QAT_RETRY_LR
@@ -466,13 +478,14 @@ class Pipeline:
 
     def _fit_live_head(self, data: HeadData, mount: int, head: str, key: str,
                        desc: str) -> tuple[nn.Module, int, float]:
-        """Float-train a head from its seeded initial weights, on the next of ``HEAD_SCHEDULES`` while it ends dead.
+        """Float-train a head from its seeded initial weights, on the next of :func:`head_schedules` while it ends dead.
 
         Returns the head, the index of its schedule and its held-back accuracy; raises :class:`HeadDead` when every
         schedule ends dead.
         """
         epochs, tried = self.cfg.budget.head_epochs, []
-        for attempt, (lr, warm_up) in enumerate(HEAD_SCHEDULES):
+        schedules = head_schedules(head)
+        for attempt, (lr, warm_up) in enumerate(schedules):
             torch.manual_seed(_seed_from(key))
             data.train.gen.manual_seed(_seed_from(key))  # each schedule sees the same batches
             model = self.new_head(mount, head).to(self.device)
@@ -483,7 +496,7 @@ class Pipeline:
             tried.append(f"{acc:.3f} at lr {lr:g}{' with warm-up' if warm_up else ''}")
             log.warning("%s is dead after float training (held-back accuracy %s, live from %.3f)%s", desc, tried[-1],
                         LIVE_HEAD_CHANCE_FACTOR / self.splits.num_classes,
-                        "; retraining" if attempt + 1 < len(HEAD_SCHEDULES) else "")
+                        "; retraining" if attempt + 1 < len(schedules) else "")
         raise HeadDead(f"{desc}: dead after float training under every schedule (held-back accuracy "
                        f"{'; '.join(tried)})")
 
