@@ -23,6 +23,7 @@ from pathlib import Path
 import matplotlib
 import pandas as pd
 import torch
+from scipy import stats
 from torch import nn
 
 from eenas.cli.options import parse_precisions
@@ -99,14 +100,15 @@ def run_one(pipeline: Pipeline, p_backbone, p_exit, mount: int, head: str, sched
 
 
 def summarise(rows: pd.DataFrame, chance: float) -> pd.DataFrame:
-    """Per mount x head x schedule: dead heads by stage, and mean validation top-1 with a 95% t-interval."""
+    """Per mount x head x schedule: dead heads by stage, and mean validation top-1 with a 95% t-interval (over seeds:
+    the spread of the head's initialisation and batch order, on one backbone)."""
     bar = LIVE_HEAD_CHANCE_FACTOR * chance
 
     def one(g: pd.DataFrame) -> pd.Series:
         out = {"n": len(g), "dead_float": int((g.float_check < bar).sum()), "dead_qat": int((g.qat_check < bar).sum())}
         for stage in ("float", "qat"):
             v = g[f"{stage}_val"]
-            half = 1.96 * v.std(ddof=1) / math.sqrt(len(v)) if len(v) > 1 else math.nan  # t would be wider at n<5
+            half = stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)) if len(v) > 1 else math.nan
             out |= {f"{stage}_val_mean": v.mean(), f"{stage}_val_ci95": half, f"{stage}_val_min": v.min()}
         out["dead_relu_mean"] = g.float_dead_relu.mean()
         return pd.Series(out)
@@ -114,20 +116,27 @@ def summarise(rows: pd.DataFrame, chance: float) -> pd.DataFrame:
     return rows.groupby(["mount", "head", "schedule"], sort=True).apply(one).reset_index()
 
 
-def plot(summary: pd.DataFrame, path: Path) -> Path:
+def plot(rows: pd.DataFrame, path: Path) -> Path:
+    """Validation top-1 after QAT by mount, one panel per head: every seed a dot, the mean a line."""
     import matplotlib.pyplot as plt
 
-    heads = list(dict.fromkeys(summary["head"]))
-    fig, axes = plt.subplots(1, len(heads), figsize=(3.6 * len(heads), 3.4), sharey=True, squeeze=False)
+    heads = list(dict.fromkeys(rows["head"]))
+    fig, axes = plt.subplots(1, len(heads), figsize=(3.4 * len(heads), 3.4), sharey=True, squeeze=False)
     for ax, head in zip(axes[0], heads):
-        part = summary[summary["head"] == head]
-        for schedule, g in part.groupby("schedule", sort=False):
-            ax.errorbar(g["mount"], 100 * g["qat_val_mean"], yerr=100 * g["qat_val_ci95"].fillna(0), marker="o",
-                        capsize=3, label=schedule)
+        part = rows[rows["head"] == head]
+        for i, (schedule, g) in enumerate(part.groupby("schedule", sort=True)):
+            lr, warm_up = SCHEDULES[schedule]
+            label = f"{schedule} (lr {lr:g}{', warm-up' if warm_up else ''})"
+            ax.scatter(g["mount"], 100 * g["qat_val"], s=14, alpha=0.6, color=f"C{i}")
+            mean = g.groupby("mount")["qat_val"].mean()
+            ax.plot(mean.index, 100 * mean.values, marker="_", markersize=14, color=f"C{i}", label=label)
         ax.set_title(head)
         ax.set_xlabel("mount (after block)")
+        ax.set_xticks(sorted(part["mount"].unique()))
+        ax.set_ylim(0, 100)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("validation top-1 after QAT (%)")
+    axes[0][0].axhline(100 * LIVE_HEAD_CHANCE_FACTOR / 10, color="grey", lw=0.8, ls=":")
     axes[0][-1].legend(title="float schedule", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=130)
@@ -170,7 +179,7 @@ def main() -> None:
     summary = summarise(table, 1 / pipeline.splits.num_classes)
     write_text(args.out / "summary.csv", summary.to_csv(index=False))
     write_text(args.out / "summary.md", summary.to_markdown(index=False, floatfmt=".3f") + "\n")
-    plot(summary, args.out / "head_recipes.png")
+    plot(table, args.out / "head_recipes.png")
     print(summary.to_markdown(index=False, floatfmt=".3f"))
 
 
