@@ -38,7 +38,8 @@ matplotlib.use("Agg")
 log = logging.getLogger("head_recipes")
 
 # name: (peak lr, one-cycle warm-up); "plain" is the pipeline's first schedule before this study.
-SCHEDULES = {"plain": (0.05, False), "warmup": (0.05, True), "low": (0.01, False), "low-warmup": (0.01, True)}
+SCHEDULES = {"plain": (0.05, False), "warmup": (0.05, True), "low": (0.01, False), "low-warmup": (0.01, True),
+             "lower": (0.003, False)}
 
 
 @dataclass(frozen=True)
