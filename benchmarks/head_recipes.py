@@ -32,7 +32,7 @@ from eenas.models.spec import HEADS
 from eenas.quant import calibrate, quantize_head
 from eenas.train.budget import get_budget
 from eenas.train.loops import TensorBatches, fit, predict
-from eenas.train.pipeline import HEAD_CHECK_FRACTION, HEAD_QAT_LR, LIVE_HEAD_CHANCE_FACTOR, Pipeline, TrainConfig
+from eenas.train.pipeline import HEAD_QAT_LR, LIVE_HEAD_CHANCE_FACTOR, Pipeline, TrainConfig, split_head_features
 
 matplotlib.use("Agg")
 log = logging.getLogger("head_recipes")
@@ -78,10 +78,9 @@ def run_one(pipeline: Pipeline, p_backbone, p_exit, mount: int, head: str, sched
             seed: int) -> dict:
     bank, budget = pipeline.feature_bank(p_backbone), pipeline.cfg.budget
     feats = bank.train[mount]
-    labels = pipeline.splits.train.labels[: len(feats)]
-    cut = len(feats) - round(HEAD_CHECK_FRACTION * len(feats))
-    train = TensorBatches(feats[:cut], labels[:cut], budget.batch_size, pipeline.device, shuffle=True, seed=seed)
-    check, val = (feats[cut:], labels[cut:]), (bank.val[mount], pipeline.splits.val.labels)
+    data = split_head_features(feats, pipeline.splits.train.labels[: len(feats)], budget.batch_size, pipeline.device,
+                               seed)
+    train, check, val = data.train, (data.check.x, data.check.y), (bank.val[mount], pipeline.splits.val.labels)
     lr, warm_up = SCHEDULES[schedule]
     torch.manual_seed(seed)
     model = pipeline.new_head(mount, head)
@@ -90,7 +89,7 @@ def run_one(pipeline: Pipeline, p_backbone, p_exit, mount: int, head: str, sched
     float_stage = measure(model, check, val)
     qat = quantize_head(copy.deepcopy(model), p_exit)
     calibrate(qat, next(iter(train))[0])
-    fit(qat, train, max(1, budget.head_epochs // 3), HEAD_QAT_LR, desc=f"{head}@{mount} QAT")
+    fit(qat, train, budget.head_qat_epochs, HEAD_QAT_LR, desc=f"{head}@{mount} QAT")
     qat_stage = measure(qat, check, val)
     row = {"mount": mount, "head": head, "schedule": schedule, "seed": seed,
            "channels": tuple(feats.shape[1:]), "seconds": round(time.perf_counter() - start, 1)}

@@ -373,6 +373,7 @@ def _conv_cost(
                 # serves (ZigZag shares no window between the instances' tiles)
                 fan, fan_int = _unique(t, op, tuple(d for d in upper.served if d not in level.served), stride)
                 moved, moved_int = words * fan, words_int * fan_int
+                ukey = f"{op}.{upper.name}"
 
                 # the bits one tile moves across the link, at this level's port and at the upper one's: a ZigZag
                 # level moved once is hidden under computing but for its first (or last) tile
@@ -384,7 +385,6 @@ def _conv_cost(
                 if op != "O":
                     terms[key] += mem.write_energy(words * bits, h.refills * inst)
                     port(level, "write", mem.write_cycles(words_int * bits, h.refills * inst_int))
-                    ukey = f"{op}.{upper.name}"
                     terms[ukey] = terms.get(ukey, 0.0) + upper.memory.read_energy(moved * bits, h.refills * up_inst)
                     port(upper, "read", upper.memory.read_cycles(moved_int * bits, h.refills * up_inst_int))
                     edges[op] += _link(zz, mem.write_cycles(near_bits), upper.memory.read_cycles(far_bits))
@@ -393,7 +393,6 @@ def _conv_cost(
                     back = h.refills - h.refills // h.reduction_above  # refills that bring a partial sum back
                     terms[key] += mem.read_energy(words * out_bits, h.refills * inst)
                     port(level, "read", mem.read_cycles(words_int * out_bits, h.refills * inst_int))
-                    ukey = f"{op}.{upper.name}"
                     terms[ukey] = terms.get(ukey, 0.0) + upper.memory.write_energy(moved * out_bits,
                                                                                    h.refills * up_inst)
                     port(upper, "write", upper.memory.write_cycles(moved_int * out_bits, h.refills * up_inst_int))

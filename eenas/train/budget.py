@@ -29,6 +29,11 @@ class Budget:
     label_smoothing: float = 0.0  # of the backbone's pretraining loss
     dropout: float = 0.2  # before the backbone's classifier (torchvision's default)
 
+    @property
+    def head_qat_epochs(self) -> int:
+        """Epochs of an exit head's QAT fine-tune: a third of its float training."""
+        return max(1, self.head_epochs // 3)
+
     def recipe(self) -> dict:
         """The fields that change trained weights (cache keys hash these)."""
         data = asdict(self)

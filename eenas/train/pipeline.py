@@ -218,6 +218,15 @@ class HeadData:
     check: TensorBatches
 
 
+def split_head_features(feats: torch.Tensor, labels: torch.Tensor, batch_size: int, device: torch.device,
+                        seed: int) -> HeadData:
+    """The first ``1 - HEAD_CHECK_FRACTION`` of a head's training features to fit (seeded shuffling), the rest to
+    judge it."""
+    cut = len(feats) - max(1, round(HEAD_CHECK_FRACTION * len(feats)))
+    train = TensorBatches(feats[:cut], labels[:cut], batch_size, device, shuffle=True, seed=seed)
+    return HeadData(train, TensorBatches(feats[cut:], labels[cut:], 1024, device))
+
+
 @dataclass(frozen=True)
 class FeatureBank:
     """Every block's output (float16, CPU) on the three splits, and the final logits."""
@@ -459,12 +468,8 @@ class Pipeline:
                 "training": asdict(HeadTraining(schedule, float_acc, qat_acc, qat_retries))}
 
     def _head_data(self, feats: torch.Tensor, key: str) -> HeadData:
-        """The first ``1 - HEAD_CHECK_FRACTION`` of the features to fit (seeded shuffling), the rest to judge."""
-        labels = self.splits.train.labels[: len(feats)]
-        cut = len(feats) - max(1, round(HEAD_CHECK_FRACTION * len(feats)))
-        train = TensorBatches(feats[:cut], labels[:cut], self.cfg.budget.batch_size, self.device, shuffle=True,
-                              seed=_seed_from(key))
-        return HeadData(train, TensorBatches(feats[cut:], labels[cut:], 1024, self.device))
+        return split_head_features(feats, self.splits.train.labels[: len(feats)], self.cfg.budget.batch_size,
+                                   self.device, _seed_from(key))
 
     def _held_back_accuracy(self, model: nn.Module, data: HeadData) -> float:
         """Top-1 in eval mode on the held-back training features (BN running statistics, folded under QAT)."""
@@ -512,7 +517,7 @@ class Pipeline:
         for retry, lr in enumerate((HEAD_QAT_LR, HEAD_QAT_RETRY_LR)):
             model = quantize_head(copy.deepcopy(head), p_exit).to(self.device)  # converts in place
             calibrate(model, next(iter(data.train))[0])
-            fit(model, data.train, max(1, self.cfg.budget.head_epochs // 3), lr, desc=desc, amp=self.amp)
+            fit(model, data.train, self.cfg.budget.head_qat_epochs, lr, desc=desc, amp=self.amp)
             acc = self._held_back_accuracy(model, data)
             if self._is_live(acc, data):
                 return model, acc, retry
