@@ -57,8 +57,10 @@ def weights_show(name) -> None:
     history = data.pop("history")
     click.echo(yaml.safe_dump(data, sort_keys=False, width=120).rstrip())
     if history:
-        click.echo("\naccuracy against pretraining epochs (validation):\n"
-                   + pd.DataFrame(history).to_markdown(index=False, floatfmt=".4f"))
+        table = pd.DataFrame(history)
+        table["minutes"] = table.pop("seconds") / 60  # cumulative training time, resumed runs included
+        click.echo("\naccuracy against pretraining epochs:\n"
+                   + table.to_markdown(index=False, floatfmt=["g", ".4f", ".4f", ".0f"]))
     registry.verified_path(entry)
     click.echo(f"\nfile {registry.path(entry)}: sha256 matches")
 
