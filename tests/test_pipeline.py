@@ -184,12 +184,12 @@ def test_a_head_dead_under_every_schedule_raises_and_is_not_cached(tmp_path, mon
 
 
 def test_heads_with_a_bn_block_train_at_the_conv_rate():
-    """conv_pool_fc and dsconv_pool_fc (BN + ReLU6) start at CONV_HEAD_LR, linear heads at LINEAR_HEAD_LR; each then
-    retries with a warm-up and at a tenth of its rate."""
+    """conv_pool_fc and dsconv_pool_fc (BN + ReLU6) warm up to CONV_HEAD_LR, linear heads start at LINEAR_HEAD_LR;
+    each then retries with a warm-up where it had none, and at a tenth of its rate."""
     from eenas.train.pipeline import CONV_HEAD_LR, LINEAR_HEAD_LR, head_schedules
 
     for head in ("conv_pool_fc", "dsconv_pool_fc"):
-        assert head_schedules(head) == ((CONV_HEAD_LR, False), (CONV_HEAD_LR, True), (CONV_HEAD_LR / 10, True))
+        assert head_schedules(head) == ((CONV_HEAD_LR, True), (CONV_HEAD_LR / 10, True))
     for head in ("gap_fc", "pool_fc", "pool4_fc", "pool4_fc_fc"):
         assert head_schedules(head)[0] == (LINEAR_HEAD_LR, False)
     assert CONV_HEAD_LR < LINEAR_HEAD_LR

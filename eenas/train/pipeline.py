@@ -50,7 +50,8 @@ FINETUNE_LR_FACTOR = 1 / 50
 # 4: QAT fine-tunes, heads and joint fine-tunes train with TRAINING_THREADS threads, whatever the process has.
 # 5: heads fit on 90% of their training features and are judged in eval mode on the rest after each stage.
 # 6: conv heads train at CONV_HEAD_LR (head_schedules).
-TRAINING_VERSION = 6
+# 7: ... with a one-cycle warm-up.
+TRAINING_VERSION = 7
 # Torch intra-op threads of every training job but the float pretraining (whose weights come from the registry
 # or are cached under a key of their own).  On a CPU, trained weights follow the thread count: reductions such
 # as weight gradients are split per thread, and float sums depend on their order (a tiny head's logits moved by
@@ -68,8 +69,9 @@ AMP_MODES = ("auto", "fp32", "bf16")
 # Peak float learning rate of an exit head (SGD, Nesterov momentum 0.9, cosine).  A head with a BN + ReLU6 block
 # (conv_pool_fc, dsconv_pool_fc) trains at CONV_HEAD_LR: at 0.05 its BN scale and shift are driven negative in the
 # first steps until its ReLU6 channels never fire (constant outputs, loss ln 10; with or without a warm-up), which
-# killed conv heads at mounts 1-3.  Measured in benchmarks/head_recipes.py and docs/training.md ("Exit heads").
-# Linear heads keep 0.05, where they learn more in the same epochs.
+# killed conv heads at mounts 1-3.  A one-cycle warm-up to it keeps every channel alive at mount 1 and adds 1-8
+# points at mounts 1-13.  Measured in benchmarks/head_recipes.py and docs/training.md ("Exit heads").
+# Linear heads keep 0.05 without a warm-up, where they learn more in the same epochs.
 LINEAR_HEAD_LR = 0.05
 CONV_HEAD_LR = 0.01
 # The head's QAT fine-tune rate, and the rate of its one retry when the fine-tune kills it (two heads of the quick
@@ -106,11 +108,13 @@ def training_threads() -> Iterator[None]:
 def head_schedules(head: str) -> tuple[tuple[float, bool], ...]:
     """Float schedules of exit head ``head``, (peak lr, one-cycle warm-up), tried in order while it ends dead.
 
-    The first is the recipe; the retries (a warm-up, then a tenth of the rate) are a logged safety net.
+    The first is the recipe; the retries (a warm-up where the recipe has none, then a tenth of the rate) are a
+    logged safety net.
     """
     spec = head_spec(head)
-    lr = CONV_HEAD_LR if spec.conv_channels or spec.depthwise else LINEAR_HEAD_LR
-    return (lr, False), (lr, True), (lr / 10, True)
+    if spec.conv_channels or spec.depthwise:
+        return (CONV_HEAD_LR, True), (CONV_HEAD_LR / 10, True)
+    return (LINEAR_HEAD_LR, False), (LINEAR_HEAD_LR, True), (LINEAR_HEAD_LR / 10, True)
 
 
 def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
