@@ -10,6 +10,7 @@ import click
 
 from eenas import __version__
 from eenas.errors import EenasError
+from eenas.malloc import keep_freed_memory
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -22,6 +23,7 @@ def cli(verbose: int) -> None:
 
 
 def main() -> None:
+    keep_freed_memory()  # before any training: pretraining spends most of its time in page faults otherwise
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:

@@ -28,6 +28,7 @@ from eenas.arch import DATASET_CLASSES, Arch, BackboneConfig, Precision
 from eenas.data import Batches, Splits, TensorSet, load_splits
 from eenas.errors import EenasError
 from eenas.machine import cpu_name
+from eenas.malloc import keep_freed_memory
 from eenas.models.backbone import TappedBackbone
 from eenas.models.early_exit import EarlyExitNet
 from eenas.models.heads import build_head
@@ -70,8 +71,8 @@ AMP_MODES = ("auto", "fp32", "bf16")
 # (conv_pool_fc, dsconv_pool_fc) trains at CONV_HEAD_LR: at 0.05 its BN scale and shift are driven negative in the
 # first steps until its ReLU6 channels never fire (constant outputs, loss ln 10; with or without a warm-up), which
 # killed conv heads at mounts 1-3.  A one-cycle warm-up to it keeps every channel alive at mounts 1-3 and adds
-# 1.5-15 points there (nothing measurable at mounts 5-13).  Measured in benchmarks/head_recipes.py and docs/training.md ("Exit heads").
-# Linear heads keep 0.05 without a warm-up, where they learn more in the same epochs.
+# 1.5-15 points there (nothing measurable at mounts 5-13).  Measured in benchmarks/head_recipes.py and
+# docs/training.md ("Exit heads").  Linear heads keep 0.05 without a warm-up, where they learn more in the same epochs.
 LINEAR_HEAD_LR = 0.05
 CONV_HEAD_LR = 0.01
 # The head's QAT fine-tune rate, and the rate of its one retry when the fine-tune kills it (two heads of the quick
@@ -96,7 +97,11 @@ HEAD_CHECK_MIN_SAMPLES = 50
 
 @contextlib.contextmanager
 def training_threads() -> Iterator[None]:
-    """Run a training job with :data:`TRAINING_THREADS` torch threads, then restore the caller's count."""
+    """Run a training job with :data:`TRAINING_THREADS` torch threads, then restore the caller's count.
+
+    Also keeps the allocator's freed memory for reuse (:func:`keep_freed_memory`), on cluster workers too.
+    """
+    keep_freed_memory()
     before = torch.get_num_threads()
     torch.set_num_threads(TRAINING_THREADS)
     try:
