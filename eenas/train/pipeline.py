@@ -70,7 +70,7 @@ AMP_MODES = ("auto", "fp32", "bf16")
 # Peak float learning rate of an exit head (SGD, Nesterov momentum 0.9, cosine).  A head with a BN + ReLU6 block
 # (conv_pool_fc, dsconv_pool_fc) trains at CONV_HEAD_LR: at 0.05 its BN scale and shift are driven negative in the
 # first steps until its ReLU6 channels never fire (constant outputs, loss ln 10; with or without a warm-up), which
-# killed conv heads at mounts 1-3.  A one-cycle warm-up to it keeps every channel alive at mounts 1-3 and adds
+# killed conv heads at mounts 1-3.  A one-cycle warm-up to it keeps 99-100% of channels alive at mounts 1-3, adds
 # 1.5-15 points there (nothing measurable at mounts 5-13).  Measured in benchmarks/head_recipes.py and
 # docs/training.md ("Exit heads").  Linear heads keep 0.05 without a warm-up, where they learn more in the same epochs.
 LINEAR_HEAD_LR = 0.05
