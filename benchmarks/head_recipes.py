@@ -116,7 +116,7 @@ def summarise(rows: pd.DataFrame, chance: float) -> pd.DataFrame:
     return rows.groupby(["mount", "head", "schedule"], sort=True).apply(one).reset_index()
 
 
-def plot(rows: pd.DataFrame, path: Path) -> Path:
+def plot(rows: pd.DataFrame, chance: float, path: Path) -> Path:
     """Validation top-1 after QAT by mount, one panel per head: every seed a dot, the mean a line."""
     import matplotlib.pyplot as plt
 
@@ -136,7 +136,7 @@ def plot(rows: pd.DataFrame, path: Path) -> Path:
         ax.set_ylim(0, 100)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("validation top-1 after QAT (%)")
-    axes[0][0].axhline(100 * LIVE_HEAD_CHANCE_FACTOR / 10, color="grey", lw=0.8, ls=":")
+    axes[0][0].axhline(100 * LIVE_HEAD_CHANCE_FACTOR * chance, color="grey", lw=0.8, ls=":")
     axes[0][-1].legend(title="float schedule", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=130)
@@ -176,10 +176,11 @@ def main() -> None:
                     rows.append(run_one(pipeline, p_backbone, p_exit, mount, head, schedule, seed))
                     write_text(raw, pd.DataFrame(rows).to_csv(index=False))  # resumable: one row per finished run
     table = pd.DataFrame(rows)
-    summary = summarise(table, 1 / pipeline.splits.num_classes)
+    chance = 1 / pipeline.splits.num_classes
+    summary = summarise(table, chance)
     write_text(args.out / "summary.csv", summary.to_csv(index=False))
     write_text(args.out / "summary.md", summary.to_markdown(index=False, floatfmt=".3f") + "\n")
-    plot(table, args.out / "head_recipes.png")
+    plot(table, chance, args.out / "head_recipes.png")
     print(summary.to_markdown(index=False, floatfmt=".3f"))
 
 

@@ -60,7 +60,8 @@ def weights_show(name) -> None:
         table = pd.DataFrame(history)
         table["minutes"] = table.pop("seconds") / 60  # cumulative training time, resumed runs included
         click.echo("\naccuracy against pretraining epochs:\n"
-                   + table.to_markdown(index=False, floatfmt=["g", ".4f", ".4f", ".0f"]))
+                   + table.to_markdown(index=False, floatfmt=[{"epoch": "g", "minutes": ".0f"}.get(c, ".4f")
+                                                              for c in table.columns]))
     registry.verified_path(entry)
     click.echo(f"\nfile {registry.path(entry)}: sha256 matches")
 
