@@ -1,4 +1,5 @@
-"""Layering: the data loaders and the quantizers sit below the arch-file format and must not import it."""
+"""Layering: the data loaders and the quantizers sit below the arch-file format, presentation below what it shows,
+and no import cycle anywhere."""
 
 from __future__ import annotations
 
@@ -51,6 +52,13 @@ def reachable(start: str) -> set[str]:
 @pytest.mark.parametrize("package", ["eenas.data", "eenas.quant"])
 def test_lower_layers_do_not_import_the_arch_file_format(package):
     assert "eenas.arch" not in reachable(package)
+
+
+def test_presentation_sits_below_what_it_presents():
+    """eenas.report draws plain tables: the search, the studies, ENOS and the training write through it."""
+    above = ("eenas.search", "eenas.study", "eenas.enos", "eenas.train", "eenas.arch", "eenas.hardware")
+    assert not [m for m in reachable("eenas.report") if m.startswith(above)]
+    assert "eenas.report.pareto" in reachable("eenas.search") and "eenas.report.page" in reachable("eenas.study")
 
 
 def test_the_import_walk_finds_the_arch_where_it_is_imported():

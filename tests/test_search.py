@@ -495,8 +495,8 @@ def test_the_space_builds_the_archs_the_search_costs_without_fake_genomes():
 def test_an_empty_front_is_written_as_a_header(tmp_path):
     """Earlier versions crashed here: the empty table already had a 'k' column when 'k' was inserted."""
     from eenas.search.archive import COLUMNS, Archive
-    from eenas.search.rundir import FRONT_COLUMNS, RunDir
+    from eenas.search.rundir import PARETO_COLUMNS, RunDir
 
     table = RunDir(tmp_path, {}).write_front(Archive(SearchSpace("synthetic", 0.25)), [])
-    assert table.empty and list(table.columns) == ["k", *COLUMNS] and set(FRONT_COLUMNS) <= set(table.columns)
+    assert table.empty and list(table.columns) == ["k", *COLUMNS] and set(PARETO_COLUMNS) <= set(table.columns)
     assert (tmp_path / "pareto.csv").read_text() == ",".join(["k", *COLUMNS]) + "\n"

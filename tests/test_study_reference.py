@@ -10,8 +10,8 @@ import pytest
 
 from eenas.errors import EenasError
 from eenas.study.reference import (
-    FRONT_COLUMNS,
     LINEAR_HEAD_MAX_PARAMS,
+    REFERENCE_COLUMNS,
     compare_with_reference,
     comparison_table,
     load_reference,
@@ -128,7 +128,7 @@ def test_search_front_counts_the_final_classifier_and_reads_the_test_split(tmp_p
     assert front.to_dict("list") == {"accuracy": [0.81, 0.78], "et_ratio": [0.25, 0.40], "n_exits": [3, 2],
                                      "label": ["8-bit backbone", "4-bit backbone"]}
     empty = search_front(pd.DataFrame(columns=["k", "backbone_bits"]), {})
-    assert empty.empty and list(empty) == FRONT_COLUMNS
+    assert empty.empty and list(empty) == REFERENCE_COLUMNS
     assert compare_with_reference(empty, tmp_path)["group"].tolist() == REFERENCE_GROUPS
 
 

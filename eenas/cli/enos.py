@@ -16,6 +16,7 @@ from eenas.cli.options import (
     training_options,
 )
 from eenas.errors import EenasError
+from eenas.report.tables import markdown
 
 
 def enos_options(func):
@@ -74,7 +75,7 @@ def enos(ctx, model, dataset, scheme, energy_table, relaxation, weights, out, pr
                        data_dir, device, seed)
     out = _enos_out(out, "enos")
     result = run_enos(cfg, out, cache_dir)
-    click.echo(result.table().to_markdown(index=False, floatfmt=".4g"))
+    click.echo(markdown(result.table()))
     click.echo(f"\nvalidation accuracy {result.val_accuracy:.4f}, test accuracy {result.test_accuracy:.4f}, "
                f"energy {result.energy_pj:.4g} pJ per image\nresults in {out}")
 
@@ -98,8 +99,8 @@ def enos_sweep(model, dataset, scheme, energy_table, relaxation, weights, out, p
                        data_dir, device, seed_list[0])
     out = _enos_out(out, "enos-sweep")
     sweep = run_sweep(cfg, grid, seed_list, out, cache_dir, bisection_steps, workers, scheduler)
-    click.echo(sweep.summary().to_markdown(index=False, floatfmt=".4g"))
-    click.echo("\n" + sweep.iso_energy().to_markdown(index=False, floatfmt=".4g"))
+    click.echo(markdown(sweep.summary()))
+    click.echo("\n" + markdown(sweep.iso_energy()))
     click.echo(f"results in {out}")
 
 

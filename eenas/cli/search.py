@@ -21,6 +21,7 @@ from eenas.cli.options import (
     training_options,
 )
 from eenas.errors import EenasError
+from eenas.report.tables import markdown
 
 
 def _search_config_defaults(ctx: click.Context, _param: click.Parameter, path: Path | None) -> Path | None:
@@ -126,7 +127,7 @@ def search(ctx, dataset, out, resume, force, hardware, hardware_space, weights, 
                     tensorboard=tensorboard, workers=workers, scheduler=scheduler)
     with allocation_cache(cache_dir):
         result = run.run()
-    click.echo(result.front.to_markdown(index=False, floatfmt=".4g"))
+    click.echo(markdown(result.front))
     for static in result.statics:
         on = f" on {static['hardware']}" if "hardware" in static else ""
         click.echo(f"static backbone {static['bits']}-bit{on}: accuracy {static['accuracy']:.4f} "

@@ -25,6 +25,7 @@ from eenas.cli.options import (
 )
 from eenas.errors import EenasError
 from eenas.hardware.allocation import ALLOCATIONS, DEFAULT_ALLOCATION
+from eenas.report.tables import markdown
 
 
 @cli.group()
@@ -62,7 +63,7 @@ def study_precision(ctx, arch_path, dataset, hardware, out, pretrained, amp, bud
     out = out or arch_path.with_name(f"{arch_path.stem}_precision")
     write_precision_study(result, out)
     columns = ["config", "accuracy", "static_accuracy", "exit_ratios", "mean_exit_block", "average_et", "et_ratio"]
-    click.echo(result.summary()[columns].to_markdown(index=False, floatfmt=".4g"))
+    click.echo(markdown(result.summary()[columns]))
     click.echo(f"{trained_line(pipe)}\nresults in {out}")
 
 
@@ -100,9 +101,9 @@ def study_mounts(n_exits, head, threshold, dataset, width_mult, backbone_bits, e
     write_mount_study(result, out)
     columns = ["mounts", "accuracy", "exit_ratios", "et_ratio", "stage_utilization"]
     click.echo("lowest ET ratios (validation):\n"
-               + result.placements[columns].head(5).to_markdown(index=False, floatfmt=".4g"))
+               + markdown(result.placements[columns].head(5)))
     click.echo(f"\nchosen on validation, on the {split} split:\n"
-               + result.chosen[["choice", "rank", *columns]].to_markdown(index=False, floatfmt=".4g"))
+               + markdown(result.chosen[["choice", "rank", *columns]]))
     click.echo(f"{trained_line(pipe)}\nresults in {out}")
 
 
@@ -132,7 +133,7 @@ def study_heads(dataset, width_mult, backbone_bits, exit_bits, mounts, heads, ou
     result = run_head_bank(pipe, settings)
     out = out or Path("runs") / f"heads-{dataset}-{budget}"
     write_head_bank(result, out, pipe)
-    click.echo(result.spread().to_markdown(index=False, floatfmt=".4g"))
+    click.echo(markdown(result.spread()))
     click.echo(f"{trained_line(pipe)}\nresults in {out}")
 
 
@@ -163,5 +164,5 @@ def study_hardware(paths, hardware_list, weights, allocation, out, cache_dir) ->
     with allocation_cache(cache_dir):
         result = run_hardware_study(load_study_archs(paths), hardware, weights, allocation)
     write_hardware_study(result, out)
-    click.echo(result.ranking().to_markdown(index=False, floatfmt=".4g"))
+    click.echo(markdown(result.ranking()))
     click.echo(f"results in {out}")

@@ -24,6 +24,7 @@ from eenas.cli.options import (
     trained_line,
     training_options,
 )
+from eenas.report.tables import markdown
 
 
 @cli.command()
@@ -93,7 +94,7 @@ def evaluate(ctx, arch_path, finetune, hardware, weights, json_path, force, pret
                                    finetune=finetune, amp=amp, pretrained=pretrained)
     with allocation_cache(cache_dir):
         result = evaluate_arch(arch, pipe, joint=settings["finetune"] == "joint", hardware=hardware, weights=weights)
-    click.echo(result.exits.to_markdown(index=False, floatfmt=".4g"))
+    click.echo(markdown(result.exits))
     click.echo(
         f"\naccuracy {result.accuracy:.4f} (validation {result.val_accuracy:.4f}; "
         f"static backbone {result.static_accuracy:.4f})\n"

@@ -36,6 +36,7 @@ from eenas.enos.schemes import get_scheme
 from eenas.enos.searcher import Searcher, SearchSettings
 from eenas.errors import EenasError
 from eenas.io import write_json, write_text
+from eenas.report.tables import markdown, write_csv
 from eenas.train.cache import Cache, config_hash
 from eenas.train.loops import TrainingDiverged, fit, predict
 from eenas.train.pipeline import resolve_amp, resolve_device
@@ -384,8 +385,8 @@ def write_run(result: RunResult, out: Path) -> list[Path]:
     table = result.table()
     paths = [
         write_json(out / "assignment.json", result.to_dict()),
-        write_text(out / "layers.csv", table.to_csv(index=False)),
-        write_text(out / "layers.md", table.to_markdown(index=False, floatfmt=".4g") + "\n\n"
+        write_csv(out, "layers", table),
+        write_text(out / "layers.md", markdown(table) + "\n\n"
                    + f"validation accuracy {result.val_accuracy:.4f}, test accuracy {result.test_accuracy:.4f}, "
                    f"energy {result.energy_pj:.4g} pJ per image\n"),
     ]

@@ -42,7 +42,9 @@ from eenas.enos.search import (
     write_run,
 )
 from eenas.errors import EenasError
-from eenas.io import atomic_write, write_text
+from eenas.io import write_text
+from eenas.report.figures import DPI, plt, save
+from eenas.report.tables import markdown, write_csv
 from eenas.train.cache import Cache
 from eenas.train.loops import TrainingDiverged
 from eenas.train.pipeline import amp_name
@@ -313,28 +315,19 @@ def _attempt(label: str, run: Callable[[], RunResult]) -> RunResult:
 def write_sweep(sweep: SweepResult, cfg: EnosConfig, out: Path) -> None:
     points, summary, iso, envelope = sweep.points(), sweep.summary(), sweep.iso_energy(), sweep.envelope()
     title = f"{cfg.model} on {cfg.dataset}, scheme {cfg.scheme}, budget {cfg.budget}"
-    write_text(out / "sweep.csv", points.to_csv(index=False))
-    write_text(out / "summary.csv", summary.to_csv(index=False))
-    write_text(out / "iso_energy.csv", iso.to_csv(index=False))
-    write_text(out / "envelope.csv", envelope.to_csv(index=False))
-    write_text(out / "summary.md", f"# ENOS sweep: {title}\n\n" + summary.to_markdown(index=False, floatfmt=".4g")
-               + "\n")
+    for name, table in (("sweep", points), ("summary", summary), ("iso_energy", iso), ("envelope", envelope)):
+        write_csv(out, name, table)
+    write_text(out / "summary.md", f"# ENOS sweep: {title}\n\n" + markdown(summary) + "\n")
     write_text(out / "iso_energy.md", (
         f"# ENOS at matched energy: {title}\n\nDifference: ENOS minus single-operator test accuracy, points, "
-        f"with a {CONFIDENCE:.0%} interval (seeds and test-set sampling).\n\n"
-        + iso.to_markdown(index=False, floatfmt=".4g") + "\n"
+        f"with a {CONFIDENCE:.0%} interval (seeds and test-set sampling).\n\n" + markdown(iso) + "\n"
     ))
-    atomic_write(out / "sweep.png", lambda fh: _figure(sweep, envelope, title, fh))
+    _figure(sweep, envelope, title, out / "sweep.png")
     log.info("sweep tables and figure in %s", out)
 
 
-def _figure(sweep: SweepResult, envelope: pd.DataFrame, title: str, fh) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+def _figure(sweep: SweepResult, envelope: pd.DataFrame, title: str, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=DPI)
     points = sweep.points().dropna(subset=["test_accuracy"])
     style = {"single": ("s", "C1", "single-operator"), "enos": ("o", "C0", "ENOS, λ grid"),
              "matched": ("D", "C2", "ENOS, λ matched to a single-operator energy")}
@@ -355,6 +348,4 @@ def _figure(sweep: SweepResult, envelope: pd.DataFrame, title: str, fh) -> None:
     ax.set_title(title, fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    fig.savefig(fh, format="png", dpi=150)
-    plt.close(fig)
+    save(fig, path)

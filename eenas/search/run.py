@@ -41,7 +41,7 @@ from eenas.search.holdout import HOLDOUT_STREAM, Holdout, draw, measure
 from eenas.search.objectives import get_objectives
 from eenas.search.predictor import Surrogate, kendall
 from eenas.search.problem import SurrogateProblem
-from eenas.search.rundir import FRONT_COLUMNS, HARDWARE_FOLDER, RunDir, SearchState
+from eenas.search.rundir import HARDWARE_FOLDER, PARETO_COLUMNS, RunDir, SearchState
 from eenas.search.space import Genome, HardwareChoice, SearchSpace, genome_text
 from eenas.search.strategies import get_strategy
 from eenas.search.strategies.base import MIN_FIT_RECORDS
@@ -60,7 +60,7 @@ class SearchResult:
     """What a finished run found; its run directory holds all of it and more."""
 
     out: Path
-    front: pd.DataFrame  # FRONT_COLUMNS, cheapest first
+    front: pd.DataFrame  # PARETO_COLUMNS, cheapest first
     statics: list[dict]  # the static backbone per precision, and accelerator in a co-search (SearchRun.static_points)
     holdout: Holdout | None
 
@@ -285,7 +285,7 @@ class SearchRun:
         hardware = self.cfg.hardware if self.cfg.hardware_space is None else \
             f"co-search over {len(self.space.choices)} accelerators"
         self.run_dir.write_plot(self.archive, front, statics, f"eenas search: {self.cfg.dataset}, {hardware}")
-        return table[with_hardware(FRONT_COLUMNS, self.space)], statics
+        return table[with_hardware(PARETO_COLUMNS, self.space)], statics
 
     def reference_cost(self) -> ArchCost:
         """The static backbone's cost at the space's highest precision (normalises the hypervolume), on the space's

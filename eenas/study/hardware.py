@@ -27,8 +27,8 @@ from eenas.hardware import ArchCost, check_exit_ratios, cost_arch, load_accelera
 from eenas.hardware.accelerator import CASE_STUDY_PRESETS
 from eenas.hardware.allocation import DEFAULT_ALLOCATION
 from eenas.io import join, read_json
-from eenas.study.figures import ET_UNIT, label_bars, panels, save, style
-from eenas.study.tables import markdown, write_csv, write_markdown
+from eenas.report.figures import ET_UNIT, label_bars, panels, save, style
+from eenas.report.tables import markdown, write_csv, write_markdown
 
 log = logging.getLogger(__name__)
 

@@ -19,10 +19,10 @@ from tqdm.auto import tqdm
 from eenas.arch import BITWIDTHS, Precision
 from eenas.errors import EenasError
 from eenas.models.registry import get_backbone
+from eenas.report.figures import COLORS, panels, save, style
+from eenas.report.tables import markdown, write_csv, write_markdown
 from eenas.scoring import top1
-from eenas.study.figures import COLORS, panels, save, style
 from eenas.study.precision import backbone_text
-from eenas.study.tables import markdown, write_csv, write_markdown
 from eenas.train import Pipeline
 from eenas.train.loops import TrainingDiverged
 from eenas.train.pipeline import LIVE_HEAD_CHANCE_FACTOR, head_schedules

@@ -37,10 +37,10 @@ from eenas.hardware.workload import Block, Node, exit_head, network_blocks
 from eenas.io import join, write_json
 from eenas.models.registry import DEFAULT_BACKBONE, get_backbone
 from eenas.models.spec import NetworkSpec
+from eenas.report.figures import COLORS, save, style, two_over_one
+from eenas.report.tables import markdown, write_csv, write_markdown
 from eenas.scoring import ExitStats, route, score
-from eenas.study.figures import COLORS, save, style, two_over_one
 from eenas.study.precision import backbone_text, mean_exit_block
-from eenas.study.tables import markdown, write_csv, write_markdown
 from eenas.train import Pipeline
 
 log = logging.getLogger(__name__)

@@ -24,8 +24,8 @@ from eenas.evaluate import Evaluation, evaluate_arch
 from eenas.hardware import load_accelerator
 from eenas.io import join
 from eenas.models.registry import DEFAULT_BACKBONE
-from eenas.study.figures import COLORS, ET_UNIT, label_bars, panels, save, style
-from eenas.study.tables import markdown, write_csv, write_markdown
+from eenas.report.figures import COLORS, ET_UNIT, label_bars, panels, save, style
+from eenas.report.tables import markdown, write_csv, write_markdown
 from eenas.train import Pipeline
 
 log = logging.getLogger(__name__)

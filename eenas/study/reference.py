@@ -22,15 +22,15 @@ import pandas as pd
 from matplotlib.ticker import FuncFormatter
 
 from eenas.errors import EenasError
-from eenas.study.figures import COLORS, panels, save, style
-from eenas.study.tables import markdown, write_csv, write_markdown
+from eenas.report.figures import COLORS, panels, save, style
+from eenas.report.tables import markdown, write_csv, write_markdown
 
 REFERENCE_CSV = "zniber2025_released.csv"
 SOURCE = "asyms/stream (branch expl-eenn), stream/inputs/eenn/workload/nas/"
 LINEAR_HEAD_MAX_PARAMS = 100_000  # one FC layer has 51,210 params (5120 -> 10); the large head 13,135,370
 HEAD_KINDS = {"linear": ("reference: linear final head", "o", "0.65"),  # kind -> (group, marker, grey)
               "large": ("reference: large final head", "s", "0.3")}
-FRONT_COLUMNS = ["accuracy", "et_ratio", "n_exits", "label"]
+REFERENCE_COLUMNS = ["accuracy", "et_ratio", "n_exits", "label"]
 NAME = "reference_comparison"
 
 
@@ -47,11 +47,11 @@ def search_front(front: pd.DataFrame, stats: Mapping[int, dict]) -> pd.DataFrame
     """
     rows = [{"accuracy": stats[k]["accuracy"], "et_ratio": stats[k]["et_ratio"], "n_exits": len(stats[k]["exits"]),
              "label": f"{bits}-bit backbone"} for k, bits in zip(front["k"], front["backbone_bits"])]
-    return pd.DataFrame(rows, columns=FRONT_COLUMNS)
+    return pd.DataFrame(rows, columns=REFERENCE_COLUMNS)
 
 
 def _check_front(front: pd.DataFrame) -> None:
-    missing = [c for c in FRONT_COLUMNS if c not in front]
+    missing = [c for c in REFERENCE_COLUMNS if c not in front]
     if missing:
         raise EenasError(f"front: missing column(s) {', '.join(missing)}")
     if not front["accuracy"].between(0, 1).all():
@@ -69,7 +69,7 @@ def _groups(reference: pd.DataFrame, front: pd.DataFrame) -> list[tuple[str, pd.
 
 def comparison_table(reference: pd.DataFrame, front: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per group: count and the range and median of accuracy (%) and ET ratio, and the exit range."""
-    front = pd.DataFrame(columns=FRONT_COLUMNS) if front is None else front
+    front = pd.DataFrame(columns=REFERENCE_COLUMNS) if front is None else front
     _check_front(front)
     rows = []
     for name, part in _groups(reference, front):

@@ -19,18 +19,18 @@ import pandas as pd
 from eenas.arch import BackboneConfig
 from eenas.errors import EenasError
 from eenas.models.registry import DEFAULT_BACKBONE
+from eenas.report.figures import COLORS, ET_UNIT, label_bars, panels, save, style
+from eenas.report.page import Block, Figure, write_page
+from eenas.report.pareto import plot_pareto
+from eenas.report.tables import write_csv
 from eenas.search.holdout import summary_line
-from eenas.search.rundir import plot_pareto
-from eenas.study.figures import COLORS, ET_UNIT, label_bars, panels, save, style
-from eenas.study.page import Block, Figure, write_page
 from eenas.study.precision import backbone_text
 from eenas.study.reference import compare_with_reference, search_front
-from eenas.study.tables import write_csv
 from eenas.train.budget import get_budget
 
 log = logging.getLogger(__name__)
 
-FRONT_COLUMNS = ["k", "exits", "hardware", "n_exits", "backbone_bits", "exit_bits", "accuracy", "test_accuracy",
+REPORT_FRONT_COLUMNS = ["k", "exits", "hardware", "n_exits", "backbone_bits", "exit_bits", "accuracy", "test_accuracy",
                  "accuracy_drop", "exit_ratios", "average_et", "et_ratio"]
 PREDICTOR_COLUMNS = ["iteration", "predictor", "cv_tau", "tau_new", "rmse_new", "et_tau_new"]
 PROGRESS_COLUMNS = ["iteration", "true_evaluations", "front_size", "hypervolume", "best_et_ratio", "wall_s"]
@@ -225,7 +225,7 @@ def write_report(run_dir: Path, out: Path | None = None) -> list[Path]:
     paths += write_page(out, "report", f"Search report: {run_dir.name}", [
         ("Settings", [settings]),
         ("Pareto front against the static backbone",
-         [Figure(out / "pareto.png", "Pareto front"), front[[col for col in FRONT_COLUMNS if col in front]],
+         [Figure(out / "pareto.png", "Pareto front"), front[[col for col in REPORT_FRONT_COLUMNS if col in front]],
           "Static backbones (ET ratio 1 by definition):", statics]),
         ("Per-stage ET of the front's extreme points and knee", stage_section),
         ("Against the reference's released networks", reference_section),

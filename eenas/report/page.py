@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from eenas.io import write_text
-from eenas.study.tables import markdown, write_markdown
+from eenas.report.tables import markdown, write_markdown
 
 
 @dataclass(frozen=True)

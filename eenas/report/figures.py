@@ -57,9 +57,10 @@ def label_bars(ax: Axes, bars, texts: Sequence[str], fontsize: int = 7) -> None:
                     xytext=(0, 2), ha="center", va="bottom", fontsize=fontsize)
 
 
-def save(fig: Figure, path: Path) -> Path:
-    """Lay out, write atomically as PNG and free the figure."""
-    fig.tight_layout()
+def save(fig: Figure, path: Path, rect: tuple[float, float, float, float] = (0, 0, 1, 1)) -> Path:
+    """Lay out (within ``rect``, a share of the figure: room left for a legend beside it), write atomically as PNG
+    and free the figure."""
+    fig.tight_layout(rect=rect)
     atomic_write(path, lambda fh: fig.savefig(fh, format="png"))
     plt.close(fig)
     return path

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from eenas.io import write_text
+
+if TYPE_CHECKING:  # the CLI imports this module: keep its start free of pandas
+    import pandas as pd
 
 
 def markdown(frame: pd.DataFrame) -> str:
