@@ -17,7 +17,7 @@ from eenas.hardware.network import ArchCost, ExitCost
 from eenas.search.objectives import OBJECTIVES, get_objectives, hypervolume, latency_quantile, objective_matrix
 from eenas.search.strategies import get_strategy, strategy_names
 from eenas.search.strategies.base import REGISTRY, Proposal, Strategy
-from tests.conftest import small_search_config, start_search
+from tests.conftest import run_eenas, small_search_config, start_search
 
 
 def _cost(latencies: list[int]) -> ArchCost:
@@ -105,6 +105,30 @@ def test_a_three_objective_search_writes_its_front_and_pairwise_figures(three):
     points = pd.read_csv(out / "holdout_points.csv")
     assert {"energy", "predicted_energy", "p99_latency", "predicted_p99_latency"} <= set(points.columns)
     assert {"energy_tau", "p99_latency_tau"} <= set(pd.read_csv(out / "holdout.csv")["metric"])
+
+
+def test_pareto_csv_carries_the_values_the_front_was_chosen_by(three, cache_dir):
+    front = pd.read_csv(three.out / "pareto.csv")
+    run = start_search(small_search_config(objectives=("accuracy", "energy", "p99_latency"), sizes={"holdout": 3}),
+                       three.out, cache_dir, resume=True)
+    records = run.archive.pareto()
+    p99 = OBJECTIVES["p99_latency"]
+    assert front["p99_latency"].tolist() == pytest.approx([p99.read(r.score) for r in records])
+    assert front["energy"].tolist() == pytest.approx(front["average_energy"].tolist())
+    assert {"energy", "p99_latency"} <= set(three.front.columns)  # what the command prints too
+
+
+def test_the_report_of_a_three_objective_run_shows_its_projections_and_objectives(three, tmp_path, capsys,
+                                                                                 monkeypatch):
+    done = run_eenas(monkeypatch, capsys, "report", three.out, "--out", tmp_path)
+    assert done.code == 0, done.err
+    page = (tmp_path / "report.md").read_text()
+    for a, b in [("accuracy", "energy"), ("accuracy", "p99_latency"), ("energy", "p99_latency")]:
+        assert f"](pareto_{a}_{b}.png)" in page and (tmp_path / f"pareto_{a}_{b}.png").stat().st_size > 0
+    assert "](pareto.png)" not in page and not (tmp_path / "pareto.png").exists()
+    assert "objectives accuracy, energy, p99_latency;" in page
+    header = next(line for line in page.splitlines() if line.startswith("|   k |"))
+    assert "p99_latency" in header and "energy" in header
 
 
 def test_the_three_objective_front_is_non_dominated_on_its_objectives(three, tmp_path, cache_dir):

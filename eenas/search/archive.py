@@ -10,6 +10,7 @@ exactly the values an uninterrupted one holds.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 
@@ -155,9 +156,15 @@ class Archive:
                 np.array([r.score.accuracy for r in ok]))
 
     def table(self, records: Iterable[Record] | None = None) -> pd.DataFrame:
-        """``records`` (default: all) as rows of :data:`COLUMNS` (:func:`with_hardware`)."""
-        return pd.DataFrame([r.row(self.space) for r in (self.records if records is None else records)],
-                            columns=with_hardware(COLUMNS, self.space))
+        """``records`` (default: all) as rows of :data:`COLUMNS` (:func:`with_hardware`), then a column per objective
+        of the run that is none of them (``energy``, ``p99_latency``: the values its front was chosen by; the default
+        objectives add none, so such runs write the same files as before ``--objectives``)."""
+        records = list(self.records if records is None else records)
+        table = pd.DataFrame([r.row(self.space) for r in records], columns=with_hardware(COLUMNS, self.space))
+        for o in self.objectives:
+            if o.name not in table:
+                table[o.name] = [math.nan if r.score is None else o.read(r.score) for r in records]
+        return table
 
     def to_json(self) -> list[dict]:
         return [r.to_json() for r in self.records]

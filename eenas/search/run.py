@@ -285,7 +285,8 @@ class SearchRun:
         hardware = self.cfg.hardware if self.cfg.hardware_space is None else \
             f"co-search over {len(self.space.choices)} accelerators"
         self.run_dir.write_plot(self.archive, front, statics, f"eenas search: {self.cfg.dataset}, {hardware}")
-        return table[with_hardware(PARETO_COLUMNS, self.space)], statics
+        columns = with_hardware(PARETO_COLUMNS, self.space)
+        return table[columns + [c for c in table if c not in columns and c in self.cfg.objectives]], statics
 
     def reference_cost(self) -> ArchCost:
         """The static backbone's cost at the space's highest precision (normalises the hypervolume), on the space's

@@ -176,10 +176,7 @@ class RunDir:
             plot_pareto(archive.table(archive.ok), archive.table(front), statics, title, self.path / "pareto.png")
             return [self.path / "pareto.png"]
 
-        def table(records: list[Record]) -> pd.DataFrame:  # the objectives' values beside the written columns
-            return archive.table(records).assign(**{o.name: [o.read(r.score) for r in records] for o in objectives})
-
-        everything, best, paths = table(archive.ok), table(front), []
+        everything, best, paths = archive.table(archive.ok), archive.table(front), []
         for i, a in enumerate(objectives):
             for b in objectives[i + 1:]:
                 path = self.path / f"pareto_{a.name}_{b.name}.png"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from eenas.report.page import Block, Figure, write_page
 from eenas.report.pareto import plot_pareto
 from eenas.report.tables import write_csv
 from eenas.search.holdout import summary_line
+from eenas.search.objectives import DEFAULT_OBJECTIVES
 from eenas.study.precision import backbone_text
 from eenas.study.reference import compare_with_reference, search_front
 from eenas.train.budget import get_budget
@@ -193,8 +195,17 @@ def write_report(run_dir: Path, out: Path | None = None) -> list[Path]:
     points = highlights(front)
     statics = pd.DataFrame(results.statics())
     paths = [write_csv(out, "report_static", statics)]
-    plot_pareto(results.archive, front, results.statics(), f"eenas search: {results.title}", out / "pareto.png")
-    paths.append(out / "pareto.png")
+    objectives = list(c.get("objectives", DEFAULT_OBJECTIVES))  # runs on the default objectives do not record them
+    if objectives == list(DEFAULT_OBJECTIVES):
+        plot_pareto(results.archive, front, results.statics(), f"eenas search: {results.title}", out / "pareto.png")
+        paths.append(out / "pareto.png")
+        figures = [Figure(out / "pareto.png", "Pareto front")]
+    else:  # the search drew one projection per pair of objectives, with their static values (not in the archive)
+        pairs = [(a, b) for i, a in enumerate(objectives) for b in objectives[i + 1:]]
+        if out.resolve() != run_dir.resolve():
+            for a, b in pairs:
+                shutil.copyfile(run_dir / f"pareto_{a}_{b}.png", out / f"pareto_{a}_{b}.png")
+        figures = [Figure(out / f"pareto_{a}_{b}.png", f"Pareto front, {a} against {b}") for a, b in pairs]
     log.info("front of %d archs; highlighted %s", len(front), ", ".join(f"{lb} (k={k})" for lb, k in points))
     stage_section: list[Block]
     if points:
@@ -219,13 +230,14 @@ def write_report(run_dir: Path, out: Path | None = None) -> list[Path]:
     backbone = BackboneConfig(family, c["width_mult"] or get_budget(c["budget"]).width_mult)
     settings = (f"Run `{run_dir}`: {results.title}; {backbone_text(backbone)}, bits "
                 f"{c['bits']}, at most {c['max_exits']} exits, at most {c['max_accuracy_drop']} points below the "
-                f"static backbone; {len(results.archive)} archs evaluated, {len(front)} on the front. Accuracy on "
+                f"static backbone; objectives {', '.join(objectives)}; {len(results.archive)} archs evaluated, "
+                f"{len(front)} on the front. Accuracy on "
                 "the front is on the validation split (what the search optimised); per-exit tables are on the "
                 "test split.")
     paths += write_page(out, "report", f"Search report: {run_dir.name}", [
         ("Settings", [settings]),
         ("Pareto front against the static backbone",
-         [Figure(out / "pareto.png", "Pareto front"), front[[col for col in REPORT_FRONT_COLUMNS if col in front]],
+         [*figures, front[[col for col in dict.fromkeys([*REPORT_FRONT_COLUMNS, *objectives]) if col in front]],
           "Static backbones (ET ratio 1 by definition):", statics]),
         ("Per-stage ET of the front's extreme points and knee", stage_section),
         ("Against the reference's released networks", reference_section),
