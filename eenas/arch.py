@@ -295,9 +295,12 @@ def load_arch(path: str | os.PathLike) -> Arch:
 
 
 def save_arch(arch: Arch, path: str | os.PathLike) -> None:
-    data = arch.to_dict()
-    data["hardware"] = _hardware_path(arch.hardware, Path(path).parent, loading=False)
-    write_json(path, data)
+    write_json(path, arch_data(arch, Path(path).parent))
+
+
+def arch_data(arch: Arch, folder: Path) -> dict:
+    """``arch`` as a file in ``folder`` holds it: its hardware file relative to that folder, so the folder can move."""
+    return {**arch.to_dict(), "hardware": _hardware_path(arch.hardware, folder, loading=False)}
 
 
 def _hardware_path(hardware: str, folder: Path, loading: bool) -> str:

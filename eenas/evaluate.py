@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from eenas.arch import Arch, TrainingRecord
+from eenas.arch import Arch, TrainingRecord, arch_data
 from eenas.errors import EenasError
 from eenas.hardware import ArchCost, cost_arch, load_accelerator
 from eenas.io import write_json
@@ -140,4 +140,6 @@ def check_writable(path: Path, force: bool = False) -> None:
 
 
 def save_evaluation(evaluation: Evaluation, path: Path, written_by: str = EVALUATE_WRITER) -> Path:
-    return write_json(path, {"written_by": written_by, **evaluation.to_json()})
+    """The evaluation as JSON; its arch names its hardware file as an arch file beside it would (arch_data)."""
+    return write_json(path, {"written_by": written_by, **evaluation.to_json(),
+                             "arch": arch_data(evaluation.arch, Path(path).parent)})

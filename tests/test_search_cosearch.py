@@ -157,6 +157,8 @@ def test_a_tiny_cosearch_returns_a_front_naming_its_accelerators(tmp_path, cache
         path = run / "pareto" / f"arch_{row.k}.json"
         written = json.loads(path.read_text())["hardware"]  # a preset, or the run's own file beside it
         assert written == row.hardware or written == f"../hardware/{row.hardware}.yaml"
+        stats = json.loads((run / "pareto" / f"stats_{row.k}.json").read_text())
+        assert stats["arch"]["hardware"] == written  # the stats beside it name it alike: the folder can move
         arch = load_arch(path)
         assert load_accelerator(arch.hardware).name == row.hardware
         cost = cost_arch(arch)
