@@ -70,6 +70,7 @@ def test_publish_records_the_float_accuracy_and_recipe(published, registry_dir):
     assert (entry.backbone, entry.dataset, dict(entry.options)) == ("squeezenet", "synthetic", {"width": 0.125})
     assert set(entry.accuracy["w32a32"]) == {"val", "test"}
     assert entry.recipe["pretrain_epochs"] == 2 and entry.threads >= 1 and entry.history
+    assert entry.recipe["amp"] == "fp32"  # the --amp mode, as the other entries name it
     assert entry.command.endswith("eenas enos pretrain --model squeezenet --dataset synthetic --budget tiny --seed 0")
 
 

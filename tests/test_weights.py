@@ -66,7 +66,7 @@ def test_publish_records_what_it_measured(registry, tiny_pipeline):
 
 def test_list_and_show(registry):
     table = invoke("weights", "list")
-    assert NAME in table and "w8a8 val/test" in table
+    assert NAME in table and "w8a8 val/test" in table and "width_mult=0.25" in table
     shown = invoke("weights", "show", NAME)
     assert "sha256 matches" in shown and "accuracy against pretraining epochs" in shown
 

@@ -31,7 +31,9 @@ def weights_list() -> None:
     from eenas.weights import WeightsRegistry
 
     registry = WeightsRegistry()
-    rows = [{"name": e.name, "backbone": e.backbone, **{k: v for k, v in e.options.items()}, "dataset": e.dataset,
+    rows = [{"name": e.name, "backbone": e.backbone, "options": " ".join(f"{k}={v:g}" if isinstance(v, float)
+                                                                      else f"{k}={v}" for k, v in e.options.items()),
+             "dataset": e.dataset,
              "parameters": e.parameters, "epochs": e.recipe.get("pretrain_epochs"),
              **{f"{tag} val/test": f"{a['val']:.4f} / {a['test']:.4f}" for tag, a in e.accuracy.items()},
              "wall time (h)": round(e.wall_time_s / 3600, 2), "kB": round(registry.path(e).stat().st_size / 1024)
@@ -39,7 +41,7 @@ def weights_list() -> None:
     if not rows:
         click.echo(f"no weights registered in {registry.root}")
         return
-    click.echo(pd.DataFrame(rows).to_markdown(index=False))
+    click.echo(pd.DataFrame(rows).fillna("–").to_markdown(index=False, floatfmt="g"))  # – : not measured
 
 
 @weights.command("show")

@@ -22,6 +22,7 @@ from eenas.machine import cpu_name
 from eenas.scoring import top1
 from eenas.train.cache import Cache, config_hash
 from eenas.train.loops import ONE_CYCLE_RECIPE, fit, predict
+from eenas.train.pipeline import amp_name
 from eenas.weights.files import load_state_dict, save_state_dict
 from eenas.weights.registry import WeightsEntry, WeightsRegistry, sha256_of
 
@@ -77,7 +78,7 @@ def publish_float(cfg: EnosConfig, name: str, cache_dir: str | None = None, regi
         split={"seed": SPLIT_SEED, "val_fraction": VAL_FRACTION},
         recipe={"pretrain_epochs": b.pretrain.epochs, "lr": b.pretrain.lr, "batch_size": b.batch_size,
                 "label_smoothing": b.pretrain.label_smoothing, "train_limit": b.train_limit, "seed": cfg.seed,
-                **FIXED_RECIPE, "amp": str(ws.amp)},
+                **FIXED_RECIPE, "amp": amp_name(ws.amp)},
         command=(f"OMP_NUM_THREADS={trained['threads']} eenas enos pretrain --model {cfg.model} "
                  f"--dataset {cfg.dataset} --budget {cfg.budget} --seed {cfg.seed}"),
         wall_time_s=history[-1]["seconds"] if history else 0.0, cpu=trained["cpu"], threads=trained["threads"],
