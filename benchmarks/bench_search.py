@@ -40,10 +40,14 @@ def _known_candidates(run: SearchRun, n: int, seed: int) -> np.ndarray:
     out = []
     while len(out) < n:
         pb, pe = known[rng.integers(len(known))][2:]
-        usable = [(mo, h) for mo, h, b, e in known if (b, e) == (pb, pe)]
-        picks = rng.choice(len(usable), size=min(len(usable), rng.integers(1, 4)), replace=False)
-        exits = [ExitConfig(*usable[i], space.thresholds[rng.integers(len(space.thresholds))]) for i in picks]
-        out.append(space.encode(space.arch(tuple(sorted(exits, key=lambda e: e.after_block)), pb, pe)))
+        heads: dict[int, list[str]] = {}  # mount -> the heads trained there at these precisions
+        for mo, h, b, e in known:
+            if (b, e) == (pb, pe):
+                heads.setdefault(mo, []).append(h)
+        mounts = rng.choice(sorted(heads), size=min(len(heads), rng.integers(1, 4)), replace=False)
+        exits = [ExitConfig(int(mo), heads[mo][rng.integers(len(heads[mo]))],
+                            space.thresholds[rng.integers(len(space.thresholds))]) for mo in sorted(mounts)]
+        out.append(space.encode(space.arch(tuple(exits), pb, pe)))
     return np.unique(np.array(out), axis=0)
 
 
