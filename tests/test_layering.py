@@ -4,6 +4,8 @@ and no import cycle anywhere."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -132,3 +134,10 @@ def test_the_cycle_check_finds_a_cycle():
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
     # the hardware package's __init__ runs the cost model: importing from it outside the package counts it
     assert "eenas.hardware" in _runtime_imports("eenas.evaluate")
+
+
+def test_the_search_and_enos_draw_figures_without_importing_matplotlib_at_start_up():
+    """matplotlib is imported when a figure is drawn: a search, a cluster worker or an ENOS run starts without it."""
+    code = "import sys, eenas.search, eenas.enos; print('matplotlib.pyplot' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

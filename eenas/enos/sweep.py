@@ -43,7 +43,6 @@ from eenas.enos.search import (
 )
 from eenas.errors import EenasError
 from eenas.io import write_text
-from eenas.report.figures import DPI, plt, save
 from eenas.report.tables import markdown, write_csv
 from eenas.train.cache import Cache
 from eenas.train.loops import TrainingDiverged
@@ -327,6 +326,8 @@ def write_sweep(sweep: SweepResult, cfg: EnosConfig, out: Path) -> None:
 
 
 def _figure(sweep: SweepResult, envelope: pd.DataFrame, title: str, path: Path) -> None:
+    from eenas.report.figures import DPI, plt, save  # matplotlib only when a sweep draws: eenas.enos imports this
+
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=DPI)
     points = sweep.points().dropna(subset=["test_accuracy"])
     style = {"single": ("s", "C1", "single-operator"), "enos": ("o", "C0", "ENOS, λ grid"),

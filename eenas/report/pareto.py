@@ -1,20 +1,17 @@
 """The Pareto figure of a search: every evaluated arch, the front and the static backbones, over two objectives.
 
 Drawn from plain tables, so a search writes it and ``eenas report`` redraws it from a run directory's CSV files.
+matplotlib is imported when a figure is drawn, not with this module: the search imports :class:`Axis` at start-up.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from matplotlib.colors import BoundaryNorm
-from matplotlib.lines import Line2D
-
-from eenas.report.figures import DPI, plt, save
 
 
 @dataclass(frozen=True)
@@ -32,6 +29,12 @@ ACCURACY_AXIS = Axis("accuracy", "accuracy", "validation accuracy", fraction=Tru
 ET_AXIS = Axis("average_et", "static_et", "average ET")
 
 
+def projections(objectives: Sequence[str]) -> list[tuple[str, str, str]]:
+    """Each pair ``(a, b)`` of a run's objectives, in their order, with the file its projection is drawn in:
+    the search writes these figures for other than the default objectives, and ``eenas report`` shows them."""
+    return [(a, b, f"pareto_{a}_{b}.png") for i, a in enumerate(objectives) for b in objectives[i + 1:]]
+
+
 def plot_pareto(archive: pd.DataFrame, front: pd.DataFrame, statics: list[dict], title: str, path: Path,
                 x: Axis = ET_AXIS, y: Axis = ACCURACY_AXIS, staircase: bool = True) -> None:
     """Validation accuracy against average ET (or any two objectives, ``x`` and ``y``): every evaluated arch, the
@@ -44,6 +47,8 @@ def plot_pareto(archive: pd.DataFrame, front: pd.DataFrame, statics: list[dict],
     projection of more is not monotonic).  A co-search's front (a ``hardware`` column) is coloured by accelerator,
     with the static backbones of the accelerators on it; else by its number of early exits.
     """
+    from eenas.report.figures import DPI, plt, save
+
     reference = max(statics, key=lambda s: s["bits"])
 
     def scaled(axis: Axis, values):
@@ -90,6 +95,11 @@ def plot_pareto(archive: pd.DataFrame, front: pd.DataFrame, statics: list[dict],
 def _front_colours(fig, ax, front: pd.DataFrame) -> Callable[[pd.DataFrame], dict]:
     """Scatter colours of front rows: by accelerator in a co-search (a legend of them beside the plot), else by
     number of early exits (a colour bar)."""
+    from matplotlib.colors import BoundaryNorm
+    from matplotlib.lines import Line2D
+
+    from eenas.report.figures import plt
+
     if front.empty:
         return lambda part: {}
     if "hardware" in front:

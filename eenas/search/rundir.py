@@ -27,7 +27,7 @@ from eenas.arch import save_arch
 from eenas.errors import EenasError
 from eenas.evaluate import Evaluation, save_evaluation
 from eenas.io import read_json, write_json
-from eenas.report.pareto import Axis, plot_pareto
+from eenas.report.pareto import Axis, plot_pareto, projections
 from eenas.report.tables import write_csv
 from eenas.search.archive import Archive, Record
 from eenas.search.holdout import Holdout
@@ -177,12 +177,11 @@ class RunDir:
             return [self.path / "pareto.png"]
 
         everything, best, paths = archive.table(archive.ok), archive.table(front), []
-        for i, a in enumerate(objectives):
-            for b in objectives[i + 1:]:
-                path = self.path / f"pareto_{a.name}_{b.name}.png"
-                plot_pareto(everything, best, statics, title, path, x=_axis(b), y=_axis(a),
-                            staircase=len(objectives) == 2)
-                paths.append(path)
+        by_name = {o.name: o for o in objectives}
+        for a, b, name in projections(list(by_name)):
+            plot_pareto(everything, best, statics, title, self.path / name, x=_axis(by_name[b]), y=_axis(by_name[a]),
+                        staircase=len(objectives) == 2)
+            paths.append(self.path / name)
         return paths
 
 

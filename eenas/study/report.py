@@ -22,7 +22,7 @@ from eenas.errors import EenasError
 from eenas.models.registry import DEFAULT_BACKBONE
 from eenas.report.figures import COLORS, ET_UNIT, label_bars, panels, save, style
 from eenas.report.page import Block, Figure, write_page
-from eenas.report.pareto import plot_pareto
+from eenas.report.pareto import plot_pareto, projections
 from eenas.report.tables import write_csv
 from eenas.search.holdout import summary_line
 from eenas.search.objectives import DEFAULT_OBJECTIVES
@@ -201,11 +201,11 @@ def write_report(run_dir: Path, out: Path | None = None) -> list[Path]:
         paths.append(out / "pareto.png")
         figures = [Figure(out / "pareto.png", "Pareto front")]
     else:  # the search drew one projection per pair of objectives, with their static values (not in the archive)
-        pairs = [(a, b) for i, a in enumerate(objectives) for b in objectives[i + 1:]]
+        pairs = projections(objectives)
         if out.resolve() != run_dir.resolve():
-            for a, b in pairs:
-                shutil.copyfile(run_dir / f"pareto_{a}_{b}.png", out / f"pareto_{a}_{b}.png")
-        figures = [Figure(out / f"pareto_{a}_{b}.png", f"Pareto front, {a} against {b}") for a, b in pairs]
+            for _, _, name in pairs:
+                shutil.copyfile(run_dir / name, out / name)
+        figures = [Figure(out / name, f"Pareto front, {a} against {b}") for a, b, name in pairs]
     log.info("front of %d archs; highlighted %s", len(front), ", ".join(f"{lb} (k={k})" for lb, k in points))
     stage_section: list[Block]
     if points:
