@@ -18,11 +18,16 @@ $(STAMP): setup.cfg pyproject.toml
 install: $(STAMP)
 
 # The slowest tests are listed at the end, so a test that starts training more than it needs shows up in CI's log.
+# One pytest-xdist worker per core, whole files each (module fixtures train once): every test trains on one
+# thread (tests/conftest.py), so a single pytest process leaves the second core idle.
 test: install
-	$(PY) -m pytest -q --durations=10
+	$(PY) -m pytest -q -n auto --dist loadfile --durations=10
 
+# The quick search on both cores: each training job runs on one thread, so two local workers train two heads at
+# once; the front is the serial run's, byte for byte (docs/cluster.md).
+DEMO_WORKERS ?= 2
 demo: install
-	$(VENV)/bin/eenas search --dataset cifar10 --budget quick --out runs/demo --force
+	$(VENV)/bin/eenas search --dataset cifar10 --budget quick --out runs/demo --force --workers $(DEMO_WORKERS)
 
 # The shipped weights' pretrainings (hours each on one core; resumable: rerun to continue after the last finished
 # epoch), then their registry entries (docs/training.md: Pretrained weights; docs/enos.md: Pretrained float
@@ -42,7 +47,7 @@ training-state: install
 
 weights-mobilenet-v2: training-state
 	OMP_NUM_THREADS=$(WEIGHTS_THREADS) $(VENV)/bin/eenas pretrain $(MBV2_WEIGHTS) --precisions '' --pretrained none
-	$(VENV)/bin/eenas weights publish mobilenet_v2_w050_cifar10 $(MBV2_WEIGHTS)
+	$(VENV)/bin/eenas weights publish mobilenet_v2_w050_cifar10 $(MBV2_WEIGHTS) --ship-qat
 
 weights-squeezenet: training-state
 	OMP_NUM_THREADS=$(WEIGHTS_THREADS) $(VENV)/bin/eenas enos pretrain --model squeezenet $(ENOS_WEIGHTS) \

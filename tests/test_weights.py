@@ -7,10 +7,13 @@ Everything runs at ``tiny`` on synthetic data, in a registry folder of the test'
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
 import pytest
+import torch
+import yaml
 from click.testing import CliRunner
 
 from eenas.arch import load_arch
@@ -38,7 +41,8 @@ def registry_dir(tmp_path_factory, cache_dir, tiny_pipeline):
         mp.setenv("EENAS_WEIGHTS_DIR", str(root))
         tiny_pipeline.float_backbone()  # the pretraining the entry is published from
         invoke("weights", "publish", NAME, "--dataset", "synthetic", "--budget", "tiny", "--width-mult", "0.25",
-               "--qat-budget", "tiny", "--precisions", "w8a8", "--cache-dir", cache_dir, "--device", "cpu")
+               "--qat-budget", "tiny", "--precisions", "w8a8", "--ship-qat", "--cache-dir", cache_dir,
+               "--device", "cpu")
     return root
 
 
@@ -67,8 +71,9 @@ def test_publish_records_what_it_measured(registry, tiny_pipeline):
 def test_list_and_show(registry):
     table = invoke("weights", "list")
     assert NAME in table and "w8a8 val/test" in table and "width_mult=0.25" in table
+    assert "w8a8 (tiny)" in table  # the shipped fine-tune and the budget whose recipe trained it
     shown = invoke("weights", "show", NAME)
-    assert "sha256 matches" in shown and "accuracy against pretraining epochs" in shown
+    assert shown.count("sha256 matches") == 2 and "accuracy against pretraining epochs" in shown  # float and w8a8
 
 
 def test_auto_starts_from_the_registered_weights_and_trains_no_float_backbone(registry, cache_dir, tiny_pipeline):
@@ -84,6 +89,38 @@ def test_auto_starts_from_the_registered_weights_and_trains_no_float_backbone(re
     assert scratch.float_key() == tiny_pipeline.float_key() != pipe.float_key()
     w8 = Precision(8, 8)
     assert scratch.backbone_key(w8) != pipe.backbone_key(w8)  # QAT keys follow the weights they start from
+
+
+def test_a_shipped_fine_tune_stands_in_for_its_training(registry, cache_dir, tmp_path):
+    from eenas.train.cluster import ClusterTrainer
+
+    w8, shipped = Precision(8, 8), registry.get(NAME).qat["w8a8"]
+    publisher = Pipeline(tiny_config(cache_dir))  # the cache the publish trained it in
+    assert shipped["key"] == publisher.backbone_key(w8) and shipped["budget"] == "tiny" and shipped["seconds"] > 0
+    fresh = Pipeline(tiny_config(tmp_path / "empty"))
+    assert fresh.has_backbone(w8) and fresh.has_backbone(FLOAT) and not fresh.has_backbone(Precision(4, 4))
+    assert ClusterTrainer(fresh, cluster=None)._cached("backbone", (FLOAT,))  # no float job for a cluster either
+    state = fresh.backbone(w8).state_dict()
+    assert fresh.trained == []
+    theirs = publisher.cache.load("backbone", shipped["key"])["state_dict"]
+    assert theirs.keys() == state.keys() and all(torch.equal(state[k], v) for k, v in theirs.items())  # bit for bit
+
+
+def test_a_shipped_fine_tune_of_another_recipe_is_not_used_and_a_corrupted_one_is_an_error(registry_dir, tmp_path,
+                                                                                             monkeypatch):
+    w8, other = Precision(8, 8), tmp_path / "weights"
+    shutil.copytree(registry_dir, other)
+    monkeypatch.setenv("EENAS_WEIGHTS_DIR", str(other))
+    entries = yaml.safe_load((other / "registry.yaml").read_text())
+    shipped = entries[0]["qat"]["w8a8"]
+    key, shipped["key"] = shipped["key"], "0" * 16  # as if shipped for another budget's recipe
+    (other / "registry.yaml").write_text(yaml.safe_dump(entries, sort_keys=False))
+    assert not Pipeline(tiny_config(tmp_path / "a")).has_backbone(w8)  # it would be trained
+    shipped["key"] = key
+    (other / "registry.yaml").write_text(yaml.safe_dump(entries, sort_keys=False))
+    (other / f"{NAME}.w8a8.pt").write_bytes(b"garbage")
+    with pytest.raises(EenasError, match=r"weights 'tiny_synthetic' \(w8a8 fine-tune\): .* has sha256"):
+        Pipeline(tiny_config(tmp_path / "b")).backbone(w8)
 
 
 def test_weights_fit_only_their_split(registry, cache_dir):

@@ -36,6 +36,7 @@ def weights_list() -> None:
              "dataset": e.dataset,
              "parameters": e.parameters, "epochs": e.recipe.get("pretrain_epochs"),
              **{f"{tag} val/test": f"{a['val']:.4f} / {a['test']:.4f}" for tag, a in e.accuracy.items()},
+             "QAT shipped": " ".join(f"{tag} ({q['budget']})" for tag, q in e.qat.items()) or "–",
              "wall time (h)": round(e.wall_time_s / 3600, 2), "kB": round(registry.path(e).stat().st_size / 1024)
              if registry.path(e).exists() else "missing"} for e in registry.entries.values()]
     if not rows:
@@ -64,8 +65,9 @@ def weights_show(name) -> None:
         click.echo("\naccuracy against pretraining epochs:\n"
                    + table.to_markdown(index=False, floatfmt=[{"epoch": "g", "minutes": ".0f"}.get(c, ".4f")
                                                               for c in table.columns]))
-    registry.verified_path(entry)
-    click.echo(f"\nfile {registry.path(entry)}: sha256 matches")
+    click.echo()
+    for qat in (None, *entry.qat):  # the float file, then each shipped fine-tune
+        click.echo(f"file {registry.verified_path(entry, qat)}: sha256 matches")
 
 
 @weights.command("publish")
@@ -79,11 +81,14 @@ def weights_show(name) -> None:
 @click.option("--threads", type=int, default=None,
               help="Threads the pretraining ran with (only for a cache entry that does not record them).")
 @click.option("--notes", default="", help="A sentence kept with the entry.")
+@click.option("--ship-qat", is_flag=True,
+              help="Also store the QAT fine-tunes that measured the quantized accuracies (float32), so that runs "
+                   "on --qat-budget's recipe and seed start from them.")
 @BACKBONE_OPTION
 @AMP_OPTION
 @training_options
-def weights_publish(name, dataset, width_mult, epochs, qat_budget, precisions, threads, notes, backbone, amp, budget,
-                    data_dir, cache_dir, device, seed) -> None:
+def weights_publish(name, dataset, width_mult, epochs, qat_budget, precisions, threads, notes, ship_qat, backbone, amp,
+                    budget, data_dir, cache_dir, device, seed) -> None:
     """Register the float backbone that `eenas pretrain --pretrained none` trained with these options as NAME.
 
     Writes NAME.pt (float16) and its entry into the registry folder ($EENAS_WEIGHTS_DIR, else the package's),
@@ -98,6 +103,6 @@ def weights_publish(name, dataset, width_mult, epochs, qat_budget, precisions, t
     measure = make_pipeline(dataset, qat_budget, source.cfg.width_mult, data_dir, cache_dir, device, seed, amp,
                             backbone_config(backbone))
     entry = publish(name, source, measure.cfg, parse_precisions(precisions),
-                    WeightsRegistry(), threads, notes=notes)
+                    WeightsRegistry(), threads, notes=notes, ship_qat=ship_qat)
     click.echo(f"registered {entry.tag}: " + ", ".join(
         f"{tag} val {a['val']:.4f} test {a['test']:.4f}" for tag, a in entry.accuracy.items()))

@@ -195,6 +195,8 @@ class ClusterTrainer:
         return self.pipeline.backbone_key(args[0]) if kind == "backbone" else self.pipeline.head_key(*args)
 
     def _cached(self, kind: str, args: tuple) -> bool:
+        if kind == "backbone":
+            return self.pipeline.has_backbone(args[0])  # registered float weights and shipped fine-tunes count
         return self.pipeline.cache.path(kind, self._key(kind, args)).exists()
 
     def _run(self, kind: str, jobs: list[tuple], needs: list[Precision]) -> dict[tuple, str]:

@@ -16,6 +16,7 @@ import contextlib
 import copy
 import functools
 import logging
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -327,6 +328,7 @@ class Pipeline:
             if p == FLOAT and self.cfg.weights is not None:
                 entry = {"state_dict": self._registered_state()}
             else:
+                self._install_shipped(p, key)
                 entry = self.cache.get_or_build(
                     "backbone", key, lambda: self._train_backbone(p, key),
                     check=lambda d: model.load_state_dict(d["state_dict"]),
@@ -334,6 +336,27 @@ class Pipeline:
             model.load_state_dict(entry["state_dict"])
             self._backbones[p] = self._to_device(model).eval()
         return self._backbones[p]
+
+    def has_backbone(self, p: Precision) -> bool:
+        """Whether backbone ``p`` needs no training: registered float weights, a shipped fine-tune, or cached."""
+        if p == FLOAT and self.cfg.weights is not None:
+            return True
+        key = self.backbone_key(p)
+        self._install_shipped(p, key)
+        return self.cache.path("backbone", key).exists()
+
+    def _install_shipped(self, p: Precision, key: str) -> None:
+        """Copy the registered weights' shipped QAT fine-tune at ``p`` into the cache if it is the entry ``key``
+        names (the same recipe, seed and data would train the same weights) and the cache lacks it."""
+        weights = self.cfg.weights
+        shipped = weights.qat.get(p.tag) if weights is not None and p != FLOAT else None
+        if shipped is None or shipped["key"] != key or self.cache.path("backbone", key).exists():
+            return
+        from eenas.weights.files import load_state_dict
+
+        log.info("backbone %s: the fine-tune shipped with %s (no QAT training)", p.tag, weights.tag)
+        self.cache.save("backbone", key, {"state_dict": load_state_dict(weights, qat=p.tag),
+                                          **{k: shipped[k] for k in ("seconds", "threads", "cpu") if k in shipped}})
 
     def _registered_state(self) -> dict[str, torch.Tensor]:
         from eenas.weights.files import load_state_dict
@@ -365,6 +388,7 @@ class Pipeline:
 
         start = copy.deepcopy(self.float_backbone())  # may train it: seed and fix the threads only afterwards
         log.info("QAT fine-tuning the backbone at %s (%d epochs)", p.tag, b.qat_epochs)
+        began = time.perf_counter()
         with training_threads():
             torch.manual_seed(_seed_from(key))
             model = self._to_device(quantize_backbone(start, p))
@@ -373,7 +397,8 @@ class Pipeline:
                 desc=f"QAT {p.tag}", label_smoothing=b.label_smoothing, amp=self.amp,
                 checkpoint=self.cache.checkpoint("backbone", key))
         self.trained.append(self.entry_name("backbone", (p,)))
-        return {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}
+        return {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+                "seconds": round(time.perf_counter() - began, 1), "threads": TRAINING_THREADS, "cpu": cpu_name()}
 
     def _accuracy(self, model: nn.Module, split: str) -> float:
         """Top-1 of ``model``'s last output on ``split`` (the model is left in training mode)."""

@@ -34,12 +34,13 @@ def reproduce_command(cfg: TrainConfig, threads: int) -> str:
 
 def publish(name: str, source: Pipeline, qat_budget_cfg: TrainConfig, precisions: list[Precision],
             registry: WeightsRegistry, threads: int | None = None, cpu: str | None = None,
-            notes: str = "") -> WeightsEntry:
+            notes: str = "", ship_qat: bool = False) -> WeightsEntry:
     """Write ``source``'s cached float backbone as entry ``name`` of ``registry`` and measure it.
 
     ``qat_budget_cfg`` is the configuration the accuracies are measured with (its ``pretrained`` is
     replaced by ``name``); ``threads`` and ``cpu`` are needed only for a backbone whose cache entry does
-    not record them.
+    not record them.  ``ship_qat`` also stores the QAT fine-tunes that measured the quantized accuracies,
+    so that runs on ``qat_budget_cfg``'s recipe and seed start from them instead of training them.
     """
     if source.cfg.weights is not None:
         raise EenasError("weights publish: the source must be a pretraining (--pretrained none)")
@@ -72,6 +73,26 @@ def publish(name: str, source: Pipeline, qat_budget_cfg: TrainConfig, precisions
         accuracy[p.tag] = {split: round(top1(getattr(logits, split), getattr(labels, split)), 4)
                            for split in ("val", "test")}
         log.info("%s %s: %s", name, p.tag, accuracy[p.tag])
-    entry = replace(entry, accuracy=accuracy)
+    entry = replace(entry, accuracy=accuracy, qat=ship_fine_tunes(name, measure, precisions, registry)
+                    if ship_qat else {})
     registry.save(entry)
     return entry
+
+
+def ship_fine_tunes(name: str, measure: Pipeline, precisions: list[Precision],
+                    registry: WeightsRegistry) -> dict[str, dict]:
+    """Store ``measure``'s cached QAT backbones beside entry ``name`` (float32: they stand in for cache entries
+    bit for bit), each with the cache key it answers and the wall time its cache entry records."""
+    shipped = {}
+    for p in precisions:
+        key = measure.backbone_key(p)
+        cached = measure.cache.load("backbone", key)
+        if cached is None or "seconds" not in cached:
+            raise EenasError(f"weights publish --ship-qat: the {p.tag} fine-tune in {measure.cache.root} does not "
+                             "record its wall time (an older cache entry); publish from a cache without it")
+        file = registry.root / f"{name}.{p.tag}.pt"
+        save_state_dict(cached["state_dict"], file, half=False)
+        shipped[p.tag] = {"file": file.name, "sha256": sha256_of(file), "key": key,
+                          "budget": measure.cfg.budget.name, "seconds": cached["seconds"],
+                          "threads": cached["threads"], "cpu": cached["cpu"]}
+    return shipped

@@ -49,6 +49,10 @@ class WeightsEntry:
     qat_budget: str = ""  # the budget whose QAT recipe measured the quantized accuracies
     history: tuple[Mapping[str, float], ...] = ()  # validation accuracy against pretraining epochs
     notes: str = ""
+    # QAT fine-tunes shipped beside the float file, by precision tag: {file, sha256, key, budget, seconds,
+    # threads, cpu}.  ``key`` is the training cache's key of that fine-tune (recipe, seed, data, these weights' hash),
+    # so a run uses the file exactly where it would otherwise train the same weights.
+    qat: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @property
     def tag(self) -> str:
@@ -58,6 +62,9 @@ class WeightsEntry:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["options"], data["history"] = dict(self.options), [dict(h) for h in self.history]
+        data["qat"] = {tag: dict(q) for tag, q in self.qat.items()}
+        if not data["qat"]:
+            data.pop("qat")  # entries without shipped fine-tunes read as before
         return data
 
 
@@ -100,16 +107,19 @@ class WeightsRegistry:
     def path(self, entry: WeightsEntry) -> Path:
         return self.root / entry.file
 
-    def verified_path(self, entry: WeightsEntry) -> Path:
-        """The entry's file after checking its SHA-256: a missing or altered file is an error, not a retrain."""
-        path = self.path(entry)
+    def verified_path(self, entry: WeightsEntry, qat: str | None = None) -> Path:
+        """The entry's file (or its shipped ``qat`` fine-tune's) after checking its SHA-256: a missing or altered
+        file is an error, not a retrain."""
+        record = entry.qat[qat] if qat else {"file": entry.file, "sha256": entry.sha256}
+        what = f"weights '{entry.name}'" + (f" ({qat} fine-tune)" if qat else "")
+        path = self.root / record["file"]
         if not path.exists():
-            raise EenasError(f"weights '{entry.name}': file {path} is missing (reinstall eenas, or pass "
+            raise EenasError(f"{what}: file {path} is missing (reinstall eenas, or pass "
                              "--pretrained none to train from scratch)")
         digest = sha256_of(path)
-        if digest != entry.sha256:
-            raise EenasError(f"weights '{entry.name}': {path} has sha256 {digest[:16]}..., the registry says "
-                             f"{entry.sha256[:16]}... (a corrupted or replaced file; reinstall eenas, or pass "
+        if digest != record["sha256"]:
+            raise EenasError(f"{what}: {path} has sha256 {digest[:16]}..., the registry says "
+                             f"{record['sha256'][:16]}... (a corrupted or replaced file; reinstall eenas, or pass "
                              "--pretrained none)")
         return path
 
