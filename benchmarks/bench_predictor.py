@@ -155,7 +155,10 @@ def quality(truth: Truth, seed: int, n: int, given: int, split: str = "val") -> 
     # tree ensemble learns from those as well, so it gets as many here.
     genomes = [r.genome for r in archive] + known_genomes(space, known, FREE, np.random.default_rng([seed, 18]))
     tests = [truth.score(g, split) for g in genomes]
-    fit = (np.array(genomes), [np.array(s.exit_ratios) for s in tests], np.array([s.accuracy for s in tests]))
+    # Ratios laid out as each genome's exits, then the classifier (a score's are its live network's), as the search
+    # fits them (Archive.training_set).
+    fit = (np.array(genomes), [np.array(s.ratios_as(space.decode(g))) for g, s in zip(genomes, tests)],
+           np.array([s.accuracy for s in tests]))
     held, seen = [], set(genomes)
     for x in random_genomes(space, 50 * n, int(np.random.default_rng([seed, 17]).integers(2**31 - 1))):
         genome = space.genome(x)
@@ -176,7 +179,8 @@ def quality(truth: Truth, seed: int, n: int, given: int, split: str = "val") -> 
                 rows.append({"predictor": kind, "seed": seed, "split": split, "genome": genome_text(g),
                              "accuracy": t.accuracy, "predicted_accuracy": float(acc),
                              "average_et": t.average_et / truth.reference.static_et,
-                             "predicted_average_et": t.cost.average_et(ratios) / truth.reference.static_et,
+                             "predicted_average_et": evaluator.predicted(space.decode(g), float(acc), ratios)
+                             .average_et / truth.reference.static_et,  # priced as deployed, like the search's
                              "new_heads": sum(h not in known for h in truth.heads(g))})
     finally:
         evaluator.known = everything

@@ -68,3 +68,10 @@ def test_a_bad_config_file_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys,
     assert out.code == 2 and len(lines) == 1, out.err
     assert lines[0].startswith(f"eenas: error: --config {path}: {message}")
     assert not (tmp_path / "run").exists()
+
+
+def test_the_python_api_starts_from_the_shipped_weights_as_the_command_line_does(monkeypatch):
+    monkeypatch.delenv("EENAS_WEIGHTS_DIR", raising=False)
+    assert SearchConfig.create("cifar10", "quick").pretrained == "mobilenet_v2_w050_cifar10"
+    assert SearchConfig.create("cifar10", "quick", pretrained="none").pretrained == "none"
+    assert SearchConfig.create("synthetic", "tiny").pretrained == "none"  # nothing ships for it

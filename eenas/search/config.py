@@ -81,12 +81,18 @@ class SearchConfig:
             object.__setattr__(self, "heads", tuple(get_backbone(self.backbone, "--backbone").heads))
 
     @classmethod
-    def create(cls, dataset: str, budget: str = "quick", overrides: dict | None = None, **kwargs) -> SearchConfig:
-        """Resolve the budget's search sizes, apply ``overrides`` (population, ...), validate."""
+    def create(cls, dataset: str, budget: str = "quick", overrides: dict | None = None,
+               pretrained: str = "auto", **kwargs) -> SearchConfig:
+        """Resolve the budget's search sizes, apply ``overrides`` (population, ...), validate.
+
+        ``pretrained`` defaults to ``auto`` as on the command line, so Python callers (the benchmarks) start
+        from the shipped weights too; the field's own default, ``none``, is what configs written before
+        the weights shipped mean.
+        """
         if budget not in SEARCH_BUDGETS:
             get_budget(budget)  # raises the standard unknown-budget error
         sizes = replace(SEARCH_BUDGETS[budget], **{k: v for k, v in (overrides or {}).items() if v is not None})
-        cfg = cls(dataset, budget, search=sizes, **kwargs)
+        cfg = cls(dataset, budget, search=sizes, pretrained=pretrained, **kwargs)
         cfg.validate()
         if cfg.pretrained == "auto":  # recorded resolved: a resumed run must not switch weights when some ship
             cfg = replace(cfg, pretrained=cfg.weights_entry.name if cfg.weights_entry else "none")
