@@ -174,3 +174,17 @@ def test_the_registry_reads_without_torch():
     """``eenas weights list`` and the metadata stay torch-free, like the cost model."""
     code = "import sys, eenas.weights; eenas.weights.WeightsRegistry(); assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_a_save_keeps_the_entries_another_process_saved_meanwhile(registry_dir, tmp_path):
+    """A publish runs for hours: its save must not write back the registry as it read it at its start."""
+    from dataclasses import replace
+
+    root = tmp_path / "weights"
+    shutil.copytree(registry_dir, root)
+    early, late = WeightsRegistry(root), WeightsRegistry(root)  # both read the file now
+    entry = early.get(NAME)
+    late.save(replace(entry, name="saved_meanwhile", qat={}))
+    early.save(replace(entry, name="saved_last"))
+    assert set(WeightsRegistry(root).entries) == {NAME, "saved_meanwhile", "saved_last"}
+    assert WeightsRegistry(root).get(NAME).qat == entry.qat  # the untouched entry keeps its fine-tunes

@@ -87,8 +87,12 @@ class WeightsRegistry:
         return {e.name: e for e in entries}
 
     def save(self, entry: WeightsEntry) -> None:
-        """Add or replace ``entry`` (an atomic rewrite of the registry file)."""
-        self.entries[entry.name] = entry
+        """Add or replace ``entry`` (an atomic rewrite of the registry file).
+
+        The file is read again first: a publish that ran for hours must not write back the other entries as it
+        read them when it started (one did, and dropped another entry's shipped fine-tunes).
+        """
+        self.entries = {**self._read(), entry.name: entry}
         text = yaml.safe_dump([e.to_dict() for e in self.entries.values()], sort_keys=False, width=120)
         write_text(self.root / REGISTRY_FILE, text)
 
