@@ -23,11 +23,10 @@ install: $(STAMP)
 test: install
 	$(PY) -m pytest -q -n auto --dist loadfile --durations=10
 
-# The quick search on both cores: each training job runs on one thread, so two local workers train two heads at
-# once; the front is the serial run's, byte for byte (docs/cluster.md).
-DEMO_WORKERS ?= 2
+# Serial: on 2 workers the demo gave the same front but took longer (23:54 against about 20 min, README), since
+# each worker extracts its own feature banks and an iteration waits for its slowest mount-1 head.
 demo: install
-	$(VENV)/bin/eenas search --dataset cifar10 --budget quick --out runs/demo --force --workers $(DEMO_WORKERS)
+	$(VENV)/bin/eenas search --dataset cifar10 --budget quick --out runs/demo --force
 
 # The shipped weights' pretrainings (hours each on one core; resumable: rerun to continue after the last finished
 # epoch), then their registry entries (docs/training.md: Pretrained weights; docs/enos.md: Pretrained float
