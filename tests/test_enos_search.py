@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -238,8 +239,19 @@ def test_bn_recalibration_is_a_plain_average_over_the_batches():
 
 
 def test_the_searched_network_is_retrained_exactly_like_a_baseline(tmp_path: Path, monkeypatch, table):
-    """One fit per network, same recipe, on a fresh seeded network holding only the chosen candidates."""
+    """One fit per network, same recipe, on a fresh seeded network holding only the chosen candidates, on the
+    budget's first ``finetune_limit`` training images."""
     import eenas.enos.search as search
+
+    monkeypatch.setitem(ENOS_BUDGETS, "tiny", replace(TINY, finetune_limit=2 * TINY.batch_size, search_batch_size=16))
+    real_batches, sizes = search.Workspace.batches, []
+
+    def recording_batches(self, split, train=False, limit=None, batch_size=None):
+        made = real_batches(self, split, train, limit, batch_size)
+        sizes.append((split, made.batch_size))
+        return made
+
+    monkeypatch.setattr(search.Workspace, "batches", recording_batches)
 
     calls = []
     real_fit = search.fit
@@ -270,7 +282,9 @@ def test_the_searched_network_is_retrained_exactly_like_a_baseline(tmp_path: Pat
         assert call["one_cycle"] is True
     recipe = ("epochs", "lr", "batches", "one_cycle", "label_smoothing", "amp")
     assert {k: enos_call[k] for k in recipe} == {k: base_call[k] for k in recipe}
-    assert enos_call["epochs"] == TINY.train_epochs
+    assert enos_call["epochs"] == TINY.train_epochs and enos_call["batches"] == 2  # 192 training images, 128 seen
+    assert sizes[:2] == [("train", 16), ("val", 16)]  # the supernet's batches; every trained network's are 64
+    assert ("train", TINY.batch_size) in sizes[2:]
     assert 0.0 <= found.details["supernet_val_accuracy"] <= 1.0 and 0.0 <= found.val_accuracy <= 1.0
 
 

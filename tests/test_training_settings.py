@@ -53,6 +53,17 @@ def test_label_smoothing_changes_the_loss_it_trains_on():
     assert not torch.allclose(weights[0.0], weights[0.3])
 
 
+@pytest.mark.parametrize("steps", [1, 2, 3, 4, 5])
+def test_a_one_cycle_schedule_of_a_few_steps_trains(steps):
+    """torch's one-cycle schedule divides by zero when its warm-up would end at step 0 (4 steps at 25%)."""
+    torch.manual_seed(0)
+    x, y = torch.randn(16 * steps, 4), torch.randint(0, 3, (16 * steps,))
+    model = nn.Linear(4, 3)
+    before = model.weight.detach().clone()
+    fit(model, TensorBatches(x, y, 16, CPU), epochs=1, lr=0.1, one_cycle=True)
+    assert not torch.equal(before, model.weight)
+
+
 def test_dropout_is_the_budgets():
     assert Backbone(10, 0.25, dropout=0.0).final[-1][0].p == 0.0
     assert Backbone(10, 0.25).final[-1][0].p == 0.2

@@ -62,6 +62,9 @@ class EnosBudget:
     label_smoothing: float = 0.0
     synthetic_size: int = 1600
     finetune_lr: float = 0.01  # cosine SGD rate of a trained network that starts from pretrained weights
+    finetune_limit: int | None = None  # training images of every trained network (None: the whole training split)
+    search_batch_size: int | None = None  # the supernet's batch (None: batch_size): it holds every candidate's
+    # activations, so memory grows with the candidates (SqueezeNet at batch 128: 13 GB)
     pretrain: PretrainRecipe = field(default_factory=lambda: PretrainRecipe(epochs=2, lr=0.05))
 
     def recipe(self) -> dict:
@@ -87,10 +90,12 @@ ENOS_BUDGETS: dict[str, EnosBudget] = {
         EnosBudget("quick", _same_size(NetworkSize(0.25, (1, 2, 1))), train_limit=8000, val_limit=1000, test_limit=2000,
                    batch_size=128, search_limit=None, search_epochs=3, warmup_epochs=1, train_epochs=5, lr=0.1,
                    arch_lr=0.05, relaxation="softmax", tau=(2.0, 0.5), pretrain=PretrainRecipe(epochs=10, lr=0.1)),
+        # Warm-started: the weights mean something from the first step, so no warm-up; a fine-tune sees the
+        # first 8,192 training images once (docs/enos.md, "Sizing the CPU budget").
         EnosBudget("long", {"shufflenet_v2": NetworkSize(0.5), "squeezenet": NetworkSize(1.0)}, train_limit=None,
-                   val_limit=None, test_limit=None, batch_size=128, search_limit=4000, search_epochs=3,
-                   warmup_epochs=1, train_epochs=2, lr=0.1, arch_lr=0.05, relaxation="softmax", tau=(2.0, 0.5),
-                   pretrain=PretrainRecipe(epochs=60, lr=0.1)),
+                   val_limit=None, test_limit=None, batch_size=128, search_limit=2048, search_epochs=1,
+                   warmup_epochs=0, train_epochs=1, lr=0.1, arch_lr=0.1, relaxation="softmax", tau=(2.0, 0.5),
+                   finetune_limit=8192, search_batch_size=32, pretrain=PretrainRecipe(epochs=60, lr=0.1)),
         EnosBudget("standard", _same_size(NetworkSize(1.0)), train_limit=None, val_limit=None, test_limit=None,
                    batch_size=128, search_limit=None, search_epochs=50, warmup_epochs=10, train_epochs=200, lr=0.1,
                    arch_lr=3e-3, relaxation="softmax", tau=(2.0, 0.2), label_smoothing=0.1,

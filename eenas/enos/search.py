@@ -176,9 +176,11 @@ class Workspace:
         self.splits = Splits(s.dataset, s.train.subset(b.train_limit), s.val.subset(b.val_limit),
                              s.test.subset(b.test_limit))
 
-    def batches(self, split: str, train: bool = False, limit: int | None = None) -> Batches:
-        return Batches(getattr(self.splits, split).subset(limit), self.cfg.dataset, self.budget.batch_size,
-                       self.device, shuffle=train, augment=train, seed=self.cfg.seed)
+    def batches(self, split: str, train: bool = False, limit: int | None = None,
+                batch_size: int | None = None) -> Batches:
+        return Batches(getattr(self.splits, split).subset(limit), self.cfg.dataset,
+                       batch_size or self.budget.batch_size, self.device, shuffle=train, augment=train,
+                       seed=self.cfg.seed)
 
     def float_state(self) -> dict[str, torch.Tensor] | None:
         """The pretrained float weights (None: from scratch), read once."""
@@ -257,7 +259,8 @@ def search_assignment(cfg: EnosConfig, ws: Workspace | None = None) -> RunResult
     ws = ws or Workspace(cfg)
     b, scheme = ws.budget, get_scheme(cfg.scheme)
     net, energy = ws.network(cfg.weights_used)
-    train, val = ws.batches("train", train=True, limit=b.search_limit), ws.batches("val")
+    train = ws.batches("train", train=True, limit=b.search_limit, batch_size=b.search_batch_size)
+    val = ws.batches("val", batch_size=b.search_batch_size)
     layers, candidates = len(net.layers), len(ws.table.candidates)
     arch_cls = VariationalArchitecture if scheme.variational else Architecture
     arch = arch_cls(layers, candidates).to(ws.device)
@@ -306,8 +309,9 @@ def train_assignment(ws: Workspace, picks: list[int], label: str) -> dict:
         layer.keep_only(k)
     start = time.perf_counter()
     warm = ws.pretrained is not None
-    fit(net, ws.batches("train", train=True), b.train_epochs, b.finetune_lr if warm else b.lr, one_cycle=not warm,
-        desc=f"{'fine-tune' if warm else 'train'} {label}", label_smoothing=b.label_smoothing, amp=ws.amp)
+    fit(net, ws.batches("train", train=True, limit=b.finetune_limit), b.train_epochs,
+        b.finetune_lr if warm else b.lr, one_cycle=not warm, desc=f"{'fine-tune' if warm else 'train'} {label}",
+        label_smoothing=b.label_smoothing, amp=ws.amp)
     result = {"val_accuracy": ws.accuracy(net, "val"), "test_accuracy": ws.accuracy(net, "test"),
               "train_seconds": time.perf_counter() - start}
     log.info("%s: val accuracy %.4f, test accuracy %.4f", label, result["val_accuracy"], result["test_accuracy"])

@@ -97,8 +97,10 @@ def fit(
     params = param_groups(model, weight_decay)
     opt = torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True)
     total = max(1, epochs * len(batches))
-    if one_cycle:
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total, pct_start=0.25)
+    if one_cycle and total > 1:
+        # A warm-up of at least 1.5 steps: torch's schedule divides by zero when it would end at step 0.
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total,
+                                                    pct_start=min(1.0, max(0.25, 1.5 / total)))
     else:
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
     start, acc, seconds = _resume(checkpoint, model, opt, sched, batches, history) if checkpoint else (0, 0.0, 0.0)
