@@ -230,3 +230,22 @@ def test_workers_and_scheduler_are_one_line_errors(tmp_path):
     with pytest.raises(EenasError, match="give one of them"):
         start_search(small_search_config(), tmp_path / "b", tmp_path / "cache", workers=1, scheduler="tcp://x:1")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()  # refused before any file is written
+
+
+def test_heads_on_one_backbone_go_to_one_worker_first():
+    """A worker extracts a backbone's feature bank once for all its heads on it: jobs are dealt by group."""
+    from eenas.train.cluster import Cluster
+
+    class Scheduler:
+        def __init__(self, *addresses):
+            self.addresses = addresses
+
+        def scheduler_info(self):
+            return {"workers": {a: {"resources": {}} for a in self.addresses}}
+
+    two = Cluster(Scheduler("tcp://b:2", "tcp://a:1"))
+    assert two.preferred(["w8", "w4", "w8", "w4", "w8"]) == [["tcp://a:1"], ["tcp://b:2"], ["tcp://a:1"],
+                                                            ["tcp://b:2"], ["tcp://a:1"]]
+    assert two.preferred(["w8", "w8"]) == [None, None]  # one group: any worker
+    assert Cluster(Scheduler("tcp://a:1")).preferred(["w8", "w4"]) == [None, None]
+    assert two.preferred(["x", "y", "z"]) == [["tcp://a:1"], ["tcp://b:2"], ["tcp://a:1"]]  # more groups than workers

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import replace
 
 from eenas.arch import Precision
@@ -127,11 +127,14 @@ class Cluster:
         """``data`` sent once to every worker (what each job of a batch needs), to pass as job arguments."""
         return self.client.scatter(data, broadcast=True) if data else {}
 
-    def run(self, cache: Cache, kind: str, jobs: Iterable[Job]) -> dict[str, str]:
+    def run(self, cache: Cache, kind: str, jobs: Iterable[Job],
+            group: Callable[[tuple], Hashable] | None = None) -> dict[str, str]:
         """Build every ``kind`` entry of ``jobs`` the cache lacks, each once, and store them.
 
-        Entries are stored in submission order, so the cache's records do not depend on which
-        job finished first.  Returns ``{key: reason}`` of the jobs that kept failing.
+        ``group`` (of a job's arguments) names what a worker prepares for a job and keeps for the next: the jobs of
+        one group go to one worker first (:meth:`preferred`), any worker when that one is busy.  Entries are stored
+        in submission order, so the cache's records do not depend on which job finished first.  Returns
+        ``{key: reason}`` of the jobs that kept failing.
         """
         unique: dict[str, Job] = {}
         for job in jobs:
@@ -141,8 +144,10 @@ class Cluster:
         if not jobs:
             return {}
         log.info("training %d %s job(s) on the cluster", len(jobs), kind)
+        where = self.preferred([group(args) for _, _, args in jobs]) if group else [None] * len(jobs)
         futures = [self.client.submit(_timed, build, *args, key=f"{kind}-{key}", pure=False, retries=JOB_RETRIES,
-                                      resources=self.resources) for key, build, args in jobs]
+                                      resources=self.resources, workers=worker, allow_other_workers=True)
+                   for (key, build, args), worker in zip(jobs, where)]
         failed = {}
         for (key, _, _), future in zip(jobs, futures):
             try:
@@ -153,6 +158,16 @@ class Cluster:
                 continue
             cache.store(kind, key, entry, seconds)
         return failed
+
+
+    def preferred(self, groups: list[Hashable]) -> list[list[str] | None]:
+        """A worker per job, the same for every job of a group, groups dealt round-robin over the workers (None
+        where there is no choice to make: one group or one worker)."""
+        workers = sorted(self.client.scheduler_info().get("workers", {}))
+        order = list(dict.fromkeys(groups))
+        if len(order) < 2 or len(workers) < 2:
+            return [None] * len(groups)
+        return [[workers[order.index(g) % len(workers)]] for g in groups]
 
 
 class ClusterTrainer:
@@ -212,7 +227,11 @@ class ClusterTrainer:
             if entry is not None:
                 shipped[self.pipeline.backbone_key(p)] = entry
         sent = self.cluster.scatter(shipped)
-        failed = self.cluster.run(cache, kind, [(key_of[a], train_entry, (self.cfg, kind, a, sent)) for a in todo])
+        # A worker extracts a backbone's feature bank before its first head on it: heads go by backbone precision
+        # (a job's arguments are train_entry's; the head id's first field is that precision).
+        by_backbone = (lambda job_args: job_args[2][0]) if kind == "head" else None
+        failed = self.cluster.run(cache, kind, [(key_of[a], train_entry, (self.cfg, kind, a, sent)) for a in todo],
+                                  group=by_backbone)
         self.pipeline.trained += [Pipeline.entry_name(kind, a) for a in todo if key_of[a] not in failed]
         return {args: failed[key_of[args]] for args in todo if key_of[args] in failed}
 
