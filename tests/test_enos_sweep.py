@@ -122,7 +122,11 @@ def test_sweep_cli_writes_tables_figure_and_reuses_its_cache(tmp_path: Path, mon
         assert row["energy_pj"] <= single_energy[(row["target"], row["seed"])] + 1e-9
     summary = pd.read_csv(out / "summary.csv")
     assert (summary["seeds"] == 2).all()
-    for name in ("summary.md", "iso_energy.csv", "iso_energy.md", "envelope.csv", "sweep.png",
+    diagnostics = pd.read_csv(out / "search_diagnostics.csv")
+    assert list(diagnostics["energy_weight"]) == [0, 100] and (diagnostics["seeds"] == 2).all()
+    assert diagnostics["operator_quality"].between(0, 1).all()
+    for name in ("summary.md", "iso_energy.csv", "iso_energy.md", "envelope.csv", "sweep.png", "candidate_shares.csv",
+                 "search_diagnostics.md",
                  "seed_0/lambda_0/assignment.json", "seed_1/lambda_100/layers.md",
                  "seed_1/single/binary_cim/assignment.json"):
         assert (out / name).stat().st_size > 0, name

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from eenas.enos.diagnostics import candidate_shares, search_diagnostics
 from eenas.enos.search import (
     EnosConfig,
     RunResult,
@@ -321,6 +322,15 @@ def write_sweep(sweep: SweepResult, cfg: EnosConfig, out: Path) -> None:
         f"# ENOS at matched energy: {title}\n\nDifference: ENOS minus single-operator test accuracy, points, "
         f"with a {CONFIDENCE:.0%} interval (seeds and test-set sampling).\n\n" + markdown(iso) + "\n"
     ))
+    diagnostics, shares = search_diagnostics(sweep.runs), candidate_shares(sweep.runs)
+    write_csv(out, "search_diagnostics", diagnostics)
+    write_csv(out, "candidate_shares", shares)
+    write_text(out / "search_diagnostics.md", (
+        f"# Why the searches chose what they chose: {title}\n\nPer energy weight, over layers and seeds "
+        "(eenas.enos.diagnostics): confidence, agreement of the seeds, the retrained network against the discretised "
+        "supernet on validation, and the MAC-weighted test accuracy of the chosen candidates' single-operator "
+        "networks.\n\n" + markdown(diagnostics) + "\n\n## Share of the MACs on each candidate\n\n" + markdown(shares)
+        + "\n"))
     _figure(sweep, envelope, title, out / "sweep.png")
     log.info("sweep tables and figure in %s", out)
 
