@@ -91,11 +91,12 @@ ENOS_BUDGETS: dict[str, EnosBudget] = {
                    batch_size=128, search_limit=None, search_epochs=3, warmup_epochs=1, train_epochs=5, lr=0.1,
                    arch_lr=0.05, relaxation="softmax", tau=(2.0, 0.5), pretrain=PretrainRecipe(epochs=10, lr=0.1)),
         # Warm-started: the weights mean something from the first step, so no warm-up; a fine-tune sees the
-        # first 8,192 training images once (docs/enos.md, "Sizing the CPU budget").
+        # first 4,096 training images once at 0.003, the rate chosen on validation (docs/enos.md, "Sizing").
         EnosBudget("long", {"shufflenet_v2": NetworkSize(0.5), "squeezenet": NetworkSize(1.0)}, train_limit=None,
                    val_limit=None, test_limit=None, batch_size=128, search_limit=2048, search_epochs=1,
                    warmup_epochs=0, train_epochs=1, lr=0.1, arch_lr=0.1, relaxation="softmax", tau=(2.0, 0.5),
-                   finetune_limit=8192, search_batch_size=32, pretrain=PretrainRecipe(epochs=60, lr=0.1)),
+                   finetune_lr=0.003, finetune_limit=4096, search_batch_size=32,
+                   pretrain=PretrainRecipe(epochs=60, lr=0.1)),
         EnosBudget("standard", _same_size(NetworkSize(1.0)), train_limit=None, val_limit=None, test_limit=None,
                    batch_size=128, search_limit=None, search_epochs=50, warmup_epochs=10, train_epochs=200, lr=0.1,
                    arch_lr=3e-3, relaxation="softmax", tau=(2.0, 0.2), label_smoothing=0.1,
