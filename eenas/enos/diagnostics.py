@@ -15,26 +15,31 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from eenas.enos.search import RunResult
+from eenas.enos.search import LayerChoice, RunResult
+
+if TYPE_CHECKING:  # the sweep imports this module
+    from eenas.enos.sweep import Run
 
 
-def _label(choice) -> str:
+def _label(choice: LayerChoice) -> str:
     return f"{choice.operator}/{choice.mode}"
 
 
-def _grid_runs(runs) -> dict[float, list]:
-    by_weight: dict[float, list] = defaultdict(list)
+def _grid_runs(runs: Sequence[Run]) -> dict[float, list[Run]]:
+    by_weight: dict[float, list[Run]] = defaultdict(list)
     for run in runs:
         if run.kind == "enos":
             by_weight[run.energy_weight].append(run)
     return dict(sorted(by_weight.items()))
 
 
-def _single_accuracy(runs) -> dict[str, float]:
+def _single_accuracy(runs: Sequence[Run]) -> dict[str, float]:
     """Test accuracy of each single-operator network, the mean over seeds."""
     accuracies: dict[str, list[float]] = defaultdict(list)
     for run in runs:
@@ -49,7 +54,7 @@ def _operator_quality(result: RunResult, single: dict[str, float]) -> float:
     return float((macs * accuracy).sum() / macs.sum())
 
 
-def search_diagnostics(runs) -> pd.DataFrame:
+def search_diagnostics(runs: Sequence[Run]) -> pd.DataFrame:
     """One row per energy weight of the grid (``runs``: a sweep's :class:`~eenas.enos.sweep.Run` records)."""
     single = _single_accuracy(runs)
     best = max(single.values(), default=math.nan)
@@ -77,7 +82,7 @@ def search_diagnostics(runs) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def candidate_shares(runs) -> pd.DataFrame:
+def candidate_shares(runs: Sequence[Run]) -> pd.DataFrame:
     """Per energy weight, the share of the network's MACs on each candidate (over seeds), in table order."""
     rows = []
     for weight, group in _grid_runs(runs).items():
