@@ -335,11 +335,31 @@ def write_sweep(sweep: SweepResult, cfg: EnosConfig, out: Path) -> None:
     log.info("sweep tables and figure in %s", out)
 
 
+ZOOM_POINTS = 10  # the right panel shows the networks within this many points of the most accurate
+
+
 def _figure(sweep: SweepResult, envelope: pd.DataFrame, title: str, path: Path) -> None:
+    """Every network and seed and both envelopes: all of them, and beside it the accurate end enlarged, where the
+    comparison is decided (binary, xnor and mf networks sit tens of points lower)."""
     from eenas.report.figures import DPI, plt, save  # matplotlib only when a sweep draws: eenas.enos imports this
 
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=DPI)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), dpi=DPI)
     points = sweep.points().dropna(subset=["test_accuracy"])
+    for ax, zoomed in zip(axes, (False, True)):
+        _draw(ax, points, envelope, minor_labels=zoomed)  # the zoom spans less than a decade
+    top = 100 * points["test_accuracy"].max()
+    near = points[100 * points["test_accuracy"] >= top - ZOOM_POINTS]["energy_pj"] / 1e3
+    axes[1].set_ylim(top - ZOOM_POINTS, top + 1)
+    axes[1].set_xlim(near.min() / 1.25, near.max() * 1.25)
+    axes[1].set_title(f"within {ZOOM_POINTS} points of the most accurate", fontsize=9)
+    axes[0].set_title(title, fontsize=9)
+    axes[0].legend(fontsize=7, loc="best")
+    save(fig, path)
+
+
+def _draw(ax, points: pd.DataFrame, envelope: pd.DataFrame, minor_labels: bool) -> None:
+    from matplotlib.ticker import FuncFormatter
+
     style = {"single": ("s", "C1", "single-operator"), "enos": ("o", "C0", "ENOS, λ grid"),
              "matched": ("D", "C2", "ENOS, λ matched to a single-operator energy")}
     for kind, (marker, colour, label) in style.items():
@@ -352,11 +372,13 @@ def _figure(sweep: SweepResult, envelope: pd.DataFrame, title: str, path: Path) 
                 label=f"{'ENOS' if family == 'enos' else 'single-operator'} envelope (seed means)")
     for _, row in points[points["kind"] == "single"].drop_duplicates("network").iterrows():
         ax.annotate(row["network"], (row["energy_pj"] / 1e3, 100 * row["test_accuracy"]), fontsize=6,
-                    textcoords="offset points", xytext=(3, -8), color="C1")
+                    textcoords="offset points", xytext=(3, -8), color="C1", annotation_clip=True)
     ax.set_xscale("log")
+    plain = FuncFormatter(lambda value, _: f"{value:g}")  # 300, not 3×10²
+    ax.xaxis.set_major_formatter(plain)
+    if minor_labels:
+        ax.xaxis.set_minor_formatter(plain)
+        ax.tick_params(axis="x", which="minor", labelsize=7)
     ax.set_xlabel("energy per image (nJ)")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title(title, fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
-    save(fig, path)
