@@ -88,6 +88,17 @@ def test_summary_and_envelope_average_over_seeds():
     assert enos["network"].iloc[0] == "ENOS matched to binary/cim"  # at 90: the λ=0 grid point or its match, tied
 
 
+def test_a_diverged_training_is_left_out_of_the_means_and_counted_under_its_network():
+    diverged = RunResult("mf/cim", math.nan, math.nan, (), 0.0, {"diverged": "loss is nan"})
+    sweep = SweepResult((*_sweep().runs, Run("single", 0, _result("mf/cim", 0.3, 50.0)), Run("single", 1, diverged)),
+                        test_images=10_000)
+    summary = sweep.summary().set_index("network")
+    assert summary.loc["mf/cim", "seeds"] == 1 and summary.loc["mf/cim", "diverged"] == 1
+    assert summary.loc["mf/cim", "test_accuracy_mean"] == pytest.approx(0.3)
+    assert summary.loc["mac8/digital", "diverged"] == 0
+    assert sorted(sweep.iso_energy()["single"]) == ["binary/cim", "mac8/digital", "mf/cim"]  # one row per network
+
+
 def test_a_match_with_a_different_energy_weight_per_seed_is_one_envelope_point_over_both_seeds():
     """Seed 0 matches with λ=0, seed 1 with λ=1: the envelope point averages both, not one seed per λ."""
     runs = []

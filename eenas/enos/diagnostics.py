@@ -34,7 +34,7 @@ def _label(choice: LayerChoice) -> str:
 def _grid_runs(runs: Sequence[Run]) -> dict[float, list[Run]]:
     by_weight: dict[float, list[Run]] = defaultdict(list)
     for run in runs:
-        if run.kind == "enos":
+        if run.kind == "enos" and run.result.layers:  # a diverged search or training has no layers
             by_weight[run.energy_weight].append(run)
     return dict(sorted(by_weight.items()))
 

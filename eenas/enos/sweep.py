@@ -84,9 +84,10 @@ class SweepResult:
         points = points[points["kind"] != "matched"].fillna({"energy_weight": -1.0})
         rows = []
         for (kind, network, weight), group in points.groupby(["kind", "network", "energy_weight"], sort=False):
+            done = group.dropna(subset=["test_accuracy"])  # a diverged training has no accuracy to average
             rows.append({"network": network, "kind": kind, "energy_weight": None if weight < 0 else weight,
-                         "seeds": len(group), **_mean_std(group, "energy_pj"), **_mean_std(group, "val_accuracy"),
-                         **_mean_std(group, "test_accuracy")})
+                         "seeds": len(done), "diverged": len(group) - len(done), **_mean_std(done, "energy_pj"),
+                         **_mean_std(done, "val_accuracy"), **_mean_std(done, "test_accuracy")})
         return pd.DataFrame(rows)
 
     def iso_energy(self) -> pd.DataFrame:
@@ -238,12 +239,11 @@ def run_sweep(cfg: EnosConfig, energy_weights: tuple[float, ...], seeds: tuple[i
         ws = Workspace(replace(cfg, seed=seed))
         test_images = len(ws.splits.test)
         for w in energy_weights:
-            result = _attempt(f"enos λ={w:g} seed {seed}", partial(run_search, replace(ws.cfg, energy_weight=w),
-                                                                   ws, cache))
+            result = _attempt(f"enos λ={w:g}", seed, partial(run_search, replace(ws.cfg, energy_weight=w), ws, cache))
             write_run(result, out / f"seed_{seed}" / f"lambda_{w:g}")
             runs.append(Run("enos", seed, result, energy_weight=w))
         for index, label in enumerate(ws.table.labels):
-            result = _attempt(f"{label} seed {seed}", partial(train_single_operator, ws.cfg, index, ws, cache))
+            result = _attempt(label, seed, partial(train_single_operator, ws.cfg, index, ws, cache))
             write_run(result, out / f"seed_{seed}" / "single" / label.replace("/", "_"))
             runs.append(Run("single", seed, result))
             if not math.isnan(result.energy_pj):  # a diverged baseline has nothing to match
@@ -303,13 +303,13 @@ def _matched(ws: Workspace, cache: Cache, single: RunResult, grid: tuple[float, 
     return [Run("matched", ws.cfg.seed, result, energy_weight=weight, target=single.label)]
 
 
-def _attempt(label: str, run: Callable[[], RunResult]) -> RunResult:
-    """A run, or a NaN-accuracy placeholder (not cached) if its training diverged."""
+def _attempt(network: str, seed: int, run: Callable[[], RunResult]) -> RunResult:
+    """A run, or a NaN-accuracy placeholder (not cached) under the network's label if its training diverged."""
     try:
         return run()
     except TrainingDiverged as exc:
-        log.warning("%s diverged (%s); recorded with NaN accuracy", label, exc)
-        return RunResult(label, math.nan, math.nan, (), 0.0, {"diverged": str(exc)})
+        log.warning("%s seed %d diverged (%s); recorded with NaN accuracy", network, seed, exc)
+        return RunResult(network, math.nan, math.nan, (), 0.0, {"diverged": str(exc)})
 
 
 def write_sweep(sweep: SweepResult, cfg: EnosConfig, out: Path) -> None:
