@@ -146,7 +146,8 @@ class Cluster:
         log.info("training %d %s job(s) on the cluster", len(jobs), kind)
         where = self.preferred([group(args) for _, _, args in jobs]) if group else [None] * len(jobs)
         futures = [self.client.submit(_timed, build, *args, key=f"{kind}-{key}", pure=False, retries=JOB_RETRIES,
-                                      resources=self.resources, workers=worker, allow_other_workers=True)
+                                      resources=self.resources,
+                                      **({"workers": worker, "allow_other_workers": True} if worker else {}))
                    for (key, build, args), worker in zip(jobs, where)]
         failed = {}
         for (key, _, _), future in zip(jobs, futures):
