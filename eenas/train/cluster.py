@@ -160,15 +160,14 @@ class Cluster:
             cache.store(kind, key, entry, seconds)
         return failed
 
-
     def preferred(self, groups: list[Hashable]) -> list[list[str] | None]:
         """A worker per job, the same for every job of a group, groups dealt round-robin over the workers (None
         where there is no choice to make: one group or one worker)."""
         workers = sorted(self.client.scheduler_info().get("workers", {}))
-        order = list(dict.fromkeys(groups))
-        if len(order) < 2 or len(workers) < 2:
+        slot = {g: i for i, g in enumerate(dict.fromkeys(groups))}  # groups in order of first appearance
+        if len(slot) < 2 or len(workers) < 2:
             return [None] * len(groups)
-        return [[workers[order.index(g) % len(workers)]] for g in groups]
+        return [[workers[slot[g] % len(workers)]] for g in groups]
 
 
 class ClusterTrainer:
