@@ -37,6 +37,10 @@ def serial(small_search):
 def test_two_workers_give_the_serial_run_byte_for_byte(serial, tmp_path):
     # No holdout: its archs' heads change neither file compared (test_search), and a cold cache would train them all.
     run = start_search(config(holdout=0), tmp_path / "run", tmp_path / "cache", workers=2)
+    # The local cluster's workers: glibc's mmap threshold left alone, one malloc arena (eenas.train.cluster).
+    client = run.trainer.cluster.client
+    assert set(client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_").values()) == {None}
+    assert set(client.run(os.environ.get, "MALLOC_ARENA_MAX").values()) == {"1"}
     run.run()
     for name in FILES:
         assert (run.out / name).read_bytes() == (serial.out / name).read_bytes(), name
@@ -242,6 +246,9 @@ def test_heads_on_one_backbone_go_to_one_worker_first():
 
         def scheduler_info(self):
             return {"workers": {a: {"resources": {}} for a in self.addresses}}
+
+        def run(self, function, wait=True):  # Cluster prepares its workers when it connects
+            assert not wait
 
     two = Cluster(Scheduler("tcp://b:2", "tcp://a:1"))
     assert two.preferred(["w8", "w4", "w8", "w4", "w8"]) == [["tcp://a:1"], ["tcp://b:2"], ["tcp://a:1"],

@@ -24,6 +24,7 @@ from dataclasses import replace
 
 from eenas.arch import Precision
 from eenas.errors import EenasError
+from eenas.malloc import keep_freed_memory
 from eenas.train.cache import Cache
 from eenas.train.pipeline import FLOAT, Pipeline, TrainConfig, amp_name, training_threads
 
@@ -38,8 +39,12 @@ CONNECT_TIMEOUT = "20s"
 # Setting it also fixes glibc's mmap threshold, so every tensor over 128 KiB is mapped and unmapped afresh: a tiny
 # float pretraining took 22-26 s on such a worker (or with the variable set by hand) against 5-10 s without it.
 # The local cluster's workers start without it (None unsets it; a value in the client's environment still reaches
-# them); the Dask config option to pass to ``dask.config.set``.
-NANNY_ENVIRON = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+# them).  They also start with one malloc arena: a worker trains in a thread of its own, and glibc's per-thread
+# arenas hand freed memory back regardless of eenas.malloc's settings, so the tiny head bank run in a thread took
+# 3.8 million page faults and 6 s of system time against 0.09 million and 0.2 s in the main thread (or in a thread
+# with MALLOC_ARENA_MAX=1; docs/cluster.md).  The Dask config options to pass to ``dask.config.set``.
+NANNY_ENVIRON = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+                 "distributed.nanny.pre-spawn-environ.MALLOC_ARENA_MAX": "1"}
 
 HeadId = tuple[Precision, int, str, Precision]
 Job = tuple[str, Callable[..., dict], tuple]  # cache key, the function a worker runs, its arguments
@@ -72,6 +77,13 @@ def train_entry(cfg: TrainConfig, kind: str, args: tuple, backbones: dict[str, d
     return pipeline.train_entry(kind, args)
 
 
+async def _prepare_worker() -> bool:
+    """On a worker, as soon as it is connected: the worker unpickles this function by importing this module, which
+    loads torch and eenas (2-3 s a process) while the client sets up, not inside the worker's first job.  A
+    coroutine, because Dask runs only those without waiting for them."""
+    return keep_freed_memory()
+
+
 def check_options(workers: int | None, scheduler: str | None) -> None:
     """Refuse bad ``--workers``/``--scheduler`` before a run touches any file."""
     if workers is not None and scheduler is not None:
@@ -85,6 +97,7 @@ class Cluster:
 
     def __init__(self, client, cluster=None) -> None:
         self.client, self.cluster = client, cluster
+        client.run(_prepare_worker, wait=False)
         workers = client.scheduler_info().get("workers", {}).values()
         # One job per GPU where the workers declare GPUs (dask-worker --resources GPU=1).
         self.resources = {"GPU": 1} if any("GPU" in w.get("resources", {}) for w in workers) else None
