@@ -18,7 +18,7 @@ from conftest import SEARCH_SEED, SMALL_SEARCH, small_search_config, start_searc
 distributed = pytest.importorskip("distributed")
 import dask  # noqa: E402 (installed with distributed)
 
-from eenas.train.cluster import NANNY_ENVIRON  # noqa: E402 (the workers' environment eenas gives a local cluster)
+from eenas.train.cluster import WORKER_CONFIG  # noqa: E402 (the workers' settings eenas gives a local cluster)
 
 FILES = ("pareto.csv", "archive.csv")
 
@@ -41,6 +41,7 @@ def test_two_workers_give_the_serial_run_byte_for_byte(serial, tmp_path):
     client = run.trainer.cluster.client
     assert set(client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_").values()) == {None}
     assert set(client.run(os.environ.get, "MALLOC_ARENA_MAX").values()) == {"1"}
+    assert set(client.run(dask.config.get, "distributed.worker.profile.enabled").values()) == {False}
     run.run()
     for name in FILES:
         assert (run.out / name).read_bytes() == (serial.out / name).read_bytes(), name
@@ -90,7 +91,7 @@ def test_a_worker_killed_in_the_middle_of_a_job_is_replaced_and_the_job_retried(
             pipeline.fit = fit
 
     later = _without_later_heads(serial, tmp_path / "cache")
-    with dask.config.set(NANNY_ENVIRON), \
+    with dask.config.set(WORKER_CONFIG), \
             distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cl, \
             distributed.Client(cl) as client:
         client.register_plugin(KillOnce())

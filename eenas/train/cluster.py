@@ -42,9 +42,11 @@ CONNECT_TIMEOUT = "20s"
 # them).  They also start with one malloc arena: a worker trains in a thread of its own, and glibc's per-thread
 # arenas hand freed memory back regardless of eenas.malloc's settings, so the tiny head bank run in a thread took
 # 3.8 million page faults and 6 s of system time against 0.09 million and 0.2 s in the main thread (or in a thread
-# with MALLOC_ARENA_MAX=1; docs/cluster.md).  The Dask config options to pass to ``dask.config.set``.
-NANNY_ENVIRON = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
-                 "distributed.nanny.pre-spawn-environ.MALLOC_ARENA_MAX": "1"}
+# with MALLOC_ARENA_MAX=1; docs/cluster.md).  Dask's statistical profiler, which walks the training thread's stack
+# every 10 ms, is off: the head bank's jobs took 9% longer with it.  The Dask config options for ``dask.config.set``.
+WORKER_CONFIG = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+                 "distributed.nanny.pre-spawn-environ.MALLOC_ARENA_MAX": "1",
+                 "distributed.worker.profile.enabled": False}
 
 HeadId = tuple[Precision, int, str, Precision]
 Job = tuple[str, Callable[..., dict], tuple]  # cache key, the function a worker runs, its arguments
@@ -114,7 +116,7 @@ class Cluster:
         if scheduler is None:
             import dask
 
-            with dask.config.set(NANNY_ENVIRON):
+            with dask.config.set(WORKER_CONFIG):
                 cluster = LocalCluster(n_workers=workers, threads_per_worker=WORKER_THREADS, processes=True,
                                        dashboard_address=None)
             return cls(Client(cluster), cluster)
