@@ -23,7 +23,7 @@ install: $(STAMP)
 test: install
 	$(PY) -m pytest -q -n auto --dist loadfile --durations=10
 
-# Serial: on 2 workers the demo gave the same front but took longer (23:54 against about 20 min, README), since
+# Serial: on 2 workers the demo gave the same front but its search took longer (21.3 against 17 min, README), since
 # each worker extracts its own feature banks and an iteration waits for its slowest mount-1 head.
 demo: install
 	$(VENV)/bin/eenas search --dataset cifar10 --budget quick --out runs/demo --force
