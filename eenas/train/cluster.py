@@ -143,10 +143,10 @@ class Cluster:
         return self.client.scatter(data, broadcast=True) if data else {}
 
     def run(self, cache: Cache, kind: str, jobs: Iterable[Job],
-            group: Callable[[tuple], Hashable] | None = None) -> dict[str, str]:
+            group: Callable[[str], Hashable] | None = None) -> dict[str, str]:
         """Build every ``kind`` entry of ``jobs`` the cache lacks, each once, and store them.
 
-        ``group`` (of a job's arguments) names what a worker prepares for a job and keeps for the next: the jobs of
+        ``group`` (of a job's cache key) names what a worker prepares for a job and keeps for the next: the jobs of
         one group go to one worker first (:meth:`preferred`), any worker when that one is busy.  Entries are stored
         in submission order, so the cache's records do not depend on which job finished first.  Returns
         ``{key: reason}`` of the jobs that kept failing.
@@ -159,7 +159,7 @@ class Cluster:
         if not jobs:
             return {}
         log.info("training %d %s job(s) on the cluster", len(jobs), kind)
-        where = self.preferred([group(args) for _, _, args in jobs]) if group else [None] * len(jobs)
+        where = self.preferred([group(key) for key, _, _ in jobs]) if group else [None] * len(jobs)
         futures = [self.client.submit(_timed, build, *args, key=f"{kind}-{key}", pure=False, retries=JOB_RETRIES,
                                       resources=self.resources,
                                       **({"workers": worker, "allow_other_workers": True} if worker else {}))
@@ -243,8 +243,8 @@ class ClusterTrainer:
                 shipped[self.pipeline.backbone_key(p)] = entry
         sent = self.cluster.scatter(shipped)
         # A worker extracts a backbone's feature bank before its first head on it: heads go by backbone precision
-        # (a job's arguments are train_entry's; the head id's first field is that precision).
-        by_backbone = (lambda job_args: job_args[2][0]) if kind == "head" else None
+        # (a head id's first field).
+        by_backbone = {key_of[a]: a[0] for a in todo}.get if kind == "head" else None
         failed = self.cluster.run(cache, kind, [(key_of[a], train_entry, (self.cfg, kind, a, sent)) for a in todo],
                                   group=by_backbone)
         self.pipeline.trained += [Pipeline.entry_name(kind, a) for a in todo if key_of[a] not in failed]
