@@ -40,10 +40,9 @@ CACHED = ("backbone", "allocation")  # the cache folders the bank starts with
 
 
 def _config(kind: str) -> SearchConfig:
-    if kind == "search":
-        return SearchConfig.create("synthetic", "tiny", overrides={"holdout": 0}, bits=(8, 4))
-    return SearchConfig.create("synthetic", "tiny", overrides={"holdout": 0}, bits=(8, 4), strategy="exhaustive",
-                               mounts=BANK_MOUNTS)
+    """The tiny search, or (``bank``) the same settings training the whole head bank over :data:`BANK_MOUNTS`."""
+    bank = {"strategy": "exhaustive", "mounts": BANK_MOUNTS} if kind == "bank" else {}
+    return SearchConfig.create("synthetic", "tiny", overrides={"holdout": 0}, bits=(8, 4), **bank)
 
 
 def timed(kind: str, out: str, cache: str, workers: int) -> float:
@@ -68,7 +67,7 @@ def _at_once(runs: list[tuple[str, Path, Path, int]]) -> list[float]:
     for proc in procs:
         stdout, stderr = proc.communicate()
         if proc.returncode:
-            raise RuntimeError(f"benchmark run failed: {stderr.strip().splitlines()[-1]}")
+            raise RuntimeError(f"benchmark run failed: {(stderr.strip().splitlines() or ['no output'])[-1]}")
         seconds.append(float(stdout.split()[-1]))
     return seconds
 
