@@ -1,7 +1,8 @@
 """Run every ``benchmarks/bench_*.py`` and print one table (``make bench``).
 
 Each benchmark module exposes ``run() -> pandas.DataFrame`` with the columns
-``benchmark, metric, value, unit, target``; this script only collects and prints them.
+``benchmark, metric, value, unit, target`` (and ``spread``, where a value is the median of repeated runs: the
+runs); this script only collects and prints them.
 The heavy ones (:data:`HEAVY`) run only when named: ``benchmarks/run.py predictor`` (``make bench-predictor``).
 """
 
@@ -35,6 +36,8 @@ def main(argv: list[str]) -> None:
         print(f"running {path.stem} ...", file=sys.stderr, flush=True)
         frames.append(_load(path).run())
     table = pd.concat(frames, ignore_index=True)
+    if "spread" in table:
+        table["spread"] = table["spread"].fillna("")
     print(f"machine: {machine()}")
     print(table.to_markdown(index=False, floatfmt=".4g"))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -19,6 +20,7 @@ distributed = pytest.importorskip("distributed")
 import dask  # noqa: E402 (installed with distributed)
 
 from eenas.train.cluster import WORKER_CONFIG  # noqa: E402 (the workers' settings eenas gives a local cluster)
+from eenas.train.pipeline import Pipeline  # noqa: E402
 
 FILES = ("pareto.csv", "archive.csv")
 
@@ -34,20 +36,29 @@ def serial(small_search):
     return small_search[0]
 
 
-def test_two_workers_give_the_serial_run_byte_for_byte(serial, tmp_path):
+def test_two_workers_give_the_serial_run_byte_for_byte(serial, tmp_path, monkeypatch):
     # No holdout: its archs' heads change neither file compared (test_search), and a cold cache would train them all.
     run = start_search(config(holdout=0), tmp_path / "run", tmp_path / "cache", workers=2)
-    # The local cluster's workers: glibc's mmap threshold left alone, one malloc arena (eenas.train.cluster).
+    # The local cluster's workers: glibc's mmap threshold left alone, one malloc arena, no profiler, an event loop
+    # that wakes rarely (eenas.train.cluster).
     client = run.trainer.cluster.client
     assert set(client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_").values()) == {None}
     assert set(client.run(os.environ.get, "MALLOC_ARENA_MAX").values()) == {"1"}
     assert set(client.run(dask.config.get, "distributed.worker.profile.enabled").values()) == {False}
+    assert set(client.run(dask.config.get, "distributed.admin.tick.interval").values()) == {"1s"}
+
+    def on_the_client(self, p):
+        raise AssertionError(f"the client computed {p.tag}'s final logits: the workers' feature banks hold them")
+
+    monkeypatch.setattr(Pipeline, "_final_entry", on_the_client)  # this process only: the workers are others
     run.run()
     for name in FILES:
         assert (run.out / name).read_bytes() == (serial.out / name).read_bytes(), name
     # The cluster trained everything (its cache was cold) and the client stored it.
     assert any(e.startswith("head/") for e in run.pipeline.cache.trained)
     assert any(e.startswith("backbone/") for e in run.pipeline.cache.trained)
+    assert any(e.startswith("final/") for e in run.pipeline.cache.trained)
+    assert not run.trainer.cluster.client.status == "running"  # closed with the run
 
 
 def _backbones_of(serial, cache: Path) -> Path:
@@ -174,7 +185,7 @@ def _cli(monkeypatch, capsys, *args: str) -> str:
     return capsys.readouterr().out
 
 
-def test_pretrain_with_two_workers_stores_the_serial_runs_backbones(serial, tmp_path, monkeypatch, capsys):
+def test_pretrain_with_two_workers_stores_the_serial_runs_backbones(serial, tmp_path, monkeypatch, capsys, caplog):
     import torch
 
     from eenas.arch import Precision
@@ -187,6 +198,8 @@ def test_pretrain_with_two_workers_stores_the_serial_runs_backbones(serial, tmp_
                 "w8a8,w4a4", "--seed", str(SEARCH_SEED), "--device", "cpu", "--cache-dir", str(tmp_path),
                 "--workers", "2")
     assert "trained: backbone w8a8, backbone w4a4" in text  # on the cluster, stored here
+    # Dask's INFO chatter (every process's start and stop) stays out of the log; its warnings would not.
+    assert not [r for r in caplog.records if r.name.startswith("distributed") and r.levelno < logging.WARNING]
     assert float_key in text
     for p in (Precision(8, 8), Precision(4, 4)):
         key = serial.pipeline.backbone_key(p)
@@ -256,4 +269,6 @@ def test_heads_on_one_backbone_go_to_one_worker_first():
                                                             ["tcp://b:2"], ["tcp://a:1"]]
     assert two.preferred(["w8", "w8"]) == [None, None]  # one group: any worker
     assert Cluster(Scheduler("tcp://a:1")).preferred(["w8", "w4"]) == [None, None]
+    # A group keeps its worker from batch to batch (its feature bank is there); new groups are dealt on.
+    assert two.preferred(["w4", "w8"]) == [["tcp://b:2"], ["tcp://a:1"]]
     assert two.preferred(["x", "y", "z"]) == [["tcp://a:1"], ["tcp://b:2"], ["tcp://a:1"]]  # more groups than workers

@@ -167,6 +167,8 @@ class SearchRun:
                 bar.update(1)
                 bar.set_postfix(true_evals=row["true_evaluations"], best_et_ratio=f"{row['best_et_ratio']:.3f}")
         holdout = self.holdout()
+        if self.trainer is not None:  # nothing left to train: the workers shut down while the results are written
+            self.trainer.release()
         front, statics = self._write_results()
         self.run_dir.write_config(self.pipeline.cache)
         self.run_dir.event("finished", front_size=len(front), best_et_ratio=front["et_ratio"].min(),

@@ -1,7 +1,7 @@
 """Training jobs on a Dask cluster (``--workers N`` or ``--scheduler ADDRESS``).
 
-A job is one missing cache entry (a QAT backbone, an exit head, an ENOS search or training),
-submitted once under its cache key.  A worker builds it without a cache of its own, or in a
+A job is one missing cache entry (a QAT backbone, an exit head, a backbone's final logits, an ENOS search
+or training), submitted once under its cache key.  A worker builds it without a cache of its own, or in a
 private temporary one (a search's entries, from the backbones the client sends), and returns
 the entry; the client alone writes the cache and the run directory, so workers need
 no shared file system, only the dataset.  An entry is seeded from its key (or its run's
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import replace
@@ -43,10 +44,17 @@ CONNECT_TIMEOUT = "20s"
 # arenas hand freed memory back regardless of eenas.malloc's settings, so the tiny head bank run in a thread took
 # 3.8 million page faults and 6 s of system time against 0.09 million and 0.2 s in the main thread (or in a thread
 # with MALLOC_ARENA_MAX=1; docs/cluster.md).  Dask's statistical profiler, which walks the training thread's stack
-# every 10 ms, is off: the head bank's jobs took 9% longer with it.  The Dask config options for ``dask.config.set``.
+# every 10 ms, is off: the head bank's jobs took 9% longer with it.  Every Dask process's event loop also wakes on
+# timers (a 20 ms "tick" that watches for a blocked loop, a 500 ms system monitor, the nanny's 100 ms memory poll):
+# on 2 cores each wake-up preempts a worker's training, about 150 times a second per worker, and at 1 s, 2 s and 1 s
+# the involuntary context switches fell from about 4,000 to 1,000 per worker and the workers' CPU time over the
+# tiny head bank from 24 s to 21-22 s each.  The Dask config options for ``dask.config.set``.
 WORKER_CONFIG = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
                  "distributed.nanny.pre-spawn-environ.MALLOC_ARENA_MAX": "1",
-                 "distributed.worker.profile.enabled": False}
+                 "distributed.worker.profile.enabled": False,
+                 "distributed.admin.tick.interval": "1s",
+                 "distributed.admin.system-monitor.interval": "2s",
+                 "distributed.worker.memory.monitor-interval": "1s"}
 
 HeadId = tuple[Precision, int, str, Precision]
 Job = tuple[str, Callable[..., dict], tuple]  # cache key, the function a worker runs, its arguments
@@ -99,6 +107,8 @@ class Cluster:
 
     def __init__(self, client, cluster=None) -> None:
         self.client, self.cluster = client, cluster
+        self.homes: dict[Hashable, str] = {}  # a job group's worker (:meth:`preferred`), kept from run to run
+        self._closing: threading.Thread | None = None
         client.run(_prepare_worker, wait=False)
         workers = client.scheduler_info().get("workers", {}).values()
         # One job per GPU where the workers declare GPUs (dask-worker --resources GPU=1).
@@ -113,6 +123,10 @@ class Cluster:
         except ImportError:
             flag = "--workers" if workers is not None else "--scheduler"
             raise EenasError(f"{flag} needs Dask: pip install 'eenas[dask]'") from None
+        # Dask logs each process's start and stop at INFO (its importing set that level), a closing connection
+        # with a traceback among them: below eenas's debug output (``eenas -v``) only its warnings are shown.
+        if not log.isEnabledFor(logging.DEBUG):
+            logging.getLogger("distributed").setLevel(logging.WARNING)
         if scheduler is None:
             import dask
 
@@ -128,9 +142,20 @@ class Cluster:
 
     def close(self) -> None:
         """Close the client, and the local cluster if this started it (never a cluster given by address)."""
+        if self._closing is not None:
+            self._closing.join()
+            return
         self.client.close()
         if self.cluster is not None:
             self.cluster.close()
+
+    def release(self) -> None:
+        """Start closing in a thread, for a caller whose remaining work needs no cluster: the workers' shutdown
+        (1-2 s, mostly waiting for their processes to end) then overlaps it.  :meth:`close` waits for it."""
+        if self._closing is None:
+            closing = threading.Thread(target=self.close, name="eenas-cluster-close", daemon=True)
+            closing.start()
+            self._closing = closing
 
     def __enter__(self) -> Cluster:
         return self
@@ -176,13 +201,16 @@ class Cluster:
         return failed
 
     def preferred(self, groups: list[Hashable]) -> list[list[str] | None]:
-        """A worker per job, the same for every job of a group, groups dealt round-robin over the workers (None
-        where there is no choice to make: one group or one worker)."""
+        """A worker per job, the same for every job of a group, in this run and the next ones (what the worker
+        prepared for the group is still there), new groups dealt round-robin over the workers in order of first
+        appearance; None where there is no choice to make: one group or one worker."""
         workers = sorted(self.client.scheduler_info().get("workers", {}))
-        slot = {g: i for i, g in enumerate(dict.fromkeys(groups))}  # groups in order of first appearance
-        if len(slot) < 2 or len(workers) < 2:
+        if len(set(groups)) < 2 or len(workers) < 2:
             return [None] * len(groups)
-        return [[workers[slot[g] % len(workers)]] for g in groups]
+        for g in dict.fromkeys(groups):
+            if self.homes.get(g) not in workers:  # a new group, or its worker is gone
+                self.homes[g] = workers[len(self.homes) % len(workers)]
+        return [[self.homes[g]] for g in groups]
 
 
 class ClusterTrainer:
@@ -195,6 +223,10 @@ class ClusterTrainer:
 
     def close(self) -> None:
         self.cluster.close()
+
+    def release(self) -> None:
+        """Training is over: start closing the cluster (:meth:`Cluster.release`)."""
+        self.cluster.release()
 
     def backbones(self, precisions: Iterable[Precision]) -> dict[Precision, str]:
         """Train the float backbone, then the QAT ones in parallel, where the cache lacks them.
@@ -217,12 +249,17 @@ class ClusterTrainer:
         heads = list(dict.fromkeys(heads))
         lost = self.backbones([*backbones, *(h[0] for h in heads)])
         failed = {h: lost[h[0]] for h in heads if h[0] in lost}
-        needs = list(dict.fromkeys(h[0] for h in heads))
+        needs = list(dict.fromkeys(h[0] for h in heads if h[0] not in lost))
         failed.update(self._run("head", [h for h in heads if h not in failed], needs))
+        # The heads' backbones' own logits, which scoring needs next: the worker that just trained a backbone's heads
+        # holds them in its feature bank, where the client would run the backbone over both evaluation splits.
+        self._run("final", [(p,) for p in needs], needs)
         return failed
 
     def _key(self, kind: str, args: tuple) -> str:
-        return self.pipeline.backbone_key(args[0]) if kind == "backbone" else self.pipeline.head_key(*args)
+        if kind == "backbone":
+            return self.pipeline.backbone_key(args[0])
+        return self.pipeline.final_key(args[0]) if kind == "final" else self.pipeline.head_key(*args)
 
     def _cached(self, kind: str, args: tuple) -> bool:
         if kind == "backbone":
@@ -242,12 +279,13 @@ class ClusterTrainer:
             if entry is not None:
                 shipped[self.pipeline.backbone_key(p)] = entry
         sent = self.cluster.scatter(shipped)
-        # A worker extracts a backbone's feature bank before its first head on it: heads go by backbone precision
-        # (a head id's first field).
-        by_backbone = {key_of[a]: a[0] for a in todo}.get if kind == "head" else None
+        # A worker extracts a backbone's feature bank before its first head on it: heads (and the backbone's final
+        # logits) go by backbone precision, a head id's first field.
+        by_backbone = {key_of[a]: a[0] for a in todo}.get if kind != "backbone" else None
         failed = self.cluster.run(cache, kind, [(key_of[a], train_entry, (self.cfg, kind, a, sent)) for a in todo],
                                   group=by_backbone)
-        self.pipeline.trained += [Pipeline.entry_name(kind, a) for a in todo if key_of[a] not in failed]
+        if kind != "final":  # logits, not a training
+            self.pipeline.trained += [Pipeline.entry_name(kind, a) for a in todo if key_of[a] not in failed]
         return {args: failed[key_of[args]] for args in todo if key_of[args] in failed}
 
 

@@ -415,12 +415,15 @@ class Pipeline:
         return f"head {head}@{mount} {p_exit.tag}"
 
     def train_entry(self, kind: str, args: tuple) -> dict:
-        """Train the ``backbone`` (args: precision) or ``head`` (args: a head id) entry without storing it.
+        """Build the ``backbone`` (args: precision), ``head`` (args: a head id) or ``final`` (args: precision)
+        entry without storing it.
 
         A cluster worker's job (eenas.train.cluster): the client stores what it returns.
         """
         if kind == "backbone":
             return self._train_backbone(args[0], self.backbone_key(args[0]))
+        if kind == "final":
+            return self._final_entry(args[0])
         return self._train_head(*args, self.head_key(*args))
 
     # --------------------------------------------------------------------- features
@@ -449,14 +452,16 @@ class Pipeline:
 
     def final_logits(self, p: Precision) -> ExitLogits:
         """The backbone classifier's logits (the last exit, and the static network)."""
-        key = config_hash({"stage": "final", "backbone": self.backbone_key(p),
-                           "eval_limit": self.cfg.budget.eval_limit})
-        entry = self.cache.get_or_build("final", key, lambda: self._final_entry(p))
+        entry = self.cache.get_or_build("final", self.final_key(p), lambda: self._final_entry(p))
         return ExitLogits(entry["val"], entry["test"])
 
+    def final_key(self, p: Precision) -> str:
+        return config_hash({"stage": "final", "backbone": self.backbone_key(p),
+                            "eval_limit": self.cfg.budget.eval_limit})
+
     def _final_entry(self, p: Precision) -> dict:
-        """From the feature bank when this process holds it, else from the two evaluation splits alone: a client
-        whose heads train on workers never needs the training split's features."""
+        """From the feature bank when this process holds it (a cluster worker that trained the backbone's heads),
+        else from the two evaluation splits alone: the training split's features are not needed."""
         if p in self._banks:
             final = self._banks[p].final
             return {"val": final.val, "test": final.test}
