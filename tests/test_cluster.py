@@ -46,6 +46,7 @@ def test_two_workers_give_the_serial_run_byte_for_byte(serial, tmp_path, monkeyp
     assert set(client.run(os.environ.get, "MALLOC_ARENA_MAX").values()) == {"1"}
     assert set(client.run(dask.config.get, "distributed.worker.profile.enabled").values()) == {False}
     assert set(client.run(dask.config.get, "distributed.admin.tick.interval").values()) == {"1s"}
+    assert {w["memory_limit"] for w in client.scheduler_info()["workers"].values()} == {0}  # never paused or killed
 
     def on_the_client(self, p):
         raise AssertionError(f"the client computed {p.tag}'s final logits: the workers' feature banks hold them")

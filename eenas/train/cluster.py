@@ -56,6 +56,11 @@ WORKER_CONFIG = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": N
                  "distributed.admin.system-monitor.interval": "2s",
                  "distributed.worker.memory.monitor-interval": "1s"}
 
+# No Dask memory limit on the local cluster's workers: a job's memory is torch tensors (a worker's feature banks,
+# 9.5 GB at quick) that Dask can neither spill nor free, so its default limit (the machine's memory over the
+# workers) only paused a worker at 80% (stalling its jobs) and would kill it at 95%, where a serial run goes on.
+WORKER_MEMORY_LIMIT = 0
+
 HeadId = tuple[Precision, int, str, Precision]
 Job = tuple[str, Callable[..., dict], tuple]  # cache key, the function a worker runs, its arguments
 
@@ -132,7 +137,7 @@ class Cluster:
 
             with dask.config.set(WORKER_CONFIG):
                 cluster = LocalCluster(n_workers=workers, threads_per_worker=WORKER_THREADS, processes=True,
-                                       dashboard_address=None)
+                                       dashboard_address=None, memory_limit=WORKER_MEMORY_LIMIT)
             return cls(Client(cluster), cluster)
         try:
             client = Client(scheduler, timeout=CONNECT_TIMEOUT)
