@@ -59,7 +59,8 @@ def test_two_workers_give_the_serial_run_byte_for_byte(serial, tmp_path, monkeyp
     assert any(e.startswith("head/") for e in run.pipeline.cache.trained)
     assert any(e.startswith("backbone/") for e in run.pipeline.cache.trained)
     assert any(e.startswith("final/") for e in run.pipeline.cache.trained)
-    assert not run.trainer.cluster.client.status == "running"  # closed with the run
+    assert run.trainer.cluster.client.status == "closed"  # closed with the run, the local cluster too
+    assert run.trainer.cluster.cluster.status.name == "closed"
 
 
 def _backbones_of(serial, cache: Path) -> Path:
@@ -251,20 +252,56 @@ def test_workers_and_scheduler_are_one_line_errors(tmp_path):
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()  # refused before any file is written
 
 
+class FakeScheduler:
+    """What :class:`~eenas.train.cluster.Cluster` asks of a Dask client, for workers at ``addresses``."""
+
+    def __init__(self, *addresses):
+        self.addresses, self.closed = addresses, 0
+
+    def scheduler_info(self):
+        return {"workers": {a: {"resources": {}} for a in self.addresses}}
+
+    def run(self, function, wait=True):  # Cluster prepares its workers when it connects
+        assert not wait
+
+    def close(self):
+        self.closed += 1
+
+
+def test_a_released_cluster_closes_once_in_its_thread_and_close_waits_for_it():
+    from eenas.train.cluster import Cluster
+
+    client, local = FakeScheduler("tcp://a:1"), FakeScheduler()
+    cluster = Cluster(client, local)
+    cluster.release()
+    cluster.release()
+    cluster.close()
+    assert (client.closed, local.closed) == (1, 1)
+    cluster.close()
+    assert (client.closed, local.closed) == (1, 1)
+
+
+def test_a_local_cluster_leaves_dasks_dashboard_port_to_others(recwarn):
+    import socket
+
+    from eenas.train.cluster import Cluster
+
+    with socket.socket() as other:  # another Dask cluster's dashboard, say
+        try:
+            other.bind(("", 8787))
+        except OSError:
+            pytest.skip("port 8787 is taken on this machine already")
+        other.listen()
+        with Cluster.connect(workers=1):
+            pass
+    assert not [w for w in recwarn if "8787" in str(w.message)]
+
+
 def test_heads_on_one_backbone_go_to_one_worker_first():
     """A worker extracts a backbone's feature bank once for all its heads on it: jobs are dealt by group."""
     from eenas.train.cluster import Cluster
 
-    class Scheduler:
-        def __init__(self, *addresses):
-            self.addresses = addresses
-
-        def scheduler_info(self):
-            return {"workers": {a: {"resources": {}} for a in self.addresses}}
-
-        def run(self, function, wait=True):  # Cluster prepares its workers when it connects
-            assert not wait
-
+    Scheduler = FakeScheduler
     two = Cluster(Scheduler("tcp://b:2", "tcp://a:1"))
     assert two.preferred(["w8", "w4", "w8", "w4", "w8"]) == [["tcp://a:1"], ["tcp://b:2"], ["tcp://a:1"],
                                                             ["tcp://b:2"], ["tcp://a:1"]]

@@ -136,8 +136,11 @@ class Cluster:
             import dask
 
             with dask.config.set(WORKER_CONFIG):
+                # No dashboard; the scheduler's HTTP server (health checks) on a free port, not Dask's 8787, which
+                # another cluster on the machine (a notebook's, say) may hold: Dask would warn and move.
                 cluster = LocalCluster(n_workers=workers, threads_per_worker=WORKER_THREADS, processes=True,
-                                       dashboard_address=None, memory_limit=WORKER_MEMORY_LIMIT)
+                                       dashboard_address=None, scheduler_kwargs={"dashboard_address": ":0"},
+                                       memory_limit=WORKER_MEMORY_LIMIT)
             return cls(Client(cluster), cluster)
         try:
             client = Client(scheduler, timeout=CONNECT_TIMEOUT)
@@ -146,21 +149,24 @@ class Cluster:
         return cls(client)
 
     def close(self) -> None:
-        """Close the client, and the local cluster if this started it (never a cluster given by address)."""
-        if self._closing is not None:
+        """Close the client, and the local cluster if this started it (never a cluster given by address); after
+        :meth:`release`, wait for that."""
+        if self._closing is None:
+            self._shut_down()
+        else:
             self._closing.join()
-            return
-        self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()
 
     def release(self) -> None:
         """Start closing in a thread, for a caller whose remaining work needs no cluster: the workers' shutdown
         (1-2 s, mostly waiting for their processes to end) then overlaps it.  :meth:`close` waits for it."""
         if self._closing is None:
-            closing = threading.Thread(target=self.close, name="eenas-cluster-close", daemon=True)
-            closing.start()
-            self._closing = closing
+            self._closing = threading.Thread(target=self._shut_down, name="eenas-cluster-close", daemon=True)
+            self._closing.start()
+
+    def _shut_down(self) -> None:
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
 
     def __enter__(self) -> Cluster:
         return self
