@@ -28,6 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 from statistics import median
+from typing import NamedTuple
 
 import pandas as pd
 import torch
@@ -82,9 +83,16 @@ def _bank_cache(search_cache: Path, cache: Path) -> None:
         shutil.copytree(search_cache / folder, cache / folder)
 
 
-def _bank_round(root: Path, search_cache: Path, i: int) -> tuple[float, float, float, bytes, bytes]:
-    """One round of the bank: serial, on the workers, and serial twice at once; its seconds (the pair's mean)
-    and both runs' ``pareto.csv``."""
+class BankRound(NamedTuple):
+    """One round of the bank: the seconds serially, on the workers and (mean) serially twice at once."""
+
+    serial: float
+    clustered: float
+    paired: float
+    same_front: bool  # the clustered run wrote the serial run's pareto.csv
+
+
+def _bank_round(root: Path, search_cache: Path, i: int) -> BankRound:
     runs = {}
     for workers in (0, WORKERS):
         name = f"bank-{i}-workers-{workers}"
@@ -93,8 +101,8 @@ def _bank_round(root: Path, search_cache: Path, i: int) -> tuple[float, float, f
     for j in range(WORKERS):
         _bank_cache(search_cache, root / f"pair-{i}-{j}-cache")
     paired = _at_once([("bank", root / f"pair-{i}-{j}", root / f"pair-{i}-{j}-cache", 0) for j in range(WORKERS)])
-    fronts = [(root / f"bank-{i}-workers-{w}" / "pareto.csv").read_bytes() for w in (0, WORKERS)]
-    return runs[0], runs[WORKERS], sum(paired) / len(paired), *fronts
+    serial_front, clustered_front = ((root / f"bank-{i}-workers-{w}" / "pareto.csv").read_bytes() for w in (0, WORKERS))
+    return BankRound(runs[0], runs[WORKERS], sum(paired) / len(paired), serial_front == clustered_front)
 
 
 def _spread(values: list[float]) -> str:
@@ -112,11 +120,11 @@ def run() -> pd.DataFrame:
         rounds = [_bank_round(root, root / "cache-workers-0", i) for i in range(BANK_ROUNDS)]
         events = pd.read_json(root / "bank-0-workers-0" / "events.jsonl", lines=True)
         heads = int(events.loc[events["event"] == "head_bank", "heads"].iloc[0])
-    serial, clustered, paired = ([r[k] for r in rounds] for k in range(3))
+    serial, clustered, paired = ([r.serial for r in rounds], [r.clustered for r in rounds], [r.paired for r in rounds])
     speedup = [s / c for s, c in zip(serial, clustered)]
     ceiling = [WORKERS * s / p for s, p in zip(serial, paired)]
     reached = [s / c for s, c in zip(speedup, ceiling)]  # the cluster's own cost, apart from the machine's state
-    identical = fronts[0] == fronts[WORKERS] and all(r[3] == r[4] for r in rounds)
+    identical = fronts[0] == fronts[WORKERS] and all(r.same_front for r in rounds)
     rows = [
         ("tiny search, serial (1 thread, cold cache)", seconds[0], "s", "<= 60 (idle 2 cores)", ""),
         (f"tiny search, --workers {WORKERS} (cold cache)", seconds[WORKERS], "s", "", ""),

@@ -301,12 +301,11 @@ def test_heads_on_one_backbone_go_to_one_worker_first():
     """A worker extracts a backbone's feature bank once for all its heads on it: jobs are dealt by group."""
     from eenas.train.cluster import Cluster
 
-    Scheduler = FakeScheduler
-    two = Cluster(Scheduler("tcp://b:2", "tcp://a:1"))
+    two = Cluster(FakeScheduler("tcp://b:2", "tcp://a:1"))
     assert two.preferred(["w8", "w4", "w8", "w4", "w8"]) == [["tcp://a:1"], ["tcp://b:2"], ["tcp://a:1"],
                                                             ["tcp://b:2"], ["tcp://a:1"]]
     assert two.preferred(["w8", "w8"]) == [None, None]  # one group: any worker
-    assert Cluster(Scheduler("tcp://a:1")).preferred(["w8", "w4"]) == [None, None]
+    assert Cluster(FakeScheduler("tcp://a:1")).preferred(["w8", "w4"]) == [None, None]
     # A group keeps its worker from batch to batch (its feature bank is there); new groups are dealt on.
     assert two.preferred(["w4", "w8"]) == [["tcp://b:2"], ["tcp://a:1"]]
     assert two.preferred(["x", "y", "z"]) == [["tcp://a:1"], ["tcp://b:2"], ["tcp://a:1"]]  # more groups than workers
