@@ -76,6 +76,24 @@ def test_list_and_show(registry):
     assert shown.count("sha256 matches") == 2 and "accuracy against pretraining epochs" in shown  # float and w8a8
 
 
+def test_show_plots_accuracy_against_epochs(registry_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("EENAS_WEIGHTS_DIR", str(registry_dir))
+    png = tmp_path / "history.png"
+    assert f"wrote {png}" in invoke("weights", "show", NAME, "--plot", png)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    # An entry without a history (written by hand) is one error line, and no figure.
+    bare = tmp_path / "bare"
+    shutil.copytree(registry_dir, bare)
+    entries = yaml.safe_load((bare / "registry.yaml").read_text())
+    for entry in entries:
+        entry.pop("history", None)
+    (bare / "registry.yaml").write_text(yaml.safe_dump(entries, sort_keys=False))
+    monkeypatch.setenv("EENAS_WEIGHTS_DIR", str(bare))
+    result = run_eenas(monkeypatch, capsys, "weights", "show", NAME, "--plot", str(tmp_path / "none.png"))
+    assert result.code == 2 and "records no accuracy against epochs" in result.err
+    assert not (tmp_path / "none.png").exists()
+
+
 def test_auto_starts_from_the_registered_weights_and_trains_no_float_backbone(registry, cache_dir, tiny_pipeline):
     pipe = Pipeline(tiny_config(cache_dir))  # pretrained auto
     entry = registry.get(NAME)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from eenas.arch import DATASET_CLASSES
@@ -47,7 +49,9 @@ def weights_list() -> None:
 
 @weights.command("show")
 @click.argument("name")
-def weights_show(name) -> None:
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also draw its accuracy against pretraining epochs as this PNG.")
+def weights_show(name, plot_path) -> None:
     """One entry whole: recipe, command, wall time, CPU and accuracy against epochs; checks its file's hash."""
     import pandas as pd
     import yaml
@@ -68,6 +72,10 @@ def weights_show(name) -> None:
     click.echo()
     for qat in (None, *entry.qat):  # the float file, then each shipped fine-tune
         click.echo(f"file {registry.verified_path(entry, qat)}: sha256 matches")
+    if plot_path is not None:
+        from eenas.weights.plot import plot_history
+
+        click.echo(f"wrote {plot_history(entry, plot_path)}")
 
 
 @weights.command("publish")
