@@ -32,3 +32,6 @@ class Precision:
     @property
     def tag(self) -> str:
         return f"w{self.weights}a{self.activations}"
+
+
+FLOAT = Precision(32, 32)  # the unquantized network; its tag keys float accuracies (registry, tables)

@@ -19,6 +19,7 @@ import torch
 from eenas.enos.networks import float_network
 from eenas.enos.search import SPLIT_SEED, VAL_FRACTION, EnosConfig, Workspace, network_options
 from eenas.machine import cpu_name
+from eenas.precision import FLOAT
 from eenas.scoring import top1
 from eenas.train.cache import Cache, config_hash
 from eenas.train.loops import ONE_CYCLE_RECIPE, fit, predict
@@ -87,7 +88,7 @@ def publish_float(cfg: EnosConfig, name: str, cache_dir: str | None = None, regi
     net.load_state_dict(load_state_dict(entry, registry))
     net = net.to(ws.device, memory_format=torch.channels_last).eval()
     accuracy = {split: round(_accuracy(net, ws, split), 4) for split in ("val", "test")}
-    entry = replace(entry, accuracy={"w32a32": accuracy})
+    entry = replace(entry, accuracy={FLOAT.tag: accuracy})
     registry.save(entry)
     log.info("registered %s: %s", entry.tag, entry.accuracy)
     return entry

@@ -34,6 +34,7 @@ from eenas.models.backbone import TappedBackbone
 from eenas.models.early_exit import EarlyExitNet
 from eenas.models.heads import build_head
 from eenas.models.registry import DEFAULT_BACKBONE, get_backbone, head_spec
+from eenas.precision import FLOAT
 from eenas.quant import calibrate, quantize_backbone, quantize_head
 from eenas.train.budget import Budget
 from eenas.train.cache import Cache, config_hash
@@ -42,7 +43,6 @@ from eenas.weights.registry import WeightsEntry, resolve_pretrained
 
 log = logging.getLogger(__name__)
 
-FLOAT = Precision(32, 32)
 VAL_FRACTION = 0.1
 # Fine-tunes with frozen (folded) BN diverge at pretraining rates: we measured a tiny W8A8
 # backbone fall from 72% to 62% at lr 0.01 but rise to 91% at 0.001.  They use lr / 50.

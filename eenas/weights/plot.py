@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from eenas.errors import EenasError
+from eenas.precision import FLOAT
 from eenas.report.figures import COLORS, panels, save, style
 from eenas.weights.registry import WeightsEntry
 
@@ -19,9 +20,9 @@ def plot_history(entry: WeightsEntry, path: Path) -> Path:
             label="training (augmented, running mean over the epoch)")
     ax.plot(epochs, [100 * h["val_accuracy"] for h in entry.history], marker="o", color=COLORS[1],
             label="validation")
-    if "w32a32" in entry.accuracy:
-        ax.axhline(100 * entry.accuracy["w32a32"]["test"], ls=":", color="gray",
-                   label=f"published float test top-1 ({100 * entry.accuracy['w32a32']['test']:.2f}%)")
+    if FLOAT.tag in entry.accuracy:
+        test = 100 * entry.accuracy[FLOAT.tag]["test"]
+        ax.axhline(test, ls=":", color="gray", label=f"published float test top-1 ({test:.2f}%)")
     recipe, threads = entry.recipe, f"{entry.threads} thread{'s' * (entry.threads > 1)}"
     style(ax, f"{entry.name}: top-1 against pretraining epochs\n({recipe.get('schedule', '')}, peak lr "
               f"{recipe.get('lr', '?')}, {entry.wall_time_s / 3600:.1f} h on {threads}, {entry.cpu})",
