@@ -16,6 +16,7 @@ from eenas.cli.options import (
     training_options,
 )
 from eenas.errors import EenasError
+from eenas.precision import FLOAT
 from eenas.report.tables import markdown
 
 
@@ -124,5 +125,5 @@ def enos_pretrain(model, dataset, name, notes, budget, data_dir, cache_dir, devi
         return
     check_weights_name(name)
     entry = publish_float(cfg, name, cache_dir, notes=notes)
-    click.echo(f"registered {entry.tag}: float val {entry.accuracy['w32a32']['val']:.4f} "
-               f"test {entry.accuracy['w32a32']['test']:.4f}")
+    float_accuracy = entry.accuracy[FLOAT.tag]
+    click.echo(f"registered {entry.tag}: float val {float_accuracy['val']:.4f} test {float_accuracy['test']:.4f}")
